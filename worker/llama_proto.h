@@ -1,0 +1,55 @@
+/* llama_proto.h — the JSON spoken with llama-server, without any I/O:
+ * a request body built from a job, a stream event decoded into a delta,
+ * an error body mapped to a wire code. Pure functions, unit-tested and
+ * fuzzed on their own. */
+#ifndef LLMQ_LLAMA_PROTO_H
+#define LLMQ_LLAMA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codes.h"
+#include "job.h"
+
+enum llama_endpoint {
+    LLAMA_COMPLETION, /* POST /completion (prompt jobs) */
+    LLAMA_CHAT,       /* POST /v1/chat/completions (chat jobs) */
+};
+
+struct llama_caps {
+    int max_tokens;         /* the config's cap: a job asking for more gets this */
+    int default_max_tokens; /* when the job gives none */
+};
+
+/* The endpoint a job goes to, and its path ("/completion", ...). */
+enum llama_endpoint llama_endpoint_for(const struct job *job);
+const char *llama_endpoint_path(enum llama_endpoint ep);
+
+/* The streaming request body for `job` as a malloc'd NUL-terminated JSON
+ * string, caps applied; NULL on allocation failure. */
+char *llama_request_json(const struct job *job, const struct llama_caps *caps);
+
+struct llama_event {
+    char *text; /* the new text (malloc'd, may be ""), NULL if none */
+    size_t text_len;
+    bool final;      /* the last event of the stream */
+    char finish[16]; /* when final: "stop" | "length" | ... */
+    int64_t prompt_tokens;     /* when known, else -1 */
+    int64_t completion_tokens; /* when known, else -1 */
+};
+
+/* Decode one SSE data payload. Returns 0, 1 for the chat stream's "[DONE]"
+ * sentinel (no event), or -1 for a payload that is not a valid event (msg
+ * says why). An event carrying an "error" object returns -1 too. */
+int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len,
+                      struct llama_event *ev, char *msg, size_t msg_len);
+void llama_event_clear(struct llama_event *ev);
+
+/* Map an HTTP error response (status + body) to a code and message:
+ * exceed_context_size_error -> LLMQ_CONTEXT_EXCEEDED, other 4xx ->
+ * LLMQ_BACKEND_ERROR, 5xx -> LLMQ_BACKEND_ERROR. */
+enum llmq_code llama_parse_error(long status, const char *body, size_t len, char *msg,
+                                 size_t msg_len);
+
+#endif

@@ -1,0 +1,56 @@
+/* reply.h — encode the reply messages of wire contract v1 (msgpack maps):
+ * chunk, done, error; and the dead-letter headers.
+ *
+ * Each encoder appends one complete msgpack map to a msgpack_sbuffer that
+ * the caller owns (and may reuse after msgpack_sbuffer_clear). Field order is
+ * fixed so the output is byte-stable and matches schemas/vectors. */
+#ifndef LLMQ_REPLY_H
+#define LLMQ_REPLY_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codes.h"
+
+struct reply_usage {
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+};
+
+struct reply_timings {
+    double queue_ms; /* from the job's Kafka timestamp to its request start */
+    double ttft_ms;  /* from request start to the first token */
+    double gen_ms;   /* from the first token to the end */
+    double tokens_per_s;
+};
+
+struct reply_done {
+    const char *id;
+    const char *run;
+    const char *text;
+    size_t text_len;
+    const char *finish; /* "stop", "length", ... */
+    struct reply_usage usage;
+    struct reply_timings timings;
+    const char *worker;
+    const uint8_t *meta; /* raw msgpack or NULL: then meta is omitted */
+    size_t meta_len;
+};
+
+struct reply_error {
+    const char *id;  /* NULL: the job's id could not be read (the reply still carries "") */
+    const char *run; /* NULL: the job never ran (rejected before a run) -> "" */
+    enum llmq_code code;
+    const char *message;
+    const char *worker;
+    const uint8_t *meta;
+    size_t meta_len;
+};
+
+int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, uint64_t seq,
+                       const char *text, size_t text_len);
+int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done);
+int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err);
+
+#endif
