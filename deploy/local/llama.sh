@@ -38,10 +38,14 @@ build() {
     -DBUILD_SHARED_LIBS=OFF >"$SRC_ROOT/configure.log" 2>&1 \
     || { tail -30 "$SRC_ROOT/configure.log" >&2; die "llama.cpp configure failed (log: $SRC_ROOT/configure.log)"; }
   # Ninja's own [n/N] counter is the progress report; keep one line per step.
+  local status
+  set +o pipefail
   cmake --build "$SRC_ROOT/build" --target llama-server -j "$jobs" 2>&1 \
     | tee "$SRC_ROOT/build.log" | grep --line-buffered -E '^\[[0-9]+/[0-9]+\]' \
     | awk '{ if (NR % 10 == 1) { print "[llama build] " $1 " " $NF; fflush() } }' >&2
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { tail -30 "$SRC_ROOT/build.log" >&2; die "llama-server build failed (log: $SRC_ROOT/build.log)"; }
+  status=${PIPESTATUS[0]}
+  set -o pipefail
+  [ "$status" -eq 0 ] || { tail -30 "$SRC_ROOT/build.log" >&2; die "llama-server build failed (log: $SRC_ROOT/build.log)"; }
   mkdir -p "$SRC_ROOT/bin"
   cp "$SRC_ROOT/build/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
   log "llama-server built: $BIN"

@@ -1,0 +1,429 @@
+/* kafka.c — consumer group and idempotent producer, driven by the loop. */
+#include "kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+/* How many consumer events one loop wake-up serves before yielding. */
+#define KAFKA_POLL_BATCH 256
+
+struct kafka {
+    struct loop *loop;
+    const struct llmq_config *cfg;
+    const struct logger *log;
+    struct kafka_events events;
+    void *ctx;
+
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *consumer_queue;
+    rd_kafka_queue_t *producer_queue;
+    int consumer_pipe[2];
+    int producer_pipe[2];
+    struct loop_timer *consumer_more; /* a batch left events behind */
+
+    bool paused;
+    bool joined;
+    bool closing;
+};
+
+/* What a produced message carries to its delivery report. */
+struct delivery {
+    kafka_delivery_fn fn;
+    void *opaque;
+};
+
+static void librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    const struct kafka *k = rd_kafka_opaque(rk);
+    enum log_level lvl = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
+                                                                                     : LOG_DEBUG;
+    log_at(k->log, lvl, "rdkafka", "%s: %s", fac, buf);
+}
+
+static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    const struct kafka *k = opaque;
+    (void)rk;
+    /* Transport errors are retried by librdkafka itself; say so once. */
+    log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    const struct kafka *k = opaque;
+    struct delivery *d = msg->_private;
+    (void)rk;
+    if (msg->err)
+        log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                 rd_kafka_err2str(msg->err));
+    if (d) {
+        d->fn(d->opaque, msg->err);
+        free(d);
+    }
+}
+
+static int set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t err_len)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, err_len, "kafka property %s: %s", name, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Settings common to both clients, then the user's pass-through properties,
+ * which win over everything but the settings the worker's guarantees need. */
+static rd_kafka_conf_t *base_conf(struct kafka *k, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_log_cb(conf, librdkafka_log);
+    rd_kafka_conf_set_error_cb(conf, librdkafka_error);
+    if (set_conf(conf, "bootstrap.servers", k->cfg->kafka.brokers, err, err_len) ||
+        set_conf(conf, "client.id", k->cfg->worker_id, err, err_len))
+        goto fail;
+    for (size_t i = 0; i < k->cfg->kafka.n_properties; i++) {
+        const struct config_kv *kv = &k->cfg->kafka.properties[i];
+        if (set_conf(conf, kv->key, kv->value, err, err_len))
+            goto fail;
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct kafka *k = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (k->paused && parts->cnt > 0)
+            rd_kafka_pause_partitions(rk, parts);
+        k->joined = true;
+        log_info(k->log, "kafka", "assigned %d partition(s)%s", parts->cnt,
+                 k->paused ? " (paused: at capacity)" : "");
+        if (k->events.on_assigned)
+            k->events.on_assigned(k->ctx, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_copy(parts);
+        for (int i = 0; i < commit->cnt; i++)
+            commit->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        if (k->events.on_revoking)
+            k->events.on_revoking(k->ctx, parts, commit);
+        /* Commit what is done before letting go, unless the partitions were
+         * already lost (then another member may own them). */
+        rd_kafka_topic_partition_list_t *valid = rd_kafka_topic_partition_list_new(commit->cnt);
+        for (int i = 0; i < commit->cnt; i++)
+            if (commit->elems[i].offset >= 0)
+                rd_kafka_topic_partition_list_add(valid, commit->elems[i].topic,
+                                                  commit->elems[i].partition)
+                    ->offset = commit->elems[i].offset;
+        if (valid->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, valid, 0);
+            if (cerr)
+                log_warn(k->log, "kafka", "commit on revocation failed: %s",
+                         rd_kafka_err2str(cerr));
+        }
+        rd_kafka_topic_partition_list_destroy(valid);
+        rd_kafka_topic_partition_list_destroy(commit);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        log_info(k->log, "kafka", "revoked %d partition(s)", parts->cnt);
+    } else {
+        log_warn(k->log, "kafka", "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        log_error(k->log, "kafka", "rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static void serve_consumer(struct kafka *k);
+
+static void consumer_more(struct loop *loop, void *ctx)
+{
+    struct kafka *k = ctx;
+    (void)loop;
+    k->consumer_more = NULL;
+    serve_consumer(k);
+}
+
+/* Serve up to one batch of consumer events; the io-event fd only fires when
+ * the queue goes from empty to non-empty, so a partial batch reschedules. */
+static void serve_consumer(struct kafka *k)
+{
+    for (int n = 0; n < KAFKA_POLL_BATCH; n++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(k->consumer, 0);
+        if (!msg)
+            return;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn(k->log, "kafka", "consumer: %s%s%s", rd_kafka_message_errstr(msg),
+                         msg->rkt ? " on " : "", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "");
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        k->events.on_message(k->ctx, msg);
+    }
+    if (!k->consumer_more)
+        k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
+}
+
+static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+{
+    (void)loop;
+    (void)events;
+    drain_pipe(fd);
+    serve_consumer(ctx);
+}
+
+static void producer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+{
+    struct kafka *k = ctx;
+    (void)loop;
+    (void)events;
+    drain_pipe(fd);
+    while (rd_kafka_poll(k->producer, 0) > 0)
+        ;
+}
+
+/* Route a client's event queue to a pipe the loop watches. */
+static int wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2], loop_fd_fn fn)
+{
+    if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    rd_kafka_queue_io_event_enable(queue, pipefd[1], "1", 1);
+    return loop_watch(k->loop, pipefd[0], LOOP_READ, fn, k);
+}
+
+struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const struct logger *log,
+                        const struct kafka_events *events, void *ctx, char *err, size_t err_len)
+{
+    struct kafka *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    k->loop = loop;
+    k->cfg = cfg;
+    k->log = log;
+    k->events = *events;
+    k->ctx = ctx;
+    k->consumer_pipe[0] = k->consumer_pipe[1] = -1;
+    k->producer_pipe[0] = k->producer_pipe[1] = -1;
+
+    rd_kafka_conf_t *pconf = base_conf(k, err, err_len);
+    if (!pconf)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(pconf, delivered);
+    if (set_conf(pconf, "enable.idempotence", "true", err, err_len) ||
+        set_conf(pconf, "linger.ms", "1", err, err_len)) {
+        rd_kafka_conf_destroy(pconf);
+        goto fail;
+    }
+    char why[512];
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof(why));
+    if (!k->producer) {
+        rd_kafka_conf_destroy(pconf);
+        snprintf(err, err_len, "kafka producer: %s", why);
+        goto fail;
+    }
+
+    rd_kafka_conf_t *cconf = base_conf(k, err, err_len);
+    if (!cconf)
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(cconf, rebalanced);
+    if (set_conf(cconf, "group.id", cfg->kafka.group_id, err, err_len) ||
+        set_conf(cconf, "enable.auto.commit", "false", err, err_len) ||
+        set_conf(cconf, "enable.auto.offset.store", "false", err, err_len) ||
+        set_conf(cconf, "auto.offset.reset", "earliest", err, err_len) ||
+        set_conf(cconf, "partition.assignment.strategy", "cooperative-sticky", err, err_len)) {
+        rd_kafka_conf_destroy(cconf);
+        goto fail;
+    }
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, why, sizeof(why));
+    if (!k->consumer) {
+        rd_kafka_conf_destroy(cconf);
+        snprintf(err, err_len, "kafka consumer: %s", why);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(k->consumer);
+    k->consumer_queue = rd_kafka_queue_get_consumer(k->consumer);
+    k->producer_queue = rd_kafka_queue_get_main(k->producer);
+    if (wake_loop_on(k, k->consumer_queue, k->consumer_pipe, consumer_readable) ||
+        wake_loop_on(k, k->producer_queue, k->producer_pipe, producer_readable)) {
+        snprintf(err, err_len, "kafka: cannot watch queues: %s", strerror(errno));
+        goto fail;
+    }
+    return k;
+fail:
+    kafka_close(k, 0);
+    return NULL;
+}
+
+int kafka_subscribe(struct kafka *k, char *err, size_t err_len)
+{
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)k->cfg->kafka.n_jobs_topics);
+    for (size_t i = 0; i < k->cfg->kafka.n_jobs_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, k->cfg->kafka.jobs_topics[i],
+                                          RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rerr = rd_kafka_subscribe(k->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr) {
+        snprintf(err, err_len, "subscribe: %s", rd_kafka_err2str(rerr));
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const char *key,
+                                  size_t key_len, const void *payload, size_t len,
+                                  const struct kafka_header *headers, size_t n_headers,
+                                  kafka_delivery_fn on_delivery, void *opaque)
+{
+    struct delivery *d = NULL;
+    if (on_delivery) {
+        d = malloc(sizeof(*d));
+        if (!d)
+            return RD_KAFKA_RESP_ERR__QUEUE_FULL;
+        d->fn = on_delivery;
+        d->opaque = opaque;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    if (n_headers > 0) {
+        hdrs = rd_kafka_headers_new(n_headers);
+        for (size_t i = 0; i < n_headers; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        k->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+    if (err) {
+        /* On failure the headers stay ours. */
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        free(d);
+    }
+    return err;
+}
+
+static void pause_resume(struct kafka *k, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(k->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts->cnt > 0) {
+        if (pause)
+            rd_kafka_pause_partitions(k->consumer, parts);
+        else
+            rd_kafka_resume_partitions(k->consumer, parts);
+    }
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    k->paused = pause;
+}
+
+void kafka_pause(struct kafka *k)
+{
+    if (!k->paused)
+        pause_resume(k, true);
+}
+
+void kafka_resume(struct kafka *k)
+{
+    if (k->paused)
+        pause_resume(k, false);
+}
+
+bool kafka_paused(const struct kafka *k)
+{
+    return k->paused;
+}
+
+rd_kafka_resp_err_t kafka_commit(struct kafka *k, const rd_kafka_topic_partition_list_t *offsets,
+                                 bool sync)
+{
+    return rd_kafka_commit(k->consumer, offsets, sync ? 0 : 1);
+}
+
+bool kafka_joined(const struct kafka *k)
+{
+    return k->joined;
+}
+
+int kafka_outq_len(const struct kafka *k)
+{
+    return rd_kafka_outq_len(k->producer);
+}
+
+void kafka_flush(struct kafka *k, int timeout_ms)
+{
+    rd_kafka_resp_err_t err = rd_kafka_flush(k->producer, timeout_ms);
+    if (err)
+        log_warn(k->log, "kafka", "flush: %d message(s) still unacknowledged after %d ms",
+                 rd_kafka_outq_len(k->producer), timeout_ms);
+}
+
+void kafka_close(struct kafka *k, int flush_timeout_ms)
+{
+    if (!k)
+        return;
+    k->closing = true;
+    if (k->consumer) {
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->consumer);
+        if (err)
+            log_warn(k->log, "kafka", "consumer close: %s", rd_kafka_err2str(err));
+    }
+    if (k->producer)
+        kafka_flush(k, flush_timeout_ms);
+    if (k->consumer_more)
+        loop_timer_cancel(k->loop, k->consumer_more);
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? k->consumer_pipe[0] : k->producer_pipe[0];
+        if (fd >= 0)
+            loop_unwatch(k->loop, fd);
+    }
+    if (k->consumer_queue)
+        rd_kafka_queue_destroy(k->consumer_queue);
+    if (k->producer_queue)
+        rd_kafka_queue_destroy(k->producer_queue);
+    if (k->consumer)
+        rd_kafka_destroy(k->consumer);
+    if (k->producer)
+        rd_kafka_destroy(k->producer);
+    for (int i = 0; i < 2; i++) {
+        if (k->consumer_pipe[i] >= 0)
+            close(k->consumer_pipe[i]);
+        if (k->producer_pipe[i] >= 0)
+            close(k->producer_pipe[i]);
+    }
+    free(k);
+}
