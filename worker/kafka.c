@@ -402,8 +402,13 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
         if (err)
             log_warn(k->log, "kafka", "consumer close: %s", rd_kafka_err2str(err));
     }
-    if (k->producer)
+    if (k->producer) {
         kafka_flush(k, flush_timeout_ms);
+        /* Whatever is left fails now, through its delivery report, while the
+         * owners of the reports still exist. */
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(k->producer, 1000);
+    }
     if (k->consumer_more)
         loop_timer_cancel(k->loop, k->consumer_more);
     for (int i = 0; i < 2; i++) {

@@ -1,0 +1,167 @@
+/* main.c — llmq-worker: flags, configuration, signals, exit codes.
+ *
+ * Exit codes (documented in README.md):
+ *   0  clean shutdown (SIGTERM/SIGINT drained), or --check-config passed
+ *   1  runtime failure (a client could not be created, the loop failed)
+ *   2  usage error (unknown flag, missing -c)
+ *   3  configuration error (the message names file:line and key) */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "worker.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3 };
+
+struct signals {
+    int fd;
+    struct worker *worker;
+    struct loop *loop;
+    const struct logger *log;
+    unsigned received;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: llmq-worker -c FILE [--check-config]\n"
+            "       llmq-worker --help | --version\n"
+            "\n"
+            "Consume generation jobs from Kafka, run them through a local llama-server,\n"
+            "and publish streamed replies. See deploy/worker.example.cfg for every key.\n"
+            "\n"
+            "  -c, --config FILE   the libconfig file to load (required)\n"
+            "      --check-config  validate the file (and environment overrides), print the\n"
+            "                      effective configuration with secrets masked, and exit\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       the version\n"
+            "\n"
+            "Environment variables override common keys (LLMQ_KAFKA_BROKERS, ...; see README).\n"
+            "Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error, 3 config error.\n");
+}
+
+static void signal_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+{
+    struct signals *s = ctx;
+    struct signalfd_siginfo info;
+    (void)events;
+    while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
+        s->received++;
+        if (s->received == 1) {
+            log_info(s->log, "main", "%s: draining (send again to stop at once)",
+                     strsignal((int)info.ssi_signo));
+            worker_drain(s->worker);
+        } else {
+            log_warn(s->log, "main", "%s again: stopping without draining",
+                     strsignal((int)info.ssi_signo));
+            loop_stop(loop);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int check_only = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("llmq-worker %s\n", LLMQ_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!config_path || optind != argc) {
+        fprintf(stderr, "llmq-worker: %s\n",
+                !config_path ? "-c FILE is required" : "unexpected argument");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    struct llmq_config cfg;
+    char err[512];
+    if (config_load(&cfg, config_path, getenv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "llmq-worker: %s\n", err);
+        config_free(&cfg);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        config_dump(&cfg, stdout);
+        fprintf(stderr, "llmq-worker: %s: configuration OK\n", config_path);
+        config_free(&cfg);
+        return EXIT_OK;
+    }
+
+    struct logger log;
+    logger_init(&log, cfg.logging.level, cfg.logging.json, STDERR_FILENO);
+
+    /* Block the signals before librdkafka starts threads, so that they all
+     * inherit the mask and the signals arrive only through the signalfd. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = EXIT_RUNTIME;
+    struct loop *loop = loop_new();
+    struct worker *worker = NULL;
+    struct signals sig = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .log = &log};
+    if (!loop || sig.fd < 0) {
+        log_error(&log, "main", "cannot create the event loop");
+        goto out;
+    }
+    worker = worker_new(loop, &cfg, &log, err, sizeof(err));
+    if (!worker) {
+        log_error(&log, "main", "%s", err);
+        goto out;
+    }
+    sig.worker = worker;
+    sig.loop = loop;
+    loop_watch(loop, sig.fd, LOOP_READ, signal_readable, &sig);
+    log_info(&log, "main", "llmq-worker %s starting as %s (brokers %s, group %s, %d slot(s))",
+             LLMQ_VERSION, cfg.worker_id, cfg.kafka.brokers, cfg.kafka.group_id, cfg.llama.slots);
+    if (worker_start(worker) != 0) {
+        log_error(&log, "main", "cannot start llama-server");
+        goto out;
+    }
+    rc = loop_run(loop) == 0 ? EXIT_OK : EXIT_RUNTIME;
+out:
+    if (sig.fd >= 0) {
+        if (loop)
+            loop_unwatch(loop, sig.fd);
+        close(sig.fd);
+    }
+    worker_free(worker);
+    loop_free(loop);
+    log_info(&log, "main", "exit %d", rc);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,959 @@
+/* worker.c — the job life: consume, validate, run, stream, reply, commit.
+ *
+ * Everything here runs on the loop thread. The flow of one task:
+ *   message -> decode + admit -> (rejected: error reply + dead-letter copy)
+ *           -> queued -> running (llama run streams chunks) -> finishing
+ *           -> terminal reply acknowledged -> offset done -> commit.
+ * A run lost with llama-server goes back to the head of the queue under a
+ * new run id, up to limits.retries times. */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "http.h"
+#include "job.h"
+#include "kafka.h"
+#include "llama.h"
+#include "loop.h"
+#include "offsets.h"
+#include "reply.h"
+#include "supervisor.h"
+
+/* How long a lost run waits before its rerun, so that the supervisor sees
+ * llama-server's death before the rerun is sent to a dying process. */
+#define RETRY_HOLD_MS 500
+/* How soon done offsets are committed after a task finishes. */
+#define COMMIT_DELAY_MS 200
+/* A terminal reply the broker refused is produced again after this. */
+#define REPRODUCE_DELAY_MS 1000
+/* Waiting for in-flight replies when partitions are revoked. */
+#define REVOKE_FLUSH_MS 2000
+
+struct partition {
+    struct partition *next;
+    char *topic;
+    int32_t id;
+    struct offsets *offsets;
+};
+
+enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_FINISHING };
+
+/* A message the broker must acknowledge before the task is done. */
+struct outgoing {
+    struct task *task;
+    char *topic;
+    msgpack_sbuffer payload;
+    struct kafka_header headers[5];
+    size_t n_headers;
+    char header_values[5][64];
+    struct loop_timer *retry;
+};
+
+struct task {
+    struct worker *w;
+    struct task *prev, *next;   /* all live tasks */
+    struct task *queue_next;    /* queued tasks, FIFO */
+    struct partition *part;     /* NULL once its partition was revoked */
+    char *source_topic;
+    int32_t source_partition;
+    int64_t offset;
+    uint8_t *raw; /* the job message as received, for a dead-letter copy */
+    size_t raw_len;
+    char *raw_key;
+    size_t raw_key_len;
+
+    struct job job;
+    enum task_state state;
+    char run[17];
+    unsigned attempts;
+    int64_t kafka_ts_ms;      /* the job message's timestamp (wall) */
+    int64_t deadline_wall_ms; /* the job's deadline, or consumed + job_timeout */
+    int64_t start_ms, first_token_ms; /* monotonic */
+    struct llama_run *llama;
+    uint64_t seq;
+    char *text; /* the run's full text */
+    size_t text_len, text_cap;
+    size_t published_len; /* bytes of text already sent in chunks */
+    struct loop_timer *coalesce_timer;
+    struct loop_timer *deadline_timer;
+    struct outgoing *outgoing[2]; /* terminal reply and/or dead-letter copy */
+    unsigned deliveries_pending;
+};
+
+struct worker {
+    struct loop *loop;
+    const struct llmq_config *cfg;
+    const struct logger *log;
+    struct http *http;
+    struct supervisor *sup;
+    struct kafka *kafka;
+    struct job_policy policy;
+    struct llama_caps caps;
+
+    struct partition *partitions;
+    struct task *tasks; /* every live task */
+    struct task *queue_head, *queue_tail;
+    unsigned n_tasks;   /* queued + running + finishing */
+    unsigned n_running;
+    unsigned n_unfinished; /* queued + running: what capacity counts */
+
+    bool backend_ready;
+    bool subscribed;
+    bool draining;
+    bool stopped;
+    int64_t hold_until_ms; /* no run starts before this (after a lost run) */
+    struct loop_timer *hold_timer;
+    struct loop_timer *commit_timer;
+    struct loop_timer *drain_timer;
+    struct worker_stats stats;
+};
+
+static void schedule(struct worker *w);
+static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
+                              bool dead_letter);
+
+/* ---- partitions ---- */
+
+static struct partition *partition_find(struct worker *w, const char *topic, int32_t id)
+{
+    for (struct partition *p = w->partitions; p; p = p->next)
+        if (p->id == id && strcmp(p->topic, topic) == 0)
+            return p;
+    return NULL;
+}
+
+static struct partition *partition_get(struct worker *w, const char *topic, int32_t id)
+{
+    struct partition *p = partition_find(w, topic, id);
+    if (p)
+        return p;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->topic = strdup(topic);
+    p->id = id;
+    p->offsets = offsets_new();
+    if (!p->topic || !p->offsets) {
+        free(p->topic);
+        offsets_free(p->offsets);
+        free(p);
+        return NULL;
+    }
+    p->next = w->partitions;
+    w->partitions = p;
+    return p;
+}
+
+static void partition_remove(struct worker *w, struct partition *p)
+{
+    for (struct partition **pp = &w->partitions; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    for (struct task *t = w->tasks; t; t = t->next)
+        if (t->part == p)
+            t->part = NULL;
+    offsets_free(p->offsets);
+    free(p->topic);
+    free(p);
+}
+
+/* Commit every partition's done prefix that moved since the last commit. */
+static void commit_now(struct worker *w, bool sync)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    for (struct partition *p = w->partitions; p; p = p->next) {
+        int64_t at = offsets_commit_point(p->offsets);
+        if (at < 0)
+            continue;
+        rd_kafka_topic_partition_list_add(list, p->topic, p->id)->offset = at;
+        offsets_committed(p->offsets, at);
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = kafka_commit(w->kafka, list, sync);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            log_warn(w->log, "worker", "commit failed: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void commit_due(struct loop *loop, void *ctx)
+{
+    struct worker *w = ctx;
+    (void)loop;
+    w->commit_timer = NULL;
+    commit_now(w, false);
+}
+
+static void commit_soon(struct worker *w)
+{
+    if (!w->commit_timer)
+        w->commit_timer = loop_timer_after(w->loop, COMMIT_DELAY_MS, commit_due, w);
+}
+
+/* ---- tasks ---- */
+
+static void outgoing_free(struct worker *w, struct outgoing *o)
+{
+    if (!o)
+        return;
+    if (o->retry)
+        loop_timer_cancel(w->loop, o->retry);
+    msgpack_sbuffer_destroy(&o->payload);
+    free(o->topic);
+    free(o);
+}
+
+static void queue_remove(struct worker *w, struct task *t)
+{
+    struct task *prev = NULL;
+    for (struct task *q = w->queue_head; q; prev = q, q = q->queue_next) {
+        if (q != t)
+            continue;
+        if (prev)
+            prev->queue_next = q->queue_next;
+        else
+            w->queue_head = q->queue_next;
+        if (w->queue_tail == q)
+            w->queue_tail = prev;
+        q->queue_next = NULL;
+        return;
+    }
+}
+
+static void queue_push(struct worker *w, struct task *t, bool front)
+{
+    t->state = TASK_QUEUED;
+    t->queue_next = NULL;
+    if (!w->queue_head) {
+        w->queue_head = w->queue_tail = t;
+    } else if (front) {
+        t->queue_next = w->queue_head;
+        w->queue_head = t;
+    } else {
+        w->queue_tail->queue_next = t;
+        w->queue_tail = t;
+    }
+}
+
+/* Forget a task; whatever it was doing stops without a reply. */
+static void task_free(struct task *t)
+{
+    struct worker *w = t->w;
+    if (t->state == TASK_QUEUED)
+        queue_remove(w, t);
+    if (t->llama) {
+        llama_run_cancel(w->http, t->llama);
+        t->llama = NULL;
+    }
+    if (t->state == TASK_RUNNING)
+        w->n_running--;
+    if (t->state != TASK_FINISHING)
+        w->n_unfinished--;
+    if (t->coalesce_timer)
+        loop_timer_cancel(w->loop, t->coalesce_timer);
+    if (t->deadline_timer)
+        loop_timer_cancel(w->loop, t->deadline_timer);
+    for (size_t i = 0; i < 2; i++)
+        outgoing_free(w, t->outgoing[i]);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    w->n_tasks--;
+    job_free(&t->job);
+    free(t->text);
+    free(t->raw);
+    free(t->raw_key);
+    free(t->source_topic);
+    free(t);
+}
+
+static void drain_check(struct worker *w);
+
+/* The broker has every terminal message of the task: its offset is done. */
+static void task_done(struct task *t)
+{
+    struct worker *w = t->w;
+    if (t->part && offsets_done(t->part->offsets, t->offset) == 0)
+        commit_soon(w);
+    task_free(t);
+    drain_check(w);
+}
+
+static void produce_outgoing(struct outgoing *o);
+
+static void reproduce_due(struct loop *loop, void *ctx)
+{
+    struct outgoing *o = ctx;
+    (void)loop;
+    o->retry = NULL;
+    produce_outgoing(o);
+}
+
+static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
+{
+    struct outgoing *o = opaque;
+    struct task *t = o->task;
+    struct worker *w = t->w;
+    if (err && w->stopped)
+        return; /* shutting down: not acknowledged, so not committed either */
+    if (err) {
+        /* librdkafka already retried for message.timeout.ms; the reply must
+         * not be lost, so keep trying while the worker runs. */
+        w->stats.deliveries_failed++;
+        log_warn(w->log, "worker", "job %s: reply to %s not acknowledged (%s); producing again",
+                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
+        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
+        return;
+    }
+    if (--t->deliveries_pending == 0)
+        task_done(t);
+}
+
+static void produce_outgoing(struct outgoing *o)
+{
+    struct task *t = o->task;
+    struct worker *w = t->w;
+    const char *key = t->job.id ? t->job.id : t->raw_key;
+    size_t key_len = t->job.id ? strlen(t->job.id) : t->raw_key_len;
+    rd_kafka_resp_err_t err =
+        kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
+                      o->headers, o->n_headers, outgoing_delivered, o);
+    if (err) {
+        log_warn(w->log, "worker", "job %s: cannot produce to %s (%s); trying again",
+                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
+        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
+    }
+}
+
+static struct outgoing *outgoing_new(struct task *t, const char *topic)
+{
+    struct outgoing *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->task = t;
+    o->topic = strdup(topic);
+    msgpack_sbuffer_init(&o->payload);
+    if (!o->topic) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void outgoing_header(struct outgoing *o, const char *name, const char *value)
+{
+    size_t i = o->n_headers++;
+    snprintf(o->header_values[i], sizeof(o->header_values[i]), "%s", value);
+    o->headers[i].name = name;
+    o->headers[i].value = o->header_values[i];
+    o->headers[i].len = strlen(o->header_values[i]);
+}
+
+/* Move a task to finishing and send its terminal messages. */
+static void task_send_terminal(struct task *t)
+{
+    struct worker *w = t->w;
+    if (t->state == TASK_QUEUED)
+        queue_remove(w, t);
+    if (t->state == TASK_RUNNING)
+        w->n_running--;
+    if (t->state != TASK_FINISHING)
+        w->n_unfinished--;
+    t->state = TASK_FINISHING;
+    if (t->coalesce_timer) {
+        loop_timer_cancel(w->loop, t->coalesce_timer);
+        t->coalesce_timer = NULL;
+    }
+    if (t->deadline_timer) {
+        loop_timer_cancel(w->loop, t->deadline_timer);
+        t->deadline_timer = NULL;
+    }
+    t->deliveries_pending = 0;
+    for (size_t i = 0; i < 2; i++)
+        if (t->outgoing[i])
+            t->deliveries_pending++;
+    if (t->deliveries_pending == 0) {
+        task_done(t);
+        return;
+    }
+    for (size_t i = 0; i < 2; i++)
+        if (t->outgoing[i])
+            produce_outgoing(t->outgoing[i]);
+    schedule(w);
+}
+
+/* The topic a task's replies go to, or NULL when none is permitted. */
+static const char *task_reply_topic(const struct task *t)
+{
+    const struct worker *w = t->w;
+    const char *topic = job_reply_topic(&t->job, &w->policy);
+    return job_reply_topic_allowed(&w->policy, topic) ? topic : NULL;
+}
+
+static struct outgoing *reply_outgoing(struct task *t, const char *type)
+{
+    const char *topic = task_reply_topic(t);
+    if (!topic || !t->job.id)
+        return NULL;
+    struct outgoing *o = outgoing_new(t, topic);
+    if (!o)
+        return NULL;
+    outgoing_header(o, "llmq-type", type);
+    outgoing_header(o, "llmq-id", t->job.id);
+    return o;
+}
+
+static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
+                              bool dead_letter)
+{
+    struct worker *w = t->w;
+    w->stats.jobs_error[code]++;
+    log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
+             llmq_code_name(code), message);
+
+    struct outgoing *reply = reply_outgoing(t, "error");
+    if (reply) {
+        struct reply_error e = {
+            .id = t->job.id,
+            .run = t->attempts > 0 ? t->run : NULL,
+            .code = code,
+            .message = message,
+            .worker = w->cfg->worker_id,
+            .meta = t->job.meta,
+            .meta_len = t->job.meta_len,
+        };
+        reply_encode_error(&reply->payload, &e);
+        t->outgoing[0] = reply;
+    }
+    if (dead_letter && w->cfg->kafka.dead_letter_topic[0]) {
+        struct outgoing *dl = outgoing_new(t, w->cfg->kafka.dead_letter_topic);
+        if (dl) {
+            char num[32];
+            msgpack_sbuffer_write(&dl->payload, (const char *)t->raw, t->raw_len);
+            outgoing_header(dl, "llmq-error-code", llmq_code_name(code));
+            outgoing_header(dl, "llmq-error-message", message);
+            outgoing_header(dl, "llmq-source-topic", t->source_topic);
+            snprintf(num, sizeof(num), "%" PRId32, t->source_partition);
+            outgoing_header(dl, "llmq-source-partition", num);
+            snprintf(num, sizeof(num), "%" PRId64, t->offset);
+            outgoing_header(dl, "llmq-source-offset", num);
+            t->outgoing[1] = dl;
+            w->stats.dead_lettered++;
+        }
+    }
+    task_send_terminal(t);
+}
+
+static double ms_between(int64_t from, int64_t to)
+{
+    return from > 0 && to >= from ? (double)(to - from) : 0.0;
+}
+
+static void publish_chunk(struct task *t)
+{
+    struct worker *w = t->w;
+    size_t len = t->text_len - t->published_len;
+    if (len == 0 || !t->job.stream)
+        return;
+    const char *topic = task_reply_topic(t);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) ==
+        0) {
+        struct kafka_header headers[2] = {
+            {"llmq-type", "chunk", 5},
+            {"llmq-id", t->job.id, strlen(t->job.id)},
+        };
+        rd_kafka_resp_err_t err = kafka_produce(w->kafka, topic, t->job.id, strlen(t->job.id),
+                                                buf.data, buf.size, headers, 2, NULL, NULL);
+        if (err)
+            log_warn(w->log, "worker", "job %s: chunk %" PRIu64 " not produced: %s", t->job.id,
+                     t->seq, rd_kafka_err2str(err));
+        else
+            w->stats.chunks_published++;
+    }
+    msgpack_sbuffer_destroy(&buf);
+    t->seq++;
+    t->published_len = t->text_len;
+}
+
+static void coalesce_due(struct loop *loop, void *ctx)
+{
+    struct task *t = ctx;
+    (void)loop;
+    t->coalesce_timer = NULL;
+    publish_chunk(t);
+}
+
+static void run_text(void *ctx, const char *text, size_t len)
+{
+    struct task *t = ctx;
+    struct worker *w = t->w;
+    if (t->first_token_ms == 0)
+        t->first_token_ms = loop_now_ms();
+    if (t->text_len + len + 1 > t->text_cap) {
+        size_t cap = t->text_cap ? t->text_cap : 256;
+        while (cap < t->text_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(t->text, cap);
+        if (!grown)
+            return; /* the done reply carries what fit; the chunks stay whole */
+        t->text = grown;
+        t->text_cap = cap;
+    }
+    memcpy(t->text + t->text_len, text, len);
+    t->text_len += len;
+    t->text[t->text_len] = '\0';
+    w->stats.tokens_generated++;
+    if (w->cfg->chunking.coalesce_ms <= 0)
+        publish_chunk(t);
+    else if (!t->coalesce_timer && t->job.stream)
+        t->coalesce_timer =
+            loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
+}
+
+static void run_done(void *ctx, const struct llama_outcome *out)
+{
+    struct task *t = ctx;
+    struct worker *w = t->w;
+    t->llama = NULL;
+    if (out->code == LLMQ_OK) {
+        publish_chunk(t);
+        int64_t end_ms = loop_now_ms();
+        struct outgoing *reply = reply_outgoing(t, "done");
+        if (reply) {
+            double gen_ms = ms_between(t->first_token_ms, end_ms);
+            struct reply_done d = {
+                .id = t->job.id,
+                .run = t->run,
+                .text = t->text ? t->text : "",
+                .text_len = t->text_len,
+                .finish = out->finish,
+                .usage = {out->prompt_tokens, out->completion_tokens},
+                .timings =
+                    {
+                        .queue_ms = t->kafka_ts_ms > 0
+                                        ? ms_between(t->kafka_ts_ms,
+                                                     loop_wall_ms() - (end_ms - t->start_ms))
+                                        : 0.0,
+                        .ttft_ms = ms_between(t->start_ms, t->first_token_ms),
+                        .gen_ms = gen_ms,
+                        .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
+                                            ? (double)out->completion_tokens * 1000.0 / gen_ms
+                                            : 0.0,
+                    },
+                .worker = w->cfg->worker_id,
+                .meta = t->job.meta,
+                .meta_len = t->job.meta_len,
+            };
+            reply_encode_done(&reply->payload, &d);
+            t->outgoing[0] = reply;
+        }
+        w->stats.jobs_ok++;
+        task_send_terminal(t);
+        return;
+    }
+    if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
+        w->n_running--;
+        w->stats.runs_retried++;
+        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
+                 out->message);
+        queue_push(w, t, true);
+        w->hold_until_ms = loop_now_ms() + RETRY_HOLD_MS;
+        schedule(w);
+        return;
+    }
+    if (out->backend_lost) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts,
+                 out->message);
+        task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
+        return;
+    }
+    task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
+}
+
+static void deadline_due(struct loop *loop, void *ctx)
+{
+    struct task *t = ctx;
+    (void)loop;
+    t->deadline_timer = NULL;
+    if (t->llama) {
+        llama_run_cancel(t->w->http, t->llama);
+        t->llama = NULL;
+    }
+    task_finish_error(t, LLMQ_EXPIRED,
+                      t->state == TASK_RUNNING ? "deadline passed while generating"
+                                               : "deadline passed while queued",
+                      false);
+}
+
+static void new_run_id(char out[17])
+{
+    uint8_t bytes[8];
+    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
+        /* No entropy: fall back on the clock, still unique per attempt. */
+        uint64_t now = (uint64_t)loop_wall_ms() ^ ((uint64_t)loop_now_ms() << 20);
+        memcpy(bytes, &now, sizeof(bytes));
+    }
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+}
+
+static void task_start(struct task *t)
+{
+    struct worker *w = t->w;
+    static const struct llama_run_events events = {run_text, run_done};
+    t->state = TASK_RUNNING;
+    w->n_running++;
+    t->attempts++;
+    new_run_id(t->run);
+    t->start_ms = loop_now_ms();
+    t->first_token_ms = 0;
+    t->seq = 0;
+    t->text_len = 0;
+    t->published_len = 0;
+    w->stats.runs_started++;
+    struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
+    t->llama = llama_run_start(w->http, &target, &t->job, &w->caps, &events, t);
+    if (!t->llama)
+        task_finish_error(t, LLMQ_INTERNAL, "cannot start the request to llama-server", false);
+}
+
+static void hold_over(struct loop *loop, void *ctx)
+{
+    struct worker *w = ctx;
+    (void)loop;
+    w->hold_timer = NULL;
+    schedule(w);
+}
+
+/* Start what can start, then pause or resume consumption to match. */
+static void schedule(struct worker *w)
+{
+    int64_t now = loop_now_ms();
+    if (w->backend_ready && now < w->hold_until_ms) {
+        if (!w->hold_timer)
+            w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
+    } else {
+        while (w->backend_ready && w->queue_head &&
+               w->n_running < (unsigned)w->cfg->llama.slots) {
+            struct task *t = w->queue_head;
+            w->queue_head = t->queue_next;
+            if (!w->queue_head)
+                w->queue_tail = NULL;
+            t->queue_next = NULL;
+            task_start(t);
+        }
+    }
+    if (!w->subscribed || w->stopped)
+        return;
+    bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots;
+    if (w->draining || !w->backend_ready || full)
+        kafka_pause(w->kafka);
+    else
+        kafka_resume(w->kafka);
+}
+
+/* ---- Kafka events ---- */
+
+static void on_message(void *ctx, rd_kafka_message_t *msg)
+{
+    struct worker *w = ctx;
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    struct task *t = calloc(1, sizeof(*t));
+    struct partition *p = partition_get(w, topic, msg->partition);
+    if (!t || !p || offsets_track(p->offsets, msg->offset) != 0) {
+        /* Not tracked means not committed: another run will see it again. */
+        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message",
+                  topic, msg->partition, msg->offset);
+        free(t);
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    w->stats.jobs_received++;
+    t->w = w;
+    t->part = p;
+    t->source_topic = strdup(topic);
+    t->source_partition = msg->partition;
+    t->offset = msg->offset;
+    t->raw = malloc(msg->len ? msg->len : 1);
+    t->raw_len = msg->len;
+    if (t->raw && msg->len)
+        memcpy(t->raw, msg->payload, msg->len);
+    if (msg->key_len) {
+        t->raw_key = malloc(msg->key_len);
+        t->raw_key_len = msg->key_len;
+        if (t->raw_key)
+            memcpy(t->raw_key, msg->key, msg->key_len);
+    }
+    rd_kafka_timestamp_type_t ts_type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+    t->kafka_ts_ms = ts > 0 ? ts : 0;
+    t->next = w->tasks;
+    if (w->tasks)
+        w->tasks->prev = t;
+    w->tasks = t;
+    w->n_tasks++;
+    w->n_unfinished++;
+    t->state = TASK_QUEUED; /* not in the queue until admitted */
+
+    struct job_verdict why = {0};
+    enum llmq_code code = job_decode(msg->payload, msg->len, &t->job, &why);
+    if (code == LLMQ_OK)
+        code = job_admit(&t->job, &w->policy, loop_wall_ms(), &why);
+    rd_kafka_message_destroy(msg);
+    if (code != LLMQ_OK) {
+        task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
+        return;
+    }
+    int64_t now_wall = loop_wall_ms();
+    t->deadline_wall_ms = t->job.deadline_ms.set
+                              ? t->job.deadline_ms.value
+                              : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+    t->deadline_timer =
+        loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
+    queue_push(w, t, false);
+    schedule(w);
+}
+
+static void on_assigned(void *ctx, const rd_kafka_topic_partition_list_t *parts)
+{
+    struct worker *w = ctx;
+    for (int i = 0; i < parts->cnt; i++)
+        partition_get(w, parts->elems[i].topic, parts->elems[i].partition);
+    schedule(w);
+}
+
+static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
+                        rd_kafka_topic_partition_list_t *commit)
+{
+    struct worker *w = ctx;
+    /* Cancel what has not finished: the next owner runs it again. */
+    for (int i = 0; i < parts->cnt; i++) {
+        struct partition *p = partition_find(w, parts->elems[i].topic, parts->elems[i].partition);
+        if (!p)
+            continue;
+        struct task *next;
+        for (struct task *t = w->tasks; t; t = next) {
+            next = t->next;
+            if (t->part == p && t->state != TASK_FINISHING) {
+                log_info(w->log, "worker", "job %s: cancelled, partition %s[%" PRId32 "] revoked",
+                         t->job.id ? t->job.id : "?", p->topic, p->id);
+                task_free(t);
+            }
+        }
+    }
+    /* Replies already sent may still be acknowledged in time to commit. */
+    kafka_flush(w->kafka, REVOKE_FLUSH_MS);
+    for (int i = 0; i < commit->cnt; i++) {
+        struct partition *p =
+            partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
+        if (!p)
+            continue;
+        commit->elems[i].offset = offsets_commit_point(p->offsets);
+        if (commit->elems[i].offset < 0)
+            commit->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        partition_remove(w, p);
+    }
+    schedule(w);
+}
+
+/* ---- llama-server ---- */
+
+static void backend_ready(void *ctx)
+{
+    struct worker *w = ctx;
+    w->backend_ready = true;
+    log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
+    if (!w->subscribed && !w->draining) {
+        char err[256];
+        if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
+            log_error(w->log, "worker", "%s", err);
+            return;
+        }
+        w->subscribed = true;
+    }
+    schedule(w);
+}
+
+static void backend_down(void *ctx, const char *reason)
+{
+    struct worker *w = ctx;
+    w->backend_ready = false;
+    log_warn(w->log, "worker", "llama-server down: %s", reason);
+    /* Runs in flight are lost with it: rerun them once it is back. */
+    struct llama_outcome lost = {.code = LLMQ_BACKEND_FAILED, .backend_lost = true};
+    snprintf(lost.message, sizeof(lost.message), "%s", reason);
+    struct task *next;
+    for (struct task *t = w->tasks; t; t = next) {
+        next = t->next;
+        if (t->state == TASK_RUNNING && t->llama) {
+            llama_run_cancel(w->http, t->llama);
+            run_done(t, &lost);
+        }
+    }
+    schedule(w);
+}
+
+/* ---- drain ---- */
+
+static void drain_finish(struct worker *w)
+{
+    if (w->stopped)
+        return;
+    w->stopped = true;
+    if (w->drain_timer) {
+        loop_timer_cancel(w->loop, w->drain_timer);
+        w->drain_timer = NULL;
+    }
+    if (w->commit_timer) {
+        loop_timer_cancel(w->loop, w->commit_timer);
+        w->commit_timer = NULL;
+    }
+    if (w->subscribed)
+        commit_now(w, true);
+    log_info(w->log, "worker", "drained; stopping");
+    loop_stop(w->loop);
+}
+
+static void drain_check(struct worker *w)
+{
+    if (w->draining && w->n_tasks == 0)
+        drain_finish(w);
+}
+
+static void drain_timeout(struct loop *loop, void *ctx)
+{
+    struct worker *w = ctx;
+    (void)loop;
+    w->drain_timer = NULL;
+    log_warn(w->log, "worker", "drain timeout: cancelling %u unfinished job(s)", w->n_unfinished);
+    struct task *next;
+    for (struct task *t = w->tasks; t; t = next) {
+        next = t->next;
+        if (t->state != TASK_FINISHING)
+            task_free(t);
+    }
+    /* Replies in flight get a last chance to be acknowledged and committed. */
+    kafka_flush(w->kafka, 5000);
+    drain_finish(w);
+}
+
+void worker_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    log_info(w->log, "worker", "draining: %u job(s) in flight, up to %d s", w->n_tasks,
+             w->cfg->limits.drain_timeout_s);
+    schedule(w);
+    if (w->n_tasks == 0) {
+        drain_finish(w);
+        return;
+    }
+    w->drain_timer =
+        loop_timer_after(w->loop, (int64_t)w->cfg->limits.drain_timeout_s * 1000, drain_timeout, w);
+}
+
+/* ---- life ---- */
+
+struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
+                          const struct logger *log, char *err, size_t err_len)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    w->loop = loop;
+    w->cfg = cfg;
+    w->log = log;
+    w->policy = (struct job_policy){
+        .max_prompt_bytes = cfg->limits.max_prompt_bytes,
+        .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
+        .n_reply_topics = cfg->kafka.n_reply_allowlist,
+        .default_reply_topic = cfg->kafka.reply_topic,
+        .model = cfg->llama.model_name,
+    };
+    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
+    static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking};
+    static const struct supervisor_events sup_events = {backend_ready, backend_down};
+    w->http = http_new(loop);
+    if (!w->http) {
+        snprintf(err, err_len, "cannot create the HTTP client");
+        goto fail;
+    }
+    w->kafka = kafka_new(loop, cfg, log, &kafka_events, w, err, err_len);
+    if (!w->kafka)
+        goto fail;
+    w->sup = supervisor_new(loop, w->http, cfg, log, &sup_events, w);
+    if (!w->sup) {
+        snprintf(err, err_len, "cannot create the llama-server supervisor");
+        goto fail;
+    }
+    return w;
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    return supervisor_start(w->sup);
+}
+
+void worker_free(struct worker *w)
+{
+    if (!w)
+        return;
+    w->stopped = true;
+    /* Close Kafka while the tasks live: revocation and the last delivery
+     * reports still refer to them. */
+    if (w->kafka)
+        kafka_close(w->kafka, 5000);
+    while (w->tasks) {
+        struct task *t = w->tasks;
+        t->part = NULL;
+        task_free(t);
+    }
+    while (w->partitions)
+        partition_remove(w, w->partitions);
+    if (w->sup) {
+        supervisor_stop(w->sup, 5000);
+        supervisor_free(w->sup);
+    }
+    if (w->hold_timer)
+        loop_timer_cancel(w->loop, w->hold_timer);
+    if (w->commit_timer)
+        loop_timer_cancel(w->loop, w->commit_timer);
+    if (w->drain_timer)
+        loop_timer_cancel(w->loop, w->drain_timer);
+    http_free(w->http);
+    free(w);
+}
+
+bool worker_ready(const struct worker *w)
+{
+    return w->backend_ready && w->subscribed && kafka_joined(w->kafka);
+}
+
+const struct worker_stats *worker_stats(const struct worker *w)
+{
+    return &w->stats;
+}
+
+unsigned worker_running(const struct worker *w)
+{
+    return w->n_running;
+}
