@@ -1,0 +1,100 @@
+"""conftest.py — fixtures for the integration tests: the real Kafka broker
+(started by tests/run.sh through deploy/local/kafka.sh), the real llama-server
+with the tiny model, fresh topics per test, and llmq-worker processes.
+
+Everything that is missing makes the test fail with a message saying what to
+run; nothing is skipped silently."""
+import os
+import pathlib
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from llmq_harness import Kafka, Worker, ROOT
+
+
+def _need_env(name, hint):
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: {hint}", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def bootstrap():
+    return os.environ.get("LLMQ_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+@pytest.fixture(scope="session")
+def kafka(bootstrap):
+    k = Kafka(bootstrap)
+    k.wait_ready(timeout=30)
+    yield k
+    k.close()
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    d = pathlib.Path(os.environ.get("LLMQ_BUILD_DIR", ROOT / "build"))
+    if not (d / "llmq-worker").exists():
+        pytest.fail(f"{d}/llmq-worker missing: build first (tests/run.sh does)", pytrace=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin():
+    path = os.environ.get("LLAMA_SERVER") or subprocess.run(
+        ["bash", str(ROOT / "deploy/local/llama.sh"), "path"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"llama-server not executable: {path}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    path = os.environ.get("LLMQ_TINY_MODEL") or subprocess.run(
+        ["bash", str(ROOT / "deploy/local/models.sh"), "tiny"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    if not os.path.exists(path):
+        pytest.fail(f"tiny model missing: {path}", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def topics(kafka):
+    """A fresh set of topic names (jobs with 4 partitions, replies, dead)."""
+    tag = uuid.uuid4().hex[:8]
+    names = {
+        "jobs": f"t{tag}.jobs",
+        "replies": f"t{tag}.replies",
+        "dead": f"t{tag}.dead",
+        "metrics": f"t{tag}.metrics",
+    }
+    kafka.create_topic(names["jobs"], 4)
+    kafka.create_topic(names["replies"], 4)
+    kafka.create_topic(names["dead"], 1)
+    kafka.create_topic(names["metrics"], 1)
+    return names
+
+
+@pytest.fixture
+def start_worker(tmp_path, build_dir, llama_server_bin, tiny_model, bootstrap, topics):
+    """start_worker(**overrides) -> Worker; every worker is stopped after the test."""
+    workers = []
+
+    def start(wait_ready=True, **overrides):
+        w = Worker(tmp_path / f"worker{len(workers)}", build_dir, bootstrap, topics,
+                   llama_server_bin, tiny_model, overrides)
+        workers.append(w)
+        w.start()
+        if wait_ready:
+            w.wait_log("assigned", timeout=60)
+        return w
+
+    yield start
+    for w in workers:
+        w.stop()

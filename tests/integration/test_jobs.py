@@ -1,0 +1,117 @@
+"""test_jobs.py — the job path end to end through the real broker, the real
+llama-server (tiny model) and llmq-worker."""
+import signal
+import time
+
+import msgpack
+
+from llmq_harness import Replies, job
+
+
+def check_stream(replies, job_id, stream=True):
+    """The terminal reply is done; its run's chunks are seq 0..n-1 and concatenate to its text."""
+    term = replies.terminal(job_id)
+    assert term["type"] == "done", term
+    chunks = replies.chunks(job_id, term["run"])
+    if stream:
+        assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+        assert "".join(c["text"] for c in chunks) == term["text"]
+    else:
+        assert chunks == []
+    return term
+
+
+def test_prompt_job_streams_chunks_then_done(kafka, topics, start_worker):
+    w = start_worker()
+    replies = Replies(kafka, topics["replies"])
+    j = job("Once upon a time", max_tokens=12, seed=7, meta={"trace": "abc", "n": 3})
+    kafka.submit(topics["jobs"], j)
+    replies.wait_terminal([j["id"]], timeout=60)
+    term = check_stream(replies, j["id"])
+    assert term["finish"] == "length"
+    assert term["usage"]["completion_tokens"] == 12
+    assert term["meta"] == {"trace": "abc", "n": 3}
+    assert term["worker"]
+    assert set(term["timings"]) == {"queue_ms", "ttft_ms", "gen_ms", "tokens_per_s"}
+    # Kafka key is the job id; headers name the type and the id.
+    for msg, reply, headers in replies.raw:
+        assert msg.key().decode() == j["id"]
+        assert headers["llmq-type"].decode() == reply["type"]
+        assert headers["llmq-id"].decode() == j["id"]
+    w.stop()
+    assert w.proc.returncode == 0, w.log_text()[-2000:]
+
+
+def test_chat_job(kafka, topics, start_worker):
+    start_worker()
+    replies = Replies(kafka, topics["replies"])
+    j = job(messages=[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Say hello."}], max_tokens=10)
+    kafka.submit(topics["jobs"], j)
+    replies.wait_terminal([j["id"]], timeout=60)
+    term = check_stream(replies, j["id"])
+    assert term["usage"]["completion_tokens"] == 10
+
+
+def test_stream_false_gets_only_done(kafka, topics, start_worker):
+    start_worker()
+    replies = Replies(kafka, topics["replies"])
+    j = job("Hello", max_tokens=8, stream=False)
+    kafka.submit(topics["jobs"], j)
+    replies.wait_terminal([j["id"]], timeout=60)
+    term = check_stream(replies, j["id"], stream=False)
+    assert term["text"]
+
+
+def test_max_tokens_is_capped_by_config(kafka, topics, start_worker):
+    start_worker(**{"limits.max_tokens": "20"})
+    replies = Replies(kafka, topics["replies"])
+    j = job("Hello", max_tokens=5000, stream=False)
+    kafka.submit(topics["jobs"], j)
+    term = replies.wait_terminal([j["id"]], timeout=60)[j["id"]]
+    assert term["type"] == "done"
+    assert term["usage"]["completion_tokens"] == 20
+    assert term["finish"] == "length"
+
+
+def test_stop_string_ends_early(kafka, topics, start_worker):
+    start_worker()
+    replies = Replies(kafka, topics["replies"])
+    # Learn what the model says for this seed, then stop on a piece of it.
+    probe = job("The", max_tokens=24, seed=11, temperature=0, stream=False)
+    kafka.submit(topics["jobs"], probe)
+    text = replies.wait_terminal([probe["id"]], timeout=60)[probe["id"]]["text"]
+    words = [w for w in text.split() if len(w) >= 2]
+    assert words, f"no word to stop on in {text!r}"
+    stop_word = words[len(words) // 2]
+    j = job("The", max_tokens=24, seed=11, temperature=0, stop=[stop_word])
+    kafka.submit(topics["jobs"], j)
+    term = replies.wait_terminal([j["id"]], timeout=60)[j["id"]]
+    assert term["finish"] == "stop"
+    assert stop_word not in term["text"]
+    assert term["usage"]["completion_tokens"] < 24
+    check_stream(replies, j["id"])
+
+
+def test_fifty_concurrent_jobs_over_four_partitions(kafka, topics, start_worker):
+    start_worker()
+    replies = Replies(kafka, topics["replies"])
+    jobs = [job(f"Job number {i}", max_tokens=16, seed=i) for i in range(50)]
+    kafka.submit(topics["jobs"], *jobs)
+    terms = replies.wait_terminal([j["id"] for j in jobs], timeout=240)
+    for j in jobs:
+        assert terms[j["id"]]["type"] == "done"
+        check_stream(replies, j["id"])
+
+
+def test_job_waits_while_llama_server_loads(kafka, topics, start_worker, tmp_path):
+    # The job is on the topic before the worker starts; the worker must take
+    # it only once llama-server is ready, and complete it.
+    j = job("Early bird", max_tokens=8)
+    kafka.submit(topics["jobs"], j)
+    w = start_worker(wait_ready=False)
+    replies = Replies(kafka, topics["replies"])
+    term = replies.wait_terminal([j["id"]], timeout=120)[j["id"]]
+    assert term["type"] == "done"
+    log = w.log_text()
+    assert log.index("llama-server ready") < log.index("assigned")

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# run.sh — the whole llmq test suite, from a clean clone, in one command.
+#
+# Installs what it needs (deploy/local/deps.sh), then:
+#   1. lint: clang-format on every C file
+#   2. build + unit tests (ctest)
+#   3. build + unit tests again under ASan+UBSan
+#   4. the rig: llama-server (built once, cached), the tiny model, Kafka
+#   5. integration and fault tests (pytest) against the real broker and the
+#      real llama-server
+#   6. short fuzz runs of the decoders (clang libFuzzer)
+# Every stage runs even if an earlier one failed; the last line sums them up
+# as "N passed, N failed". Exit status is non-zero if anything failed.
+# Options: --unit (stages 1-3 only), -k EXPR (passed to pytest).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+. deploy/local/common.sh
+
+unit_only=0
+pytest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --unit) unit_only=1 ;;
+    -k) pytest_args+=(-k "$2"); shift ;;
+    *) die "usage: $0 [--unit] [-k PYTEST_EXPR]" ;;
+  esac
+  shift
+done
+
+RESULTS="$ROOT/build/test-results"
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+failed_stages=()
+stage() { # stage NAME CMD...: run one stage, remember failure, keep going
+  local name=$1; shift
+  log "=== $name"
+  local t0=$SECONDS
+  if "$@"; then log "=== $name: ok ($((SECONDS - t0)) s)"
+  else log "=== $name: FAILED ($((SECONDS - t0)) s)"; failed_stages+=("$name"); fi
+}
+
+bash deploy/local/deps.sh >/dev/null || die "installing dependencies failed"
+VENV="$LLMQ_CACHE/venv"
+export PATH="$VENV/bin:$PATH"
+
+lint() {
+  local files; files=$(git ls-files '*.c' '*.h')
+  clang-format --dry-run -Werror $files
+}
+
+build_and_unit() { # DIR NAME CMAKE_ARGS...
+  local dir=$1 name=$2; shift 2
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null &&
+    cmake --build "$dir" -j 2 &&
+    ctest --test-dir "$dir" -L unit --output-on-failure --timeout 300 \
+      --output-junit "$RESULTS/ctest-$name.xml"
+}
+
+stage lint lint
+stage "unit tests" build_and_unit "$ROOT/build" unit
+stage "unit tests (ASan+UBSan)" build_and_unit "$ROOT/build-asan" asan -DLLMQ_SANITIZE=ON
+
+if [ "$unit_only" -eq 0 ]; then
+  rig() {
+    LLAMA_SERVER=$(bash deploy/local/llama.sh path) && export LLAMA_SERVER &&
+      LLMQ_TINY_MODEL=$(bash deploy/local/models.sh tiny) && export LLMQ_TINY_MODEL &&
+      bash deploy/local/kafka.sh fetch && bash deploy/local/kafka.sh start
+  }
+  stage rig rig
+  export LLMQ_BUILD_DIR="$ROOT/build" LLMQ_KAFKA_BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
+  stage integration python -m pytest -v -p no:cacheprovider --timeout 600 \
+    --junitxml="$RESULTS/pytest.xml" "${pytest_args[@]}" tests/integration
+  bash deploy/local/kafka.sh stop || true
+
+  fuzz() {
+    command -v clang >/dev/null || { echo "clang missing"; return 1; }
+    CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -G Ninja -DLLMQ_FUZZ=ON -DLLMQ_TESTS=OFF \
+      >/dev/null && cmake --build "$ROOT/build-fuzz" -j 2 || return 1
+    local ok=0 f
+    for f in "$ROOT"/build-fuzz/fuzz_*; do
+      [ -x "$f" ] || continue
+      local corpus="$ROOT/tests/fuzz/corpus/$(basename "$f")"
+      mkdir -p "$RESULTS/fuzz"
+      if "$f" -max_total_time="${LLMQ_FUZZ_SECONDS:-30}" -print_final_stats=0 \
+          -artifact_prefix="$RESULTS/fuzz/" $( [ -d "$corpus" ] && echo "$corpus" ) \
+          >"$RESULTS/fuzz/$(basename "$f").log" 2>&1; then
+        log "fuzz $(basename "$f"): no findings"
+      else
+        tail -30 "$RESULTS/fuzz/$(basename "$f").log"; ok=1
+      fi
+    done
+    return $ok
+  }
+  stage fuzz fuzz
+fi
+
+python3 "$ROOT/tests/summarize.py" "$RESULTS" "${failed_stages[@]}"

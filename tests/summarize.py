@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""summarize.py — sum up the JUnit XML files of a test run into one closing
+line, "N passed, N failed, N skipped", and exit non-zero if a test or a stage
+failed. Usage: summarize.py RESULTS_DIR [FAILED_STAGE ...]"""
+import pathlib
+import sys
+import xml.etree.ElementTree as ET
+
+
+def count(path):
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    passed = failed = skipped = 0
+    for suite in suites:
+        for case in suite.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed += 1
+            elif case.find("skipped") is not None:
+                skipped += 1
+            else:
+                passed += 1
+    return passed, failed, skipped
+
+
+def main():
+    results = pathlib.Path(sys.argv[1])
+    stages = sys.argv[2:]
+    totals = [0, 0, 0]
+    for xml in sorted(results.glob("*.xml")):
+        p, f, s = count(xml)
+        print(f"{xml.name}: {p} passed, {f} failed, {s} skipped")
+        totals = [totals[0] + p, totals[1] + f, totals[2] + s]
+    for stage in stages:
+        print(f"stage failed: {stage}")
+    print(f"tests: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
+    return 1 if totals[1] or stages or totals[0] == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
