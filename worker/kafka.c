@@ -28,6 +28,9 @@ struct kafka {
     int producer_pipe[2];
     struct loop_timer *consumer_more; /* a batch left events behind */
 
+    struct loop_timer *replace_producer; /* a fatal error: make a new producer */
+    unsigned producers_replaced;
+
     bool paused;
     bool joined;
     bool closing;
@@ -47,11 +50,23 @@ static void librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
     log_at(k->log, lvl, "rdkafka", "%s: %s", fac, buf);
 }
 
+static void producer_replace(struct loop *loop, void *ctx);
+
 static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    const struct kafka *k = opaque;
-    (void)rk;
-    /* Transport errors are retried by librdkafka itself; say so once. */
+    struct kafka *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+        log_error(k->log, "kafka", "fatal %s error %s: %s",
+                  rk == k->producer ? "producer" : "consumer", rd_kafka_err2name(orig), why);
+        /* An idempotent producer can hit this after a broker restart. It
+         * cannot be used again: make a new one, outside librdkafka's call. */
+        if (rk == k->producer && !k->replace_producer && !k->closing)
+            k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
+        return;
+    }
+    /* Transport errors are retried by librdkafka itself. */
     log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
@@ -223,6 +238,56 @@ static int wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2],
     return loop_watch(k->loop, pipefd[0], LOOP_READ, fn, k);
 }
 
+static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
+{
+    rd_kafka_conf_t *conf = base_conf(k, err, err_len);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, delivered);
+    if (set_conf(conf, "enable.idempotence", "true", err, err_len) ||
+        set_conf(conf, "linger.ms", "1", err, err_len)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, err_len, "kafka producer: %s", why);
+    }
+    return rk;
+}
+
+/* Swap in a new producer. The old one's unsent and in-flight messages fail
+ * through their delivery reports (purged), and their owners produce them
+ * again — through the new producer. */
+static void producer_replace(struct loop *loop, void *ctx)
+{
+    struct kafka *k = ctx;
+    char err[512];
+    (void)loop;
+    k->replace_producer = NULL;
+    rd_kafka_t *fresh = producer_new(k, err, sizeof(err));
+    if (!fresh) {
+        log_error(k->log, "kafka", "cannot replace the failed producer: %s; retrying", err);
+        k->replace_producer = loop_timer_after(k->loop, 1000, producer_replace, k);
+        return;
+    }
+    rd_kafka_t *old = k->producer;
+    rd_kafka_queue_t *old_queue = k->producer_queue;
+    k->producer = fresh;
+    k->producer_queue = rd_kafka_queue_get_main(fresh);
+    rd_kafka_queue_io_event_enable(old_queue, -1, NULL, 0);
+    rd_kafka_queue_io_event_enable(k->producer_queue, k->producer_pipe[1], "1", 1);
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(old, 1000); /* serves the purged messages' reports */
+    rd_kafka_queue_destroy(old_queue);
+    rd_kafka_destroy(old);
+    k->producers_replaced++;
+    log_warn(k->log, "kafka", "producer replaced after a fatal error (%u so far)",
+             k->producers_replaced);
+}
+
 struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const struct logger *log,
                         const struct kafka_events *events, void *ctx, char *err, size_t err_len)
 {
@@ -239,22 +304,10 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     k->consumer_pipe[0] = k->consumer_pipe[1] = -1;
     k->producer_pipe[0] = k->producer_pipe[1] = -1;
 
-    rd_kafka_conf_t *pconf = base_conf(k, err, err_len);
-    if (!pconf)
+    k->producer = producer_new(k, err, err_len);
+    if (!k->producer)
         goto fail;
-    rd_kafka_conf_set_dr_msg_cb(pconf, delivered);
-    if (set_conf(pconf, "enable.idempotence", "true", err, err_len) ||
-        set_conf(pconf, "linger.ms", "1", err, err_len)) {
-        rd_kafka_conf_destroy(pconf);
-        goto fail;
-    }
     char why[512];
-    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof(why));
-    if (!k->producer) {
-        rd_kafka_conf_destroy(pconf);
-        snprintf(err, err_len, "kafka producer: %s", why);
-        goto fail;
-    }
 
     rd_kafka_conf_t *cconf = base_conf(k, err, err_len);
     if (!cconf)
@@ -411,6 +464,8 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
     }
     if (k->consumer_more)
         loop_timer_cancel(k->loop, k->consumer_more);
+    if (k->replace_producer)
+        loop_timer_cancel(k->loop, k->replace_producer);
     for (int i = 0; i < 2; i++) {
         int fd = i == 0 ? k->consumer_pipe[0] : k->producer_pipe[0];
         if (fd >= 0)
