@@ -95,7 +95,8 @@ void config_defaults(struct llmq_config *cfg);
 /* Load `path` over the defaults, then apply environment overrides from
  * `getenv_fn` (pass getenv; tests pass a fake). On error returns -1 and
  * writes "file:line: key: reason" into err. The struct is always safe to
- * config_free(). */
+ * config_free(). config_load fills `cfg` from scratch (do not call
+ * config_defaults first: that would leak); `path` NULL means no file. */
 int config_load(struct llmq_config *cfg, const char *path, char *(*getenv_fn)(const char *),
                 char *err, size_t err_len);
 

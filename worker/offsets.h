@@ -22,7 +22,8 @@ void offsets_free(struct offsets *t);
  * (and records nothing) for an offset not above the last one seen. */
 int offsets_track(struct offsets *t, int64_t offset);
 
-/* Mark a tracked offset done. Returns -1 if it is not tracked. */
+/* Mark a tracked offset done. Returns -1 if it is not tracked or is
+ * already done. */
 int offsets_done(struct offsets *t, int64_t offset);
 
 /* The offset to commit (next to consume), or -1 when nothing new is safe to
