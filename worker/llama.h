@@ -22,7 +22,8 @@ struct llama_run;
 struct llama_outcome {
     enum llmq_code code; /* LLMQ_OK, or why the run failed */
     /* The connection failed or broke before the final event: llama-server is
-     * probably gone, and the job should run again once it is back. */
+     * probably gone, and the job should run again once it is back. The code
+     * is then LLMQ_BACKEND_FAILED. */
     bool backend_lost;
     char message[256];
     char finish[16]; /* "stop", "length", ... (LLMQ_OK only) */
@@ -46,7 +47,8 @@ struct llama_run *llama_run_start(struct http *http, const struct llama_target *
                                   const struct job *job, const struct llama_caps *caps,
                                   const struct llama_run_events *events, void *ctx);
 
-/* Close the connection; no callback runs for this run afterwards. */
+/* Close the connection; no callback runs for this run afterwards. Allowed
+ * from inside on_text; not after on_done, which frees the run. */
 void llama_run_cancel(struct http *http, struct llama_run *run);
 
 #endif

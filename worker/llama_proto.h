@@ -27,14 +27,17 @@ enum llama_endpoint llama_endpoint_for(const struct job *job);
 const char *llama_endpoint_path(enum llama_endpoint ep);
 
 /* The streaming request body for `job` as a malloc'd NUL-terminated JSON
- * string, caps applied; NULL on allocation failure. */
+ * string, caps applied; NULL on allocation failure or when the job holds what
+ * JSON cannot carry (a string that is not UTF-8, a NaN, a json_schema_json
+ * that does not parse). A job with both grammar and json_schema sends only the
+ * json_schema (this llama-server's chat endpoint refuses both at once). */
 char *llama_request_json(const struct job *job, const struct llama_caps *caps);
 
 struct llama_event {
     char *text; /* the new text (malloc'd, may be ""), NULL if none */
     size_t text_len;
-    bool final;      /* the last event of the stream */
-    char finish[16]; /* when final: "stop" | "length" | ... */
+    bool final;                /* generation ended (chat: its usage chunk may follow) */
+    char finish[16];           /* when final: "stop" | "length" | ... */
     int64_t prompt_tokens;     /* when known, else -1 */
     int64_t completion_tokens; /* when known, else -1 */
 };
@@ -42,8 +45,8 @@ struct llama_event {
 /* Decode one SSE data payload. Returns 0, 1 for the chat stream's "[DONE]"
  * sentinel (no event), or -1 for a payload that is not a valid event (msg
  * says why). An event carrying an "error" object returns -1 too. */
-int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len,
-                      struct llama_event *ev, char *msg, size_t msg_len);
+int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len, struct llama_event *ev,
+                      char *msg, size_t msg_len);
 void llama_event_clear(struct llama_event *ev);
 
 /* Map an HTTP error response (status + body) to a code and message:

@@ -1,0 +1,45 @@
+/* fuzz_llama_event.c — llama-server's stream events and error bodies from random bytes:
+ * both endpoints' event decoders and the error mapper must never crash, leak or overread,
+ * and what they return must be consistent. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama_proto.h"
+
+static void check_event(enum llama_endpoint ep, const char *data, size_t size)
+{
+    struct llama_event ev;
+    char msg[128];
+    int rc = llama_parse_event(ep, data, size, &ev, msg, sizeof(msg));
+    if (rc != 0 && rc != 1 && rc != -1)
+        abort();
+    if (rc != 0 && (ev.text || ev.final))
+        abort(); /* a refused event carries nothing */
+    if (rc == -1 && memchr(msg, '\0', sizeof(msg)) == NULL)
+        abort();
+    if (ev.text && ev.text[ev.text_len] != '\0')
+        abort();
+    if (ev.final && memchr(ev.finish, '\0', sizeof(ev.finish)) == NULL)
+        abort();
+    llama_event_clear(&ev);
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    /* a heap copy of exactly the input, so ASan sees any read past it */
+    char *copy = malloc(size ? size : 1);
+    if (!copy)
+        abort();
+    memcpy(copy, data, size);
+    check_event(LLAMA_COMPLETION, copy, size);
+    check_event(LLAMA_CHAT, copy, size);
+
+    char msg[96];
+    enum llmq_code code = llama_parse_error(size ? copy[0] * 3 : 500, copy, size, msg, sizeof(msg));
+    if (code != LLMQ_BACKEND_ERROR && code != LLMQ_CONTEXT_EXCEEDED)
+        abort();
+    if (memchr(msg, '\0', sizeof(msg)) == NULL)
+        abort();
+    free(copy);
+    return 0;
+}

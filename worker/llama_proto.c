@@ -1,0 +1,366 @@
+/* llama_proto.c — llama-server's JSON (request bodies, stream events, error bodies), no I/O.
+ *
+ * Shapes follow the llama.cpp server this project builds (tools/server/):
+ *   /completion events:  {"content", "tokens", "stop": false, "tokens_predicted",
+ *                         "tokens_evaluated", ...}; the last has "stop": true, "stop_type"
+ *                         ("eos" | "word" | "limit" | "none") and "timings" (we ask for
+ *                         those fields only: "response_fields" trims the last event).
+ *   chat events:         {"choices": [{"delta": {"content"}, "finish_reason"}], ...}; with
+ *                         stream_options.include_usage a last chunk has "choices": [] and
+ *                         "usage"; then "data: [DONE]".
+ *   errors:              {"error": {"code", "message", "type"}} as the HTTP body, or as an SSE
+ *                         event when generation fails after streaming started. */
+#include "llama_proto.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum llama_endpoint llama_endpoint_for(const struct job *job)
+{
+    return job->prompt ? LLAMA_COMPLETION : LLAMA_CHAT;
+}
+
+const char *llama_endpoint_path(enum llama_endpoint ep)
+{
+    return ep == LLAMA_CHAT ? "/v1/chat/completions" : "/completion";
+}
+
+/* ---- request ---- */
+
+/* Set obj[key] = value, taking the reference; -1 if value is NULL or the set fails. */
+static int set_new(json_t *obj, const char *key, json_t *value)
+{
+    return value ? json_object_set_new(obj, key, value) : -1;
+}
+
+static int64_t effective_max_tokens(const struct job *job, const struct llama_caps *caps)
+{
+    if (!job->max_tokens.set)
+        return caps->default_max_tokens < caps->max_tokens ? caps->default_max_tokens
+                                                           : caps->max_tokens;
+    /* llama-server reads a negative count as "no limit": never send one. */
+    if (job->max_tokens.value < 0 || job->max_tokens.value > caps->max_tokens)
+        return caps->max_tokens;
+    return job->max_tokens.value;
+}
+
+static int add_sampling(json_t *req, const struct job *job)
+{
+    int rc = 0;
+    if (job->temperature.set)
+        rc |= set_new(req, "temperature", json_real(job->temperature.value));
+    if (job->top_p.set)
+        rc |= set_new(req, "top_p", json_real(job->top_p.value));
+    if (job->top_k.set)
+        rc |= set_new(req, "top_k", json_integer(job->top_k.value));
+    if (job->min_p.set)
+        rc |= set_new(req, "min_p", json_real(job->min_p.value));
+    if (job->repeat_penalty.set)
+        rc |= set_new(req, "repeat_penalty", json_real(job->repeat_penalty.value));
+    if (job->seed.set)
+        rc |= set_new(req, "seed", json_integer(job->seed.value));
+    return rc;
+}
+
+static int add_stop(json_t *req, const struct job *job)
+{
+    if (job->n_stop == 0)
+        return 0;
+    json_t *stop = json_array();
+    if (set_new(req, "stop", stop) != 0)
+        return -1;
+    for (size_t i = 0; i < job->n_stop; i++) {
+        if (json_array_append_new(stop, json_string(job->stop[i])) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Both endpoints of this llama-server accept top-level "json_schema" (an object) and
+ * "grammar" (GBNF text). The chat endpoint refuses both at once and /completion would
+ * silently prefer the grammar, so a job carrying both gets its json_schema. */
+static int add_structured_output(json_t *req, const struct job *job)
+{
+    if (job->json_schema_json) {
+        json_t *schema = json_loads(job->json_schema_json, 0, NULL);
+        return set_new(req, "json_schema", schema);
+    }
+    if (job->grammar)
+        return set_new(req, "grammar", json_string(job->grammar));
+    return 0;
+}
+
+/* The final /completion event otherwise echoes the whole prompt and every generation
+ * setting: a large prompt would come back in one event, maybe past the SSE size cap. */
+static int add_completion_response_fields(json_t *req)
+{
+    static const char *const fields[] = {
+        "content", "stop", "stop_type", "tokens_predicted", "tokens_evaluated", "timings"};
+    json_t *list = json_array();
+    if (set_new(req, "response_fields", list) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (json_array_append_new(list, json_string(fields[i])) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_messages(json_t *req, const struct job *job)
+{
+    json_t *messages = json_array();
+    if (set_new(req, "messages", messages) != 0)
+        return -1;
+    for (size_t i = 0; i < job->n_messages; i++) {
+        json_t *m = json_object();
+        if (json_array_append_new(messages, m) != 0 || !m)
+            return -1;
+        if (set_new(m, "role", json_string(job->messages[i].role)) != 0 ||
+            set_new(m, "content", json_string(job->messages[i].content)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+char *llama_request_json(const struct job *job, const struct llama_caps *caps)
+{
+    json_t *req = json_object();
+    if (!req)
+        return NULL;
+    enum llama_endpoint ep = llama_endpoint_for(job);
+    int rc = 0;
+    if (ep == LLAMA_COMPLETION) {
+        rc |= set_new(req, "prompt", json_stringn(job->prompt, job->prompt_len));
+        rc |= set_new(req, "n_predict", json_integer(effective_max_tokens(job, caps)));
+        rc |= add_completion_response_fields(req);
+    } else {
+        rc |= add_messages(req, job);
+        rc |= set_new(req, "max_tokens", json_integer(effective_max_tokens(job, caps)));
+    }
+    rc |= set_new(req, "stream", json_true());
+    if (ep == LLAMA_CHAT) {
+        /* Without it the chat stream carries no token counts. */
+        json_t *opts = json_object();
+        rc |= set_new(req, "stream_options", opts);
+        if (opts)
+            rc |= set_new(opts, "include_usage", json_true());
+    }
+    rc |= set_new(req, "cache_prompt", json_true());
+    rc |= add_sampling(req, job);
+    rc |= add_stop(req, job);
+    rc |= add_structured_output(req, job);
+
+    char *text = rc == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    return text;
+}
+
+/* ---- events ---- */
+
+void llama_event_clear(struct llama_event *ev)
+{
+    free(ev->text);
+    memset(ev, 0, sizeof(*ev));
+    ev->prompt_tokens = -1;
+    ev->completion_tokens = -1;
+}
+
+static int fail(char *msg, size_t msg_len, const char *why)
+{
+    if (msg_len)
+        snprintf(msg, msg_len, "%s", why);
+    return -1;
+}
+
+/* Copy at most cap-1 bytes of a UTF-8 string into dst, never cutting a character. */
+static void copy_utf8(char *dst, size_t cap, const char *src)
+{
+    if (cap == 0)
+        return;
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "llama-server: <message> (<type>)" from an {"code","message","type"} object. */
+static void describe_error(const json_t *err, const char *prefix, char *msg, size_t msg_len)
+{
+    const char *message = json_string_value(json_object_get(err, "message"));
+    const char *type = json_string_value(json_object_get(err, "type"));
+    char text[512];
+    if (!message && json_is_string(err))
+        message = json_string_value(err);
+    snprintf(text, sizeof(text), "%s%s%s%s%s", prefix, message ? message : "unspecified error",
+             type ? " (" : "", type ? type : "", type ? ")" : "");
+    copy_utf8(msg, msg_len, text);
+}
+
+static int set_text(struct llama_event *ev, const json_t *s)
+{
+    size_t n = json_string_length(s);
+    ev->text = malloc(n + 1);
+    if (!ev->text)
+        return -1;
+    memcpy(ev->text, json_string_value(s), n);
+    ev->text[n] = '\0';
+    ev->text_len = n;
+    return 0;
+}
+
+/* A token count field: absent leaves *out alone, a non-negative integer sets it. */
+static int read_count(const json_t *obj, const char *key, int64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int set_finish(struct llama_event *ev, const char *finish)
+{
+    if (strlen(finish) >= sizeof(ev->finish))
+        return -1;
+    strcpy(ev->finish, finish);
+    ev->final = true;
+    return 0;
+}
+
+static int parse_completion(const json_t *root, struct llama_event *ev, char *msg, size_t msg_len)
+{
+    const json_t *content = json_object_get(root, "content");
+    const json_t *stop = json_object_get(root, "stop");
+    if (!json_is_boolean(stop))
+        return fail(msg, msg_len, "/completion event without a boolean \"stop\"");
+    if (content && !json_is_string(content))
+        return fail(msg, msg_len, "/completion event \"content\" is not a string");
+    if (content && set_text(ev, content) != 0)
+        return fail(msg, msg_len, "out of memory");
+    if (read_count(root, "tokens_evaluated", &ev->prompt_tokens) != 0 ||
+        read_count(root, "tokens_predicted", &ev->completion_tokens) != 0)
+        return fail(msg, msg_len, "/completion event has a bad token count");
+    if (json_is_true(stop)) {
+        /* llama-server's own OpenAI mapping: eos and word are "stop", the rest "length". */
+        const char *type = json_string_value(json_object_get(root, "stop_type"));
+        if (!type)
+            return fail(msg, msg_len, "final /completion event without \"stop_type\"");
+        if (strcmp(type, "eos") == 0 || strcmp(type, "word") == 0)
+            set_finish(ev, "stop");
+        else if (strcmp(type, "limit") == 0 || strcmp(type, "none") == 0)
+            set_finish(ev, "length");
+        else
+            return fail(msg, msg_len, "final /completion event has an unknown \"stop_type\"");
+    }
+    return 0;
+}
+
+static int parse_chat(const json_t *root, struct llama_event *ev, char *msg, size_t msg_len)
+{
+    const json_t *choices = json_object_get(root, "choices");
+    if (!json_is_array(choices))
+        return fail(msg, msg_len, "chat event without a \"choices\" array");
+    const json_t *usage = json_object_get(root, "usage");
+    if (usage && !json_is_null(usage)) {
+        if (!json_is_object(usage) || read_count(usage, "prompt_tokens", &ev->prompt_tokens) != 0 ||
+            read_count(usage, "completion_tokens", &ev->completion_tokens) != 0)
+            return fail(msg, msg_len, "chat event has a bad \"usage\"");
+    }
+    if (json_array_size(choices) == 0)
+        return 0; /* the usage chunk */
+
+    const json_t *choice = json_array_get(choices, 0);
+    if (!json_is_object(choice))
+        return fail(msg, msg_len, "chat event choice is not an object");
+    const json_t *delta = json_object_get(choice, "delta");
+    if (delta && !json_is_object(delta))
+        return fail(msg, msg_len, "chat event \"delta\" is not an object");
+    const json_t *content = json_object_get(delta, "content");
+    if (content && !json_is_null(content)) {
+        if (!json_is_string(content))
+            return fail(msg, msg_len, "chat event \"content\" is not a string");
+        if (set_text(ev, content) != 0)
+            return fail(msg, msg_len, "out of memory");
+    }
+    const json_t *finish = json_object_get(choice, "finish_reason");
+    if (finish && !json_is_null(finish)) {
+        if (!json_is_string(finish) || set_finish(ev, json_string_value(finish)) != 0)
+            return fail(msg, msg_len, "chat event has a bad \"finish_reason\"");
+    }
+    return 0;
+}
+
+int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len, struct llama_event *ev,
+                      char *msg, size_t msg_len)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->prompt_tokens = -1;
+    ev->completion_tokens = -1;
+    if (ep == LLAMA_CHAT && len == 6 && memcmp(data, "[DONE]", 6) == 0)
+        return 1;
+
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        char why[256];
+        snprintf(why, sizeof(why), "event is not JSON: %s", jerr.text);
+        return fail(msg, msg_len, why);
+    }
+    int rc;
+    const json_t *err = json_object_get(root, "error");
+    if (!json_is_object(root)) {
+        rc = fail(msg, msg_len, "event is not a JSON object");
+    } else if (err) {
+        describe_error(err, "llama-server error mid-stream: ", msg, msg_len);
+        rc = -1;
+    } else {
+        rc = ep == LLAMA_CHAT ? parse_chat(root, ev, msg, msg_len)
+                              : parse_completion(root, ev, msg, msg_len);
+    }
+    json_decref(root);
+    if (rc != 0)
+        llama_event_clear(ev);
+    return rc;
+}
+
+/* ---- errors ---- */
+
+/* A body that is not the JSON error shape: quote its start, printable ASCII only. */
+static void describe_raw(long status, const char *body, size_t len, char *msg, size_t msg_len)
+{
+    char quoted[161];
+    size_t n = len < sizeof(quoted) - 1 ? len : sizeof(quoted) - 1;
+    for (size_t i = 0; i < n; i++)
+        quoted[i] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : ' ';
+    quoted[n] = '\0';
+    if (msg_len)
+        snprintf(msg, msg_len, "llama-server HTTP %ld%s%s", status, n ? ": " : "", quoted);
+}
+
+enum llmq_code llama_parse_error(long status, const char *body, size_t len, char *msg,
+                                 size_t msg_len)
+{
+    json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    const json_t *err = json_object_get(root, "error");
+    enum llmq_code code = LLMQ_BACKEND_ERROR;
+    if (err) {
+        char prefix[48];
+        snprintf(prefix, sizeof(prefix), "llama-server HTTP %ld: ", status);
+        describe_error(err, prefix, msg, msg_len);
+        const char *type = json_string_value(json_object_get(err, "type"));
+        if (type && strcmp(type, "exceed_context_size_error") == 0)
+            code = LLMQ_CONTEXT_EXCEEDED;
+    } else {
+        describe_raw(status, body, body ? len : 0, msg, msg_len);
+    }
+    json_decref(root);
+    return code;
+}
