@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# kafka.sh — a single-node Apache Kafka broker (KRaft) on loopback for tests and the local stack.
+#   kafka.sh fetch                       collect the pinned broker jars from Maven Central (cached)
+#   kafka.sh start                       format the log dir once, start the broker, wait until it answers
+#   kafka.sh stop                        SIGTERM, bounded wait, SIGKILL if needed
+#   kafka.sh status                      exit 0 when the broker runs and answers metadata,
+#                                        1 when it runs but does not answer, 3 when it is not running
+#   kafka.sh wait                        wait (bounded) until the broker answers metadata
+#   kafka.sh create-topic NAME PARTITIONS  idempotent: an existing topic with that count is success
+#   kafka.sh topics                      list the topics
+# Jars live in $LLMQ_CACHE/kafka-$KAFKA_VERSION/libs; data, config, pid and log in $LLMQ_STATE/kafka.
+# LLMQ_KAFKA_WAIT_S bounds the start/wait time (default 60).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$HERE/common.sh"
+
+POM="$HERE/kafka-pom.xml"
+KAFKA_HOME="$LLMQ_CACHE/kafka-$KAFKA_VERSION"
+LIBS="$KAFKA_HOME/libs"
+STATE="$LLMQ_STATE/kafka"
+DATA="$STATE/data"
+PROPS="$STATE/server.properties"
+TOOLS_PROPS="$STATE/tools.properties"
+LOG4J="$STATE/log4j.properties"
+TOOLS_LOG4J="$STATE/tools-log4j.properties"
+PIDFILE="$STATE/kafka.pid"
+LOGFILE="$STATE/kafka.log"
+CLUSTER_ID_FILE="$STATE/cluster.id"
+BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
+WAIT_S=${LLMQ_KAFKA_WAIT_S:-60}
+STOP_WAIT_S=30
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+mkdir -p "$STATE"
+
+now_ms() { date +%s%3N; }
+# took START_MS -> "1.23 s"
+took() { local d=$(($(now_ms) - $1)); printf '%d.%02d s' $((d / 1000)) $((d % 1000 / 10)); }
+
+need_java() {
+  command -v "$JAVA" >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 11+; apt-get install openjdk-17-jre-headless)"
+}
+
+# The stamp names the version and the pom's hash, so a changed pom collects the jars again.
+libs_stamp() { printf '%s %s\n' "$KAFKA_VERSION" "$(sha256sum <"$POM" | cut -d' ' -f1)"; }
+
+fetch() {
+  local t0; t0=$(now_ms)
+  if [ -f "$LIBS/.stamp" ] && [ "$(cat "$LIBS/.stamp")" = "$(libs_stamp)" ]; then
+    log "kafka fetch: $KAFKA_VERSION jars cached in $LIBS ($(took "$t0"))"
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn is needed to fetch the Kafka jars (apt-get install maven)"
+  need_java
+  log "kafka fetch: collecting kafka_$SCALA_VERSION:$KAFKA_VERSION and its runtime dependencies"
+  rm -rf "$LIBS.tmp"
+  mkdir -p "$KAFKA_HOME"
+  if ! mvn -q -B -f "$POM" -Dmaven.repo.local="$LLMQ_CACHE/m2" \
+      -Dkafka.version="$KAFKA_VERSION" -Dscala.binary.version="$SCALA_VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" \
+      >"$KAFKA_HOME/fetch.log" 2>&1; then
+    tail -30 "$KAFKA_HOME/fetch.log" >&2
+    die "mvn could not collect the Kafka jars (log: $KAFKA_HOME/fetch.log)"
+  fi
+  [ -f "$LIBS.tmp/kafka_$SCALA_VERSION-$KAFKA_VERSION.jar" ] || die "mvn finished but kafka_$SCALA_VERSION-$KAFKA_VERSION.jar is missing"
+  libs_stamp >"$LIBS.tmp/.stamp"
+  rm -rf "$LIBS" && mv "$LIBS.tmp" "$LIBS"
+  log "kafka fetch: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS ($(took "$t0"))"
+}
+
+write_config() {
+  cat >"$PROPS" <<EOF
+# Written by deploy/local/kafka.sh on every start; edits here are lost.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$LLMQ_KAFKA_CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$LLMQ_KAFKA_PORT,CONTROLLER://127.0.0.1:$LLMQ_KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$LLMQ_KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+# After a crash the controller keeps the dead incarnation registered until its session
+# ends; a short session lets a restarted broker register within seconds (default 9 s).
+broker.heartbeat.interval.ms=750
+broker.session.timeout.ms=3000
+# A test rig on two cores: few threads, small segments, short retention.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+num.recovery.threads.per.data.dir=1
+log.segment.bytes=16777216
+log.retention.hours=24
+log.retention.check.interval.ms=60000
+log.cleaner.dedupe.buffer.size=16777216
+log.cleaner.threads=1
+EOF
+  # The broker logs to stdout, which start() sends to kafka.log.
+  cat >"$LOG4J" <<'EOF'
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+EOF
+  cat >"$TOOLS_LOG4J" <<'EOF'
+log4j.rootLogger=ERROR, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+  # Short client timeouts so a probe of a broker that is not up fails fast.
+  cat >"$TOOLS_PROPS" <<'EOF'
+request.timeout.ms=3000
+default.api.timeout.ms=5000
+EOF
+}
+
+# A Kafka tool (TopicCommand, StorageTool) in a small, quickly started JVM.
+kafka_tool() {
+  "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$TOOLS_LOG4J" -cp "$LIBS/*" "$@"
+}
+
+topic_cmd() {
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
+    --command-config "$TOOLS_PROPS" "$@"
+}
+
+# The pid of our broker, or nothing: the pid file must name a live kafka.Kafka
+# process started with our server.properties (a pid reused after a reboot is not ours).
+broker_pid() {
+  local pid
+  [ -f "$PIDFILE" ] || return 0
+  pid=$(cat "$PIDFILE" 2>/dev/null || true)
+  case "$pid" in '' | *[!0-9]*) return 0 ;; esac
+  [ -r "/proc/$pid/cmdline" ] || return 0
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $PROPS"; then echo "$pid"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+answers() { topic_cmd --list >/dev/null 2>&1; }
+
+show_log_tail() {
+  [ -f "$LOGFILE" ] || return 0
+  printf '%s\n' "--- last lines of $LOGFILE ---" >&2
+  tail -25 "$LOGFILE" >&2
+}
+
+# Wait until the broker answers a metadata request; fail early if the process dies.
+wait_ready() {
+  local t0 deadline pid
+  t0=$(now_ms)
+  deadline=$((SECONDS + WAIT_S))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    pid=$(broker_pid)
+    if [ -z "$pid" ]; then
+      show_log_tail
+      die "kafka broker is not running (pid file: $PIDFILE)"
+    fi
+    if port_open "$LLMQ_KAFKA_PORT" && answers; then
+      log "kafka: broker pid $pid answers on $BOOTSTRAP ($(took "$t0"))"
+      return 0
+    fi
+    sleep 0.5
+  done
+  show_log_tail
+  die "kafka broker pid $pid did not answer on $BOOTSTRAP within ${WAIT_S} s (it still runs: kafka.sh wait, or kafka.sh stop)"
+}
+
+# Format the log dir the first time; the cluster id is kept so a wiped data dir keeps it.
+format_storage() {
+  local t0 cid
+  [ -f "$DATA/meta.properties" ] && return 0
+  t0=$(now_ms)
+  if [ ! -s "$CLUSTER_ID_FILE" ]; then
+    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding; one that starts
+    # with '-' would read as an option, so draw again.
+    cid=-
+    while [ "${cid#-}" != "$cid" ]; do
+      cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
+    echo "$cid" >"$CLUSTER_ID_FILE"
+  fi
+  cid=$(cat "$CLUSTER_ID_FILE")
+  mkdir -p "$DATA"
+  kafka_tool kafka.tools.StorageTool format --ignore-formatted -t "$cid" -c "$PROPS" \
+    >"$STATE/format.log" 2>&1 || { cat "$STATE/format.log" >&2; die "kafka storage format failed"; }
+  log "kafka: formatted $DATA with cluster id $cid ($(took "$t0"))"
+}
+
+# fetch, start and stop run one at a time (parallel test runs share the broker).
+with_lock() {
+  exec 9>"$STATE/lock"
+  flock -w 300 9 || die "another kafka.sh holds $STATE/lock"
+}
+
+start() {
+  local t0 pid
+  t0=$(now_ms)
+  fetch
+  pid=$(broker_pid)
+  if [ -n "$pid" ]; then
+    log "kafka: broker already running (pid $pid)"
+    wait_ready
+    return 0
+  fi
+  if [ -f "$PIDFILE" ]; then
+    log "kafka: removing stale pid file ($(cat "$PIDFILE" 2>/dev/null || true) is not a running broker)"
+    rm -f "$PIDFILE"
+  fi
+  local port
+  for port in "$LLMQ_KAFKA_PORT" "$LLMQ_KAFKA_CONTROLLER_PORT"; do
+    port_open "$port" && die "port 127.0.0.1:$port is in use by another process (set LLMQ_KAFKA_PORT / LLMQ_KAFKA_CONTROLLER_PORT)"
+  done
+  need_java
+  write_config
+  format_storage
+  [ -f "$LOGFILE" ] && mv -f "$LOGFILE" "$LOGFILE.1"
+  # setsid: the broker outlives this shell and its terminal; the inner shell writes
+  # its own pid before exec so the pid file names the JVM. fd 9 (the lock) stays here.
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
+    "$JAVA" -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$LOG4J" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    </dev/null >"$LOGFILE" 2>&1 9>&- &
+  for _ in $(seq 1 50); do
+    [ -s "$PIDFILE" ] && break
+    sleep 0.1
+  done
+  log "kafka: started broker pid $(cat "$PIDFILE" 2>/dev/null || echo '?') (log: $LOGFILE)"
+  wait_ready
+  log "kafka start: done ($(took "$t0"))"
+}
+
+stop() {
+  local t0 pid deadline
+  t0=$(now_ms)
+  pid=$(broker_pid)
+  if [ -z "$pid" ]; then
+    rm -f "$PIDFILE"
+    log "kafka stop: not running"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_WAIT_S))
+  while [ -e "/proc/$pid" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  if [ -e "/proc/$pid" ]; then
+    log "kafka stop: pid $pid ignored SIGTERM for ${STOP_WAIT_S} s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while [ -e "/proc/$pid" ]; do sleep 0.1; done
+  fi
+  rm -f "$PIDFILE"
+  log "kafka stop: broker pid $pid stopped ($(took "$t0"))"
+}
+
+status() {
+  local pid
+  pid=$(broker_pid)
+  if [ -z "$pid" ]; then
+    echo "kafka: not running"
+    return 3
+  fi
+  if answers; then
+    echo "kafka: running, pid $pid, $BOOTSTRAP"
+    return 0
+  fi
+  echo "kafka: pid $pid runs but does not answer on $BOOTSTRAP"
+  return 1
+}
+
+create_topic() {
+  local name=${1:-} parts=${2:-} t0 have
+  [ -n "$name" ] || die "usage: $0 create-topic NAME PARTITIONS"
+  case "$parts" in '' | *[!0-9]* | 0) die "PARTITIONS must be a positive integer, got '$parts'" ;; esac
+  t0=$(now_ms)
+  topic_cmd --create --if-not-exists --topic "$name" --partitions "$parts" \
+    --replication-factor 1 >/dev/null || die "could not create topic $name"
+  have=$(topic_cmd --describe --topic "$name" | sed -n 's/.*PartitionCount: *\([0-9][0-9]*\).*/\1/p' | head -1)
+  [ -n "$have" ] || die "topic $name was not found after create"
+  [ "$have" = "$parts" ] || die "topic $name exists with $have partitions, not $parts (delete it or use another name)"
+  log "kafka: topic $name has $parts partitions ($(took "$t0"))"
+}
+
+case "${1:-}" in
+  fetch) with_lock; fetch ;;
+  start) with_lock; start ;;
+  stop) with_lock; stop ;;
+  status) status ;;
+  wait) wait_ready ;;
+  create-topic) shift; create_topic "$@" ;;
+  topics) topic_cmd --list ;;
+  *) die "usage: $0 {fetch|start|stop|status|wait|create-topic NAME PARTITIONS|topics}" ;;
+esac
