@@ -51,6 +51,9 @@ llama = {
   gpu = -1;
   context = 4096;
   slots = 2;
+  # The Gemma GGUF carries no chat template; without this llama-server
+  # would fall back to chatml, the wrong format for Gemma.
+  extra_args = ["--chat-template-file", "$LLMQ_ROOT/deploy/local/gemma3-chat.jinja"];
 };
 metrics = { listen = "127.0.0.1:9464"; };
 CFG
