@@ -1,0 +1,414 @@
+/* test_vectors.c — the worker against schemas/vectors: every job vector gets
+ * the verdict index.json expects (decode, then admit under the index's
+ * policy), every valid chunk/done/error vector is byte-identical to what
+ * reply.c encodes for the same values, and every .msgpack file means what
+ * its .json file says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codes.h"
+#include "job.h"
+#include "reply.h"
+
+#ifndef LLMQ_SOURCE_DIR
+#error "LLMQ_SOURCE_DIR must name the repository root"
+#endif
+#define VECTOR_DIR LLMQ_SOURCE_DIR "/schemas/vectors/"
+
+struct vectors {
+    json_t *index;
+    json_t *list; /* index["vectors"], borrowed */
+    struct job_policy policy;
+    const char *topics[8];
+    int64_t now_ms;
+};
+
+static char *vector_path(const char *file)
+{
+    size_t n = strlen(VECTOR_DIR) + strlen(file) + 1;
+    char *path = malloc(n);
+    assert_non_null(path);
+    snprintf(path, n, "%s%s", VECTOR_DIR, file);
+    return path;
+}
+
+static uint8_t *read_vector(const char *file, size_t *len)
+{
+    char *path = vector_path(file);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    free(path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size >= 0);
+    rewind(f);
+    uint8_t *buf = malloc((size_t)size + 1); /* +1: a 0-byte vector still gets a buffer */
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+static json_t *read_json(const char *file)
+{
+    char *path = vector_path(file);
+    json_error_t err;
+    json_t *value = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!value)
+        fail_msg("%s:%d: %s", path, err.line, err.text);
+    free(path);
+    return value;
+}
+
+static int load_index(void **state)
+{
+    struct vectors *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    v->index = read_json("index.json");
+    v->list = json_object_get(v->index, "vectors");
+    assert_true(json_array_size(v->list) > 0);
+
+    json_t *policy = json_object_get(v->index, "policy");
+    json_t *topics = json_object_get(policy, "reply_topics");
+    assert_true(json_array_size(topics) <= sizeof v->topics / sizeof v->topics[0]);
+    for (size_t k = 0; k < json_array_size(topics); k++)
+        v->topics[k] = json_string_value(json_array_get(topics, k));
+    v->policy.max_prompt_bytes =
+        (size_t)json_integer_value(json_object_get(policy, "max_prompt_bytes"));
+    v->policy.reply_topics = v->topics;
+    v->policy.n_reply_topics = json_array_size(topics);
+    v->policy.default_reply_topic =
+        json_string_value(json_object_get(policy, "default_reply_topic"));
+    v->policy.model = json_string_value(json_object_get(policy, "model"));
+    v->now_ms = json_integer_value(json_object_get(policy, "now_ms"));
+    assert_non_null(v->policy.default_reply_topic);
+    assert_non_null(v->policy.model);
+    *state = v;
+    return 0;
+}
+
+static int free_index(void **state)
+{
+    struct vectors *v = *state;
+    json_decref(v->index);
+    free(v);
+    return 0;
+}
+
+static const char *str_at(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static int64_t int_at(const json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+static double num_at(const json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+/* Pack a JSON value as msgpack (objects in their order in the file). */
+static void pack_json(msgpack_packer *pk, const json_t *value)
+{
+    const char *key;
+    json_t *item;
+    size_t k;
+
+    switch (json_typeof(value)) {
+    case JSON_OBJECT:
+        msgpack_pack_map(pk, json_object_size(value));
+        json_object_foreach((json_t *)value, key, item)
+        {
+            msgpack_pack_str_with_body(pk, key, strlen(key));
+            pack_json(pk, item);
+        }
+        break;
+    case JSON_ARRAY:
+        msgpack_pack_array(pk, json_array_size(value));
+        json_array_foreach(value, k, item) pack_json(pk, item);
+        break;
+    case JSON_STRING:
+        msgpack_pack_str_with_body(pk, json_string_value(value), json_string_length(value));
+        break;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, json_integer_value(value));
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(value));
+        break;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        break;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        break;
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    }
+}
+
+/* Whether a msgpack value means the JSON value (maps compared by key). */
+static bool same_meaning(const msgpack_object *o, const json_t *j)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_is_null(j);
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_is_boolean(j) && o->via.boolean == json_is_true(j);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return json_is_integer(j) && json_integer_value(j) >= 0 &&
+               (uint64_t)json_integer_value(j) == o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_is_integer(j) && json_integer_value(j) == o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_is_real(j) && json_real_value(j) == o->via.f64;
+    case MSGPACK_OBJECT_STR:
+        return json_is_string(j) && json_string_length(j) == o->via.str.size &&
+               memcmp(json_string_value(j), o->via.str.ptr, o->via.str.size) == 0;
+    case MSGPACK_OBJECT_ARRAY:
+        if (!json_is_array(j) || json_array_size(j) != o->via.array.size)
+            return false;
+        for (uint32_t k = 0; k < o->via.array.size; k++)
+            if (!same_meaning(&o->via.array.ptr[k], json_array_get(j, k)))
+                return false;
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        if (!json_is_object(j) || json_object_size(j) != o->via.map.size)
+            return false;
+        for (uint32_t k = 0; k < o->via.map.size; k++) {
+            const msgpack_object *key = &o->via.map.ptr[k].key;
+            if (key->type != MSGPACK_OBJECT_STR)
+                return false;
+            json_t *val = json_object_getn(j, key->via.str.ptr, key->via.str.size);
+            if (!val || !same_meaning(&o->via.map.ptr[k].val, val))
+                return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void test_every_msgpack_means_its_json(void **state)
+{
+    struct vectors *v = *state;
+    size_t k, checked = 0;
+    json_t *entry;
+
+    json_array_foreach(v->list, k, entry)
+    {
+        const char *json_file = str_at(entry, "json");
+        if (!json_file) {
+            assert_non_null(str_at(entry, "description"));
+            continue;
+        }
+        size_t len, off = 0;
+        uint8_t *buf = read_vector(str_at(entry, "file"), &len);
+        json_t *meaning = read_json(json_file);
+        msgpack_unpacked msg;
+        msgpack_unpacked_init(&msg);
+        int rc = msgpack_unpack_next(&msg, (const char *)buf, len, &off);
+        if (rc != MSGPACK_UNPACK_SUCCESS) /* nested deeper than msgpack-c goes */
+            assert_string_equal(str_at(entry, "expected_code"), "malformed");
+        else if (!same_meaning(&msg.data, meaning))
+            fail_msg("%s does not mean %s", str_at(entry, "file"), json_file);
+        msgpack_unpacked_destroy(&msg);
+        json_decref(meaning);
+        free(buf);
+        checked++;
+    }
+    assert_true(checked > 50);
+}
+
+/* For a valid job with a JSON meaning: json_schema and meta came through. */
+static void check_job_payload(const struct job *job, const char *json_file)
+{
+    json_t *meaning = read_json(json_file);
+    json_t *schema = json_object_get(meaning, "json_schema");
+    json_t *meta = json_object_get(meaning, "meta");
+
+    if (schema) {
+        json_error_t err;
+        json_t *decoded = json_loads(job->json_schema_json, 0, &err);
+        assert_non_null(decoded);
+        assert_true(json_equal(decoded, schema));
+        json_decref(decoded);
+    } else {
+        assert_null(job->json_schema_json);
+    }
+    if (meta) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_json(&pk, meta);
+        assert_int_equal(job->meta_len, sb.size);
+        assert_memory_equal(job->meta, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    } else {
+        assert_null(job->meta);
+    }
+    json_decref(meaning);
+}
+
+static void test_job_vectors_get_their_verdict(void **state)
+{
+    struct vectors *v = *state;
+    size_t k, n_jobs = 0, n_admit = 0;
+    json_t *entry;
+
+    json_array_foreach(v->list, k, entry)
+    {
+        if (strcmp(str_at(entry, "kind"), "job") != 0)
+            continue;
+        const char *name = str_at(entry, "name");
+        bool valid = json_is_true(json_object_get(entry, "valid"));
+        const char *expected = valid ? "ok" : str_at(entry, "expected_code");
+        const char *stage = str_at(entry, "stage");
+        const char *field = str_at(entry, "field");
+        struct job job;
+        struct job_verdict why;
+        size_t len;
+        uint8_t *buf = read_vector(str_at(entry, "file"), &len);
+
+        enum llmq_code code = job_decode(buf, len, &job, &why);
+        if (!valid && strcmp(stage, "decode") == 0 && code == LLMQ_OK)
+            fail_msg("%s: decoded fine, expected %s", name, expected);
+        if (code == LLMQ_OK) {
+            code = job_admit(&job, &v->policy, v->now_ms, &why);
+            n_admit++;
+        }
+        if (strcmp(llmq_code_name(code), expected) != 0)
+            fail_msg("%s: got %s (%s), expected %s", name, llmq_code_name(code), why.message,
+                     expected);
+        assert_int_equal(why.code, code);
+        if (field && strncmp(why.message, field, strlen(field)) != 0)
+            fail_msg("%s: message \"%s\" does not start with %s", name, why.message, field);
+        if (valid && str_at(entry, "json"))
+            check_job_payload(&job, str_at(entry, "json"));
+        job_free(&job);
+        free(buf);
+        n_jobs++;
+    }
+    assert_true(n_jobs > 40);
+    assert_true(n_admit > 20);
+}
+
+static enum llmq_code code_named(const char *name)
+{
+    for (int c = 0; c < LLMQ_CODE_COUNT; c++)
+        if (strcmp(llmq_code_name((enum llmq_code)c), name) == 0)
+            return (enum llmq_code)c;
+    fail_msg("unknown code %s", name);
+    return LLMQ_INTERNAL;
+}
+
+/* Encode the values of a reply's JSON meaning with reply.c. */
+static void encode_reply(msgpack_sbuffer *out, const json_t *r)
+{
+    const char *type = json_string_value(json_object_get(r, "type"));
+    const json_t *text = json_object_get(r, "text");
+    const json_t *meta_json = json_object_get(r, "meta");
+    msgpack_sbuffer meta;
+    msgpack_packer pk;
+    int rc;
+
+    msgpack_sbuffer_init(&meta);
+    msgpack_packer_init(&pk, &meta, msgpack_sbuffer_write);
+    if (meta_json)
+        pack_json(&pk, meta_json);
+
+    if (strcmp(type, "chunk") == 0) {
+        rc = reply_encode_chunk(out, str_at(r, "id"), str_at(r, "run"), (uint64_t)int_at(r, "seq"),
+                                json_string_value(text), json_string_length(text));
+    } else if (strcmp(type, "done") == 0) {
+        const json_t *usage = json_object_get(r, "usage");
+        const json_t *timings = json_object_get(r, "timings");
+        struct reply_done d = {
+            .id = str_at(r, "id"),
+            .run = str_at(r, "run"),
+            .text = json_string_value(text),
+            .text_len = json_string_length(text),
+            .finish = str_at(r, "finish"),
+            .usage = {int_at(usage, "prompt_tokens"), int_at(usage, "completion_tokens")},
+            .timings = {num_at(timings, "queue_ms"), num_at(timings, "ttft_ms"),
+                        num_at(timings, "gen_ms"), num_at(timings, "tokens_per_s")},
+            .worker = str_at(r, "worker"),
+            .meta = (const uint8_t *)meta.data,
+            .meta_len = meta.size,
+        };
+        rc = reply_encode_done(out, &d);
+    } else {
+        assert_string_equal(type, "error");
+        struct reply_error e = {
+            .id = str_at(r, "id"),
+            .run = str_at(r, "run"),
+            .code = code_named(str_at(r, "code")),
+            .message = str_at(r, "message"),
+            .worker = str_at(r, "worker"),
+            .meta = (const uint8_t *)meta.data,
+            .meta_len = meta.size,
+        };
+        assert_int_equal(llmq_code_retryable(e.code),
+                         json_is_true(json_object_get(r, "retryable")));
+        rc = reply_encode_error(out, &e);
+    }
+    assert_int_equal(rc, 0);
+    msgpack_sbuffer_destroy(&meta);
+}
+
+static void test_reply_vectors_match_the_encoder(void **state)
+{
+    struct vectors *v = *state;
+    size_t k, checked = 0;
+    json_t *entry;
+
+    json_array_foreach(v->list, k, entry)
+    {
+        const char *kind = str_at(entry, "kind");
+        if (!json_is_true(json_object_get(entry, "valid")) ||
+            (strcmp(kind, "chunk") != 0 && strcmp(kind, "done") != 0 && strcmp(kind, "error") != 0))
+            continue;
+        size_t len;
+        uint8_t *want = read_vector(str_at(entry, "file"), &len);
+        json_t *meaning = read_json(str_at(entry, "json"));
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init(&out);
+        encode_reply(&out, meaning);
+        if (out.size != len || memcmp(out.data, want, len) != 0)
+            fail_msg("%s: reply.c encodes %zu bytes that differ from the vector's %zu",
+                     str_at(entry, "name"), out.size, len);
+        msgpack_sbuffer_destroy(&out);
+        json_decref(meaning);
+        free(want);
+        checked++;
+    }
+    assert_true(checked >= 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_msgpack_means_its_json),
+        cmocka_unit_test(test_job_vectors_get_their_verdict),
+        cmocka_unit_test(test_reply_vectors_match_the_encoder),
+    };
+    return cmocka_run_group_tests(tests, load_index, free_index);
+}
