@@ -27,10 +27,10 @@ def test_bad_value_names_file_line_and_key(build_dir, tmp_path):
 
 def test_syntax_error(build_dir, tmp_path):
     cfg = tmp_path / "bad.cfg"
-    cfg.write_text('llama = {\n  model = "/m.gguf"\n  slots = 2;\n};\n')
+    cfg.write_text('llama = {\n  model = "/m.gguf";\n  slots = = 2;\n};\n')
     out = run(build_dir, "-c", str(cfg), "--check-config")
     assert out.returncode == 3
-    assert str(cfg) in out.stderr
+    assert f"{cfg}:3: syntax error" in out.stderr
 
 
 def test_missing_file(build_dir, tmp_path):
