@@ -1,5 +1,5 @@
 /* reply.h — encode the reply messages of wire contract v1 (msgpack maps):
- * chunk, done, error; and the dead-letter headers.
+ * chunk, done, error.
  *
  * Each encoder appends one complete msgpack map to a msgpack_sbuffer that
  * the caller owns (and may reuse after msgpack_sbuffer_clear). Field order is
