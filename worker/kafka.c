@@ -103,8 +103,10 @@ static rd_kafka_conf_t *base_conf(struct kafka *k, char *err, size_t err_len)
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_log_cb(conf, librdkafka_log);
     rd_kafka_conf_set_error_cb(conf, librdkafka_error);
+    /* Consumer lag for the metrics; kafka.properties may change the period. */
     if (set_conf(conf, "bootstrap.servers", k->cfg->kafka.brokers, err, err_len) ||
-        set_conf(conf, "client.id", k->cfg->worker_id, err, err_len))
+        set_conf(conf, "client.id", k->cfg->worker_id, err, err_len) ||
+        set_conf(conf, "statistics.interval.ms", "5000", err, err_len))
         goto fail;
     for (size_t i = 0; i < k->cfg->kafka.n_properties; i++) {
         const struct config_kv *kv = &k->cfg->kafka.properties[i];
@@ -115,6 +117,15 @@ static rd_kafka_conf_t *base_conf(struct kafka *k, char *err, size_t err_len)
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+static int consumer_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct kafka *k = opaque;
+    (void)rk;
+    if (k->events.on_stats)
+        k->events.on_stats(k->ctx, json, len);
+    return 0; /* librdkafka frees json */
 }
 
 static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -313,6 +324,7 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     if (!cconf)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(cconf, rebalanced);
+    rd_kafka_conf_set_stats_cb(cconf, consumer_stats);
     if (set_conf(cconf, "group.id", cfg->kafka.group_id, err, err_len) ||
         set_conf(cconf, "enable.auto.commit", "false", err, err_len) ||
         set_conf(cconf, "enable.auto.offset.store", "false", err, err_len) ||

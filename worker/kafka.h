@@ -41,6 +41,9 @@ struct kafka_events {
      * (RD_KAFKA_OFFSET_INVALID to skip one). Called before the release. */
     void (*on_revoking)(void *ctx, const rd_kafka_topic_partition_list_t *parts,
                         rd_kafka_topic_partition_list_t *commit);
+    /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
+     * unless kafka.properties says otherwise). May be NULL. */
+    void (*on_stats)(void *ctx, const char *json, size_t len);
 };
 
 /* Called once per produced message when the broker acknowledged it (err ==
