@@ -92,6 +92,10 @@ int gpu_read(struct gpu *g, struct gpu_reading *out);
 
 const char *gpu_backend_name(const struct gpu *g); /* "rocm", "none", ... */
 
+/* The VRAM admission rule: true when free VRAM is known and under
+ * `floor_bytes`. No floor (0), no device or unknown VRAM never block. */
+bool gpu_vram_below_floor(const struct gpu_reading *r, uint64_t floor_bytes);
+
 void gpu_close(struct gpu *g); /* NULL is fine */
 
 /* ---- the rocm backend (gpu_rocm.c), for gpu.c ---- */

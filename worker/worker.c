@@ -960,8 +960,7 @@ static void gpu_poll(struct loop *loop, void *ctx)
     gpu_read(w->gpu, &w->gpu_last);
     uint64_t floor = w->cfg->metrics.vram_floor_bytes;
     const struct gpu_reading *r = &w->gpu_last;
-    bool low = floor > 0 && r->present && r->vram_valid &&
-               r->vram_total_bytes - r->vram_used_bytes < floor;
+    bool low = gpu_vram_below_floor(r, floor);
     if (low != w->vram_paused) {
         w->vram_paused = low;
         if (low)

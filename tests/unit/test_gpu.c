@@ -410,6 +410,39 @@ static void test_custom_backend_feeds_readings(void **state)
     assert_true(s.closed);
 }
 
+/* The admission floor, on readings fed through the seam: the scripted
+ * device uses 100, 200, ... of its 1000 bytes on successive reads. */
+static void test_vram_floor_through_the_seam(void **state)
+{
+    (void)state;
+    static const struct gpu_ops ops = {
+        .name = "test", .read = scripted_read, .close = scripted_close};
+    struct scripted_gpu s = {0};
+    struct gpu *g = gpu_open_ops(&ops, &s);
+    struct gpu_reading r;
+    bool below[9];
+    for (int i = 0; i < 9; i++) {
+        gpu_read(g, &r);
+        below[i] = gpu_vram_below_floor(&r, 350); /* free: 900, 800, ..., 100 */
+    }
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(below[i], 1000 - 100 * (i + 1) < 350);
+    assert_false(gpu_vram_below_floor(&r, 0)); /* no floor */
+    r.vram_valid = false;
+    assert_false(gpu_vram_below_floor(&r, 350)); /* unknown VRAM never blocks */
+    r.vram_valid = true;
+    r.present = false;
+    assert_false(gpu_vram_below_floor(&r, 350));
+    r.present = true;
+    r.vram_used_bytes = 2000; /* a driver reporting more used than total */
+    assert_true(gpu_vram_below_floor(&r, 1));
+    gpu_close(g);
+
+    struct gpu_reading none;
+    gpu_reading_clear(&none, "none");
+    assert_false(gpu_vram_below_floor(&none, 1u << 30));
+}
+
 /* ---- the real rocm-smi-lib on this machine ---- */
 
 static void test_real_library_without_amd_gpu(void **state)
@@ -454,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup(test_no_pinned_gpu_means_none, reset_fake),
         cmocka_unit_test_setup(test_unknown_backend, reset_fake),
         cmocka_unit_test(test_custom_backend_feeds_readings),
+        cmocka_unit_test(test_vram_floor_through_the_seam),
         cmocka_unit_test(test_real_library_without_amd_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
