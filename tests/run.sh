@@ -61,6 +61,9 @@ stage "unit tests" build_and_unit "$ROOT/build" unit
 stage "unit tests (ASan+UBSan)" build_and_unit "$ROOT/build-asan" asan -DLLMQ_SANITIZE=ON
 
 if [ "$unit_only" -eq 0 ]; then
+  # A broker that was already running (the local stack's) is left running.
+  kafka_was_running=0
+  bash deploy/local/kafka.sh status >/dev/null 2>&1 && kafka_was_running=1
   rig() {
     LLAMA_SERVER=$(bash deploy/local/llama.sh path) && export LLAMA_SERVER &&
       LLMQ_TINY_MODEL=$(bash deploy/local/models.sh tiny) && export LLMQ_TINY_MODEL &&
@@ -70,7 +73,7 @@ if [ "$unit_only" -eq 0 ]; then
   export LLMQ_BUILD_DIR="$ROOT/build" LLMQ_KAFKA_BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
   stage integration python -m pytest -v -p no:cacheprovider --timeout 600 \
     --junitxml="$RESULTS/pytest.xml" "${pytest_args[@]}" tests/integration
-  bash deploy/local/kafka.sh stop || true
+  [ "$kafka_was_running" -eq 1 ] || bash deploy/local/kafka.sh stop || true
 
   fuzz() {
     command -v clang >/dev/null || { echo "clang missing"; return 1; }
