@@ -26,42 +26,44 @@ struct llmq_config {
     char *worker_id; /* worker.id; default: hostname-pid */
 
     struct {
-        char *brokers;           /* kafka.brokers, default "127.0.0.1:9092" */
-        char *group_id;          /* kafka.group_id, default "llmq" */
-        char **jobs_topics;      /* kafka.jobs_topics, default ["llmq.jobs"] */
+        char *brokers;      /* kafka.brokers, default "127.0.0.1:9092" */
+        char *group_id;     /* kafka.group_id, default "llmq" */
+        char **jobs_topics; /* kafka.jobs_topics, default ["llmq.jobs"] */
         size_t n_jobs_topics;
-        char *reply_topic;       /* kafka.reply_topic, default "llmq.replies" */
-        char **reply_allowlist;  /* kafka.reply_allowlist, default [] = reply_topic only; "x*" = prefix */
+        char *reply_topic;      /* kafka.reply_topic, default "llmq.replies" */
+        char **reply_allowlist; /* kafka.reply_allowlist, default [] = reply_topic only; "x*" =
+                                   prefix */
         size_t n_reply_allowlist;
-        char *dead_letter_topic; /* kafka.dead_letter_topic, default "llmq.dead" */
-        char *metrics_topic;     /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
+        char *dead_letter_topic;      /* kafka.dead_letter_topic, default "llmq.dead" */
+        char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
         struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */
         size_t n_properties;
     } kafka;
 
     struct {
-        char *binary;        /* llama.binary, default "llama-server" (PATH) */
-        char *url;           /* llama.url: external llama-server instead of a child; NULL = spawn */
-        char *api_key;       /* llama.api_key: for an external url; NULL = none */
-        char *model;         /* llama.model: GGUF path (required unless url is set) */
-        char *model_name;    /* llama.model_name: what jobs' "model" must match; default basename of model */
-        int gpu;             /* llama.gpu: device index, -1 = no pinning; default 0 */
-        int gpu_layers;      /* llama.gpu_layers, default 999 (all) */
-        int context;         /* llama.context: total context tokens, default 4096 */
-        int slots;           /* llama.slots (= --parallel), default 4 */
-        char **extra_args;   /* llama.extra_args, default [] */
+        char *binary;      /* llama.binary, default "llama-server" (PATH) */
+        char *url;         /* llama.url: external llama-server instead of a child; NULL = spawn */
+        char *api_key;     /* llama.api_key: for an external url; NULL = none */
+        char *model;       /* llama.model: GGUF path (required unless url is set) */
+        char *model_name;  /* llama.model_name: what jobs' "model" must match; default basename of
+                              model */
+        int gpu;           /* llama.gpu: device index, -1 = no pinning; default 0 */
+        int gpu_layers;    /* llama.gpu_layers, default 999 (all) */
+        int context;       /* llama.context: total context tokens, default 4096 */
+        int slots;         /* llama.slots (= --parallel), default 4 */
+        char **extra_args; /* llama.extra_args, default [] */
         size_t n_extra_args;
-        int startup_timeout_s; /* llama.startup_timeout_s, default 300 */
+        int startup_timeout_s;     /* llama.startup_timeout_s, default 300 */
         int restart_backoff_max_s; /* llama.restart_backoff_max_s, default 30 */
     } llama;
 
     struct {
-        size_t max_prompt_bytes;  /* limits.max_prompt_bytes, default 1048576 */
-        int max_tokens;           /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
-        int default_max_tokens;   /* limits.default_max_tokens, default 512 */
-        int job_timeout_s;        /* limits.job_timeout_s: when a job has no deadline, default 600 */
-        int retries;              /* limits.retries after a backend failure, default 2 */
-        int drain_timeout_s;      /* limits.drain_timeout_s on SIGTERM, default 30 */
+        size_t max_prompt_bytes; /* limits.max_prompt_bytes, default 1048576 */
+        int max_tokens;          /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
+        int default_max_tokens;  /* limits.default_max_tokens, default 512 */
+        int job_timeout_s;       /* limits.job_timeout_s: when a job has no deadline, default 600 */
+        int retries;             /* limits.retries after a backend failure, default 2 */
+        int drain_timeout_s;     /* limits.drain_timeout_s on SIGTERM, default 30 */
     } limits;
 
     struct {
@@ -69,10 +71,10 @@ struct llmq_config {
     } chunking;
 
     struct {
-        char *listen;        /* metrics.listen, default "127.0.0.1:9464"; "" = off */
-        int heartbeat_s;     /* metrics.heartbeat_s, default 10; 0 = off */
+        char *listen;              /* metrics.listen, default "127.0.0.1:9464"; "" = off */
+        int heartbeat_s;           /* metrics.heartbeat_s, default 10; 0 = off */
         uint64_t vram_floor_bytes; /* metrics.vram_floor_mb * MiB; 0 = off */
-        char *gpu_backend;   /* metrics.gpu_backend: "auto" | "rocm" | "none", default "auto" */
+        char *gpu_backend; /* metrics.gpu_backend: "auto" | "rocm" | "none", default "auto" */
     } metrics;
 
     struct {

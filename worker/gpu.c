@@ -146,7 +146,7 @@ bool gpu_vram_below_floor(const struct gpu_reading *r, uint64_t floor_bytes)
 {
     if (floor_bytes == 0 || !r->present || !r->vram_valid)
         return false;
-    uint64_t used = r->vram_used_bytes < r->vram_total_bytes ? r->vram_used_bytes
-                                                             : r->vram_total_bytes;
+    uint64_t used =
+        r->vram_used_bytes < r->vram_total_bytes ? r->vram_used_bytes : r->vram_total_bytes;
     return r->vram_total_bytes - used < floor_bytes;
 }

@@ -16,9 +16,9 @@ struct http;
 struct http_req;
 
 struct http_result {
-    int curl_code;        /* CURLE_OK or the transfer error */
-    long status;          /* HTTP status, 0 if no response */
-    const char *error;    /* curl's error text when curl_code != 0 */
+    int curl_code;     /* CURLE_OK or the transfer error */
+    long status;       /* HTTP status, 0 if no response */
+    const char *error; /* curl's error text when curl_code != 0 */
 };
 
 struct http_callbacks {
@@ -33,9 +33,9 @@ struct http_callbacks {
 };
 
 struct http_req_opts {
-    const char *method;      /* "GET" or "POST" */
+    const char *method; /* "GET" or "POST" */
     const char *url;
-    const char *body;        /* POST body (copied), NULL for none */
+    const char *body; /* POST body (copied), NULL for none */
     size_t body_len;
     const char *bearer;      /* Authorization: Bearer <bearer>, NULL for none */
     long connect_timeout_ms; /* 0: curl's default */

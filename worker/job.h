@@ -37,8 +37,8 @@ struct job_opt_real {
 };
 
 struct job {
-    char *id;       /* 1..JOB_ID_MAX bytes; NULL when unreadable */
-    char *prompt;   /* raw completion; NULL for a chat job */
+    char *id;     /* 1..JOB_ID_MAX bytes; NULL when unreadable */
+    char *prompt; /* raw completion; NULL for a chat job */
     size_t prompt_len;
     struct job_message *messages; /* chat; NULL for a prompt job */
     size_t n_messages;
@@ -50,8 +50,8 @@ struct job {
     char *grammar;          /* GBNF text or NULL */
     char *json_schema_json; /* the json_schema map re-encoded as JSON text, or NULL */
 
-    bool stream; /* default true */
-    char *reply_to; /* NULL: the worker's default reply topic */
+    bool stream;                    /* default true */
+    char *reply_to;                 /* NULL: the worker's default reply topic */
     struct job_opt_int deadline_ms; /* absolute Unix ms */
     char *model;                    /* NULL: any */
 
@@ -66,11 +66,11 @@ struct job_verdict {
 
 /* What job_admit() checks against. Arrays are borrowed, not copied. */
 struct job_policy {
-    size_t max_prompt_bytes;       /* prompt, or the sum of message contents */
+    size_t max_prompt_bytes;         /* prompt, or the sum of message contents */
     const char *const *reply_topics; /* allowlist; an entry ending in '*' is a prefix */
-    size_t n_reply_topics;         /* 0: only default_reply_topic is allowed */
+    size_t n_reply_topics;           /* 0: only default_reply_topic is allowed */
     const char *default_reply_topic;
-    const char *model;             /* the model this worker serves; NULL: skip the check */
+    const char *model; /* the model this worker serves; NULL: skip the check */
 };
 
 /* Decode one job message. Returns LLMQ_OK or the rejection code (also in

@@ -45,8 +45,10 @@ struct delivery {
 static void librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct kafka *k = rd_kafka_opaque(rk);
-    enum log_level lvl = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                     : LOG_DEBUG;
+    enum log_level lvl = level <= 3   ? LOG_ERROR
+                         : level <= 4 ? LOG_WARN
+                         : level <= 6 ? LOG_INFO
+                                      : LOG_DEBUG;
     log_at(k->log, lvl, "rdkafka", "%s: %s", fac, buf);
 }
 

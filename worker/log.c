@@ -74,8 +74,8 @@ void log_at(const struct logger *lg, enum log_level level, const char *module, c
     size_t pos;
     if (lg->json) {
         pos = (size_t)snprintf(line, sizeof(line),
-                               "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"", stamp,
-                               log_level_name(level), module);
+                               "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
+                               stamp, log_level_name(level), module);
         pos = json_escape(line, sizeof(line), pos, msg);
         pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\"}\n");
     } else {

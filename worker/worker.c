@@ -62,9 +62,9 @@ struct outgoing {
 
 struct task {
     struct worker *w;
-    struct task *prev, *next;   /* all live tasks */
-    struct task *queue_next;    /* queued tasks, FIFO */
-    struct partition *part;     /* NULL once its partition was revoked */
+    struct task *prev, *next; /* all live tasks */
+    struct task *queue_next;  /* queued tasks, FIFO */
+    struct partition *part;   /* NULL once its partition was revoked */
     char *source_topic;
     int32_t source_partition;
     int64_t offset;
@@ -77,9 +77,9 @@ struct task {
     enum task_state state;
     char run[17];
     unsigned attempts;
-    int64_t kafka_ts_ms;      /* the job message's timestamp (wall) */
-    int64_t received_ms;      /* monotonic, when it was consumed */
-    int64_t deadline_wall_ms; /* the job's deadline, or consumed + job_timeout */
+    int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
+    int64_t received_ms;              /* monotonic, when it was consumed */
+    int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
     int64_t start_ms, first_token_ms; /* monotonic */
     struct llama_run *llama;
     uint64_t seq;
@@ -105,7 +105,7 @@ struct worker {
     struct partition *partitions;
     struct task *tasks; /* every live task */
     struct task *queue_head, *queue_tail;
-    unsigned n_tasks;   /* queued + running + finishing */
+    unsigned n_tasks; /* queued + running + finishing */
     unsigned n_running;
     unsigned n_unfinished; /* queued + running: what capacity counts */
 
@@ -486,8 +486,7 @@ static void publish_chunk(struct task *t)
     const char *topic = task_reply_topic(t);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) ==
-        0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
         struct kafka_header headers[2] = {
             {"llmq-type", "chunk", 5},
             {"llmq-id", t->job.id, strlen(t->job.id)},
@@ -598,8 +597,7 @@ static void run_done(void *ctx, const struct llama_outcome *out)
     }
     if (out->backend_lost) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts,
-                 out->message);
+        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
         task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
         return;
     }
@@ -672,8 +670,7 @@ static void schedule(struct worker *w)
         if (!w->hold_timer)
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
-        while (w->backend_ready && w->queue_head &&
-               w->n_running < (unsigned)w->cfg->llama.slots) {
+        while (w->backend_ready && w->queue_head && w->n_running < (unsigned)w->cfg->llama.slots) {
             struct task *t = w->queue_head;
             w->queue_head = t->queue_next;
             if (!w->queue_head)
@@ -701,8 +698,8 @@ static void on_message(void *ctx, rd_kafka_message_t *msg)
     struct partition *p = partition_get(w, topic, msg->partition);
     if (!t || !p || offsets_track(p->offsets, msg->offset) != 0) {
         /* Not tracked means not committed: another run will see it again. */
-        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message",
-                  topic, msg->partition, msg->offset);
+        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message", topic,
+                  msg->partition, msg->offset);
         free(t);
         rd_kafka_message_destroy(msg);
         return;
@@ -748,8 +745,7 @@ static void on_message(void *ctx, rd_kafka_message_t *msg)
     t->deadline_wall_ms = t->job.deadline_ms.set
                               ? t->job.deadline_ms.value
                               : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
-    t->deadline_timer =
-        loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
+    t->deadline_timer = loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
     queue_push(w, t, false);
     schedule(w);
 }
@@ -784,8 +780,7 @@ static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
     /* Replies already sent may still be acknowledged in time to commit. */
     kafka_flush(w->kafka, REVOKE_FLUSH_MS);
     for (int i = 0; i < commit->cnt; i++) {
-        struct partition *p =
-            partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
+        struct partition *p = partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
         if (!p)
             continue;
         commit->elems[i].offset = offsets_commit_point(p->offsets);
@@ -998,18 +993,18 @@ static void heartbeat_due(struct loop *loop, void *ctx)
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     if (heartbeat_encode(&buf, &hb) == 0) {
-        struct kafka_header headers[2] = {{"llmq-type", "heartbeat", 9},
-                                          {"llmq-id", w->cfg->worker_id,
-                                           strlen(w->cfg->worker_id)}};
-        rd_kafka_resp_err_t err = kafka_produce(
-            w->kafka, w->cfg->kafka.metrics_topic, w->cfg->worker_id,
-            strlen(w->cfg->worker_id), buf.data, buf.size, headers, 2, NULL, NULL);
+        struct kafka_header headers[2] = {
+            {"llmq-type", "heartbeat", 9},
+            {"llmq-id", w->cfg->worker_id, strlen(w->cfg->worker_id)}};
+        rd_kafka_resp_err_t err =
+            kafka_produce(w->kafka, w->cfg->kafka.metrics_topic, w->cfg->worker_id,
+                          strlen(w->cfg->worker_id), buf.data, buf.size, headers, 2, NULL, NULL);
         if (err)
             log_warn(w->log, "worker", "heartbeat not produced: %s", rd_kafka_err2str(err));
     }
     msgpack_sbuffer_destroy(&buf);
-    w->heartbeat_timer = loop_timer_after(w->loop, (int64_t)w->cfg->metrics.heartbeat_s * 1000,
-                                          heartbeat_due, w);
+    w->heartbeat_timer =
+        loop_timer_after(w->loop, (int64_t)w->cfg->metrics.heartbeat_s * 1000, heartbeat_due, w);
 }
 
 static int telemetry_start(struct worker *w, char *err, size_t err_len)
@@ -1037,8 +1032,8 @@ static int telemetry_start(struct worker *w, char *err, size_t err_len)
     if (!w->metrics)
         return -1;
     if (w->cfg->metrics.listen && w->cfg->metrics.listen[0])
-        log_info(w->log, "worker", "metrics on http://%s/metrics (port %d)",
-                 w->cfg->metrics.listen, metrics_port(w->metrics));
+        log_info(w->log, "worker", "metrics on http://%s/metrics (port %d)", w->cfg->metrics.listen,
+                 metrics_port(w->metrics));
     w->gpu_timer = loop_timer_after(w->loop, GPU_POLL_MS, gpu_poll, w);
     if (w->cfg->metrics.heartbeat_s > 0 && w->cfg->kafka.metrics_topic &&
         w->cfg->kafka.metrics_topic[0])

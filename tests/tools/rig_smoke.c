@@ -64,7 +64,8 @@ static int kafka_roundtrip(const char *bootstrap, const char *topic)
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 100);
         if (!msg)
             continue;
-        if (!msg->err && msg->len == strlen(payload) && memcmp(msg->payload, payload, msg->len) == 0)
+        if (!msg->err && msg->len == strlen(payload) &&
+            memcmp(msg->payload, payload, msg->len) == 0)
             found = 1;
         rd_kafka_message_destroy(msg);
     }

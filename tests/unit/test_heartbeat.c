@@ -51,8 +51,8 @@ static void rocm_heartbeat_matches_vector(void **state)
     g.temp_mem_c = 52.0;
     g.power_w = 88.5;
     g.busy_percent = 37.0;
-    struct heartbeat hb = {"gpu-node-1/0", "gpu-node-1", "tiny", "ready", 1700000000000, &g, 3, 4,
-                           1200, 7, 358000};
+    struct heartbeat hb = {
+        "gpu-node-1/0", "gpu-node-1", "tiny", "ready", 1700000000000, &g, 3, 4, 1200, 7, 358000};
     assert_encodes_to(&hb, "heartbeat_rocm.msgpack");
 }
 
@@ -61,8 +61,8 @@ static void none_heartbeat_has_nil_readings(void **state)
     (void)state;
     struct gpu_reading g;
     gpu_reading_clear(&g, "none");
-    struct heartbeat hb = {"gpu-node-1/0", "gpu-node-1", "tiny", "starting", 1700000000000, &g,
-                           0, 4, 0, 0, 0};
+    struct heartbeat hb = {
+        "gpu-node-1/0", "gpu-node-1", "tiny", "starting", 1700000000000, &g, 0, 4, 0, 0, 0};
     assert_encodes_to(&hb, "heartbeat_none.msgpack");
 }
 
