@@ -1,0 +1,22 @@
+"""llmq — submit generation jobs to llmq workers over Kafka (wire contract v1).
+
+    import llmq
+    with llmq.Client("127.0.0.1:19092") as client:
+        print(client.submit("Once upon a time", max_tokens=32).result(timeout=60).text)
+
+llmq.codec encodes jobs and decodes replies without Kafka; llmq.errors holds
+the exceptions. See schemas/spec.md for the contract itself.
+"""
+
+from . import errors
+from .client import Client, JobFuture, Outcome, Stream, StreamRestarted
+from .codec import (Chunk, Counters, Done, Error, Gpu, Heartbeat, Job, Timings, Usage,
+                    decode_job, decode_reply, encode_job, validate_job)
+from .errors import InvalidJob, JobFailed, LlmqError, Timeout
+
+__all__ = [
+    "Client", "JobFuture", "Outcome", "Stream", "StreamRestarted",
+    "Chunk", "Counters", "Done", "Error", "Gpu", "Heartbeat", "Job", "Timings", "Usage",
+    "decode_job", "decode_reply", "encode_job", "validate_job",
+    "errors", "InvalidJob", "JobFailed", "LlmqError", "Timeout",
+]
