@@ -4,7 +4,8 @@
 # Installs what it needs (deploy/local/deps.sh), then:
 #   1. lint: clang-format on every C file
 #   2. build + unit tests (ctest)
-#   3. build + unit tests again under ASan+UBSan
+#   3. build + unit tests again under ASan+UBSan, and the Python and Node
+#      producer libraries against the wire contract's vectors
 #   4. the rig: llama-server (built once, cached), the tiny model, Kafka
 #   5. integration and fault tests (pytest) against the real broker and the
 #      real llama-server
@@ -59,6 +60,7 @@ build_and_unit() { # DIR NAME CMAKE_ARGS...
 stage lint lint
 stage "unit tests" build_and_unit "$ROOT/build" unit
 stage "unit tests (ASan+UBSan)" build_and_unit "$ROOT/build-asan" asan -DLLMQ_SANITIZE=ON
+stage "producer libraries vs the contract's vectors" env RESULTS_DIR="$RESULTS" bash tests/contract.sh
 
 if [ "$unit_only" -eq 0 ]; then
   # A broker that was already running (the local stack's) is left running.
