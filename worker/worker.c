@@ -56,7 +56,9 @@ struct outgoing {
     msgpack_sbuffer payload;
     struct kafka_header headers[5];
     size_t n_headers;
-    char header_values[5][64];
+    /* Room for a whole job id (128 bytes) or topic name (249); a longer
+     * error message is cut in its header only. */
+    char header_values[5][256];
     struct loop_timer *retry;
 };
 
@@ -317,6 +319,50 @@ static void reproduce_due(struct loop *loop, void *ctx)
     produce_outgoing(o);
 }
 
+/* Errors after which the broker will never take the message (too large, its
+ * topic missing or not ours to write): producing it again would hold its job's
+ * offset, and so every commit of the partition, back forever. */
+static bool produce_error_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The message is acknowledged, or given up for good: one less to wait for. */
+static void outgoing_settled(struct outgoing *o)
+{
+    struct task *t = o->task;
+    if (--t->deliveries_pending == 0)
+        task_done(t);
+}
+
+static void abandon_due(struct loop *loop, void *ctx)
+{
+    struct outgoing *o = ctx;
+    (void)loop;
+    o->retry = NULL;
+    outgoing_settled(o);
+}
+
+static void log_abandoned(struct outgoing *o, rd_kafka_resp_err_t err)
+{
+    struct task *t = o->task;
+    t->w->stats.deliveries_failed++;
+    log_error(t->w->log, "worker",
+              "job %s: the broker will never take its message to %s (%s); "
+              "giving it up",
+              t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
+}
+
 static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
 {
     struct outgoing *o = opaque;
@@ -324,6 +370,11 @@ static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
     struct worker *w = t->w;
     if (err && w->stopped)
         return; /* shutting down: not acknowledged, so not committed either */
+    if (err && produce_error_permanent(err)) {
+        log_abandoned(o, err);
+        outgoing_settled(o);
+        return;
+    }
     if (err) {
         /* librdkafka already retried for message.timeout.ms; the reply must
          * not be lost, so keep trying while the worker runs. */
@@ -333,20 +384,25 @@ static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
         o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
         return;
     }
-    if (--t->deliveries_pending == 0)
-        task_done(t);
+    outgoing_settled(o);
 }
 
 static void produce_outgoing(struct outgoing *o)
 {
     struct task *t = o->task;
     struct worker *w = t->w;
-    const char *key = t->job.id ? t->job.id : t->raw_key;
-    size_t key_len = t->job.id ? strlen(t->job.id) : t->raw_key_len;
+    /* Replies are keyed by the job id, a dead-letter copy by the job message's own key. */
+    bool by_id = t->job.id && o != t->outgoing[1];
+    const char *key = by_id ? t->job.id : t->raw_key;
+    size_t key_len = by_id ? strlen(t->job.id) : t->raw_key_len;
     rd_kafka_resp_err_t err =
         kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
                       o->headers, o->n_headers, outgoing_delivered, o);
-    if (err) {
+    if (err && produce_error_permanent(err)) {
+        log_abandoned(o, err);
+        /* Not now: the caller may still be walking the task's messages. */
+        o->retry = loop_timer_after(w->loop, 0, abandon_due, o);
+    } else if (err) {
         log_warn(w->log, "worker", "job %s: cannot produce to %s (%s); trying again",
                  t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
         o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
