@@ -1,0 +1,154 @@
+/* cli_common.c — global options, stop signals, clocks and file reading for
+ * the llmq subcommands. */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLI_DEFAULT_BROKERS "127.0.0.1:19092"
+
+const char cli_global_help[] =
+    "Global options (also accepted before the command):\n"
+    "  -b, --brokers LIST     Kafka bootstrap servers (default $LLMQ_BROKERS "
+    "or " CLI_DEFAULT_BROKERS ")\n"
+    "  -X NAME=VALUE          a librdkafka property (SASL, TLS, ...); repeatable\n"
+    "      --jobs-topic T     where jobs go (default llmq.jobs)\n"
+    "      --reply-topic T    where replies are read (default llmq.replies); jobs\n"
+    "                         ask for their replies there (reply_to)\n"
+    "  -v, --verbose          show librdkafka's own log lines\n";
+
+void cli_global_init(struct cli_global *g)
+{
+    const char *env = getenv("LLMQ_BROKERS");
+    memset(g, 0, sizeof(*g));
+    g->brokers = env && env[0] ? env : CLI_DEFAULT_BROKERS;
+    g->jobs_topic = "llmq.jobs";
+    g->reply_topic = "llmq.replies";
+    sigemptyset(&g->stop_signals);
+    sigaddset(&g->stop_signals, SIGINT);
+    sigaddset(&g->stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &g->stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_global_option(struct cli_global *g, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'b':
+        g->brokers = arg;
+        return 0;
+    case 'X':
+        if (!strchr(arg, '=') || arg[0] == '=') {
+            fprintf(stderr, "llmq: -X %s: expected NAME=VALUE\n", arg);
+            return -1;
+        }
+        if (g->n_props == CLI_MAX_PROPS) {
+            fprintf(stderr, "llmq: more than %d -X properties\n", CLI_MAX_PROPS);
+            return -1;
+        }
+        g->props[g->n_props++] = arg;
+        return 0;
+    case CLI_OPT_JOBS_TOPIC:
+        g->jobs_topic = arg;
+        return 0;
+    case CLI_OPT_REPLY_TOPIC:
+        g->reply_topic = arg;
+        return 0;
+    case 'v':
+        g->verbose = true;
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+bool cli_stop_requested(const struct cli_global *g)
+{
+    struct timespec zero = {0, 0};
+    return sigtimedwait(&g->stop_signals, NULL, &zero) > 0;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cli_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t cli_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+char *cli_read_file(const char *path, size_t *len, char *err, size_t err_len)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1)
+            break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    bool failed = ferror(f);
+    if (!is_stdin)
+        fclose(f);
+    if (!buf || failed) {
+        snprintf(err, err_len, "%s: %s", is_stdin ? "standard input" : path,
+                 buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+bool cli_parse_int(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_real(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_seconds(const char *s, double *out)
+{
+    return cli_parse_real(s, out) && *out > 0 && *out <= CLI_MAX_TIMEOUT_S;
+}
