@@ -37,8 +37,15 @@ enum {
     API_KEY_BYTES = 16,       /* random bytes, 32 hex chars */
 };
 
-static const char *const gpu_env_names[] = {"HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+/* How the child is pinned to llama.gpu = N. ROCm applies ROCR_VISIBLE_DEVICES
+ * first and numbers what is left from 0, so HIP must then ask for device 0
+ * (HIP_VISIBLE_DEVICES=N would pick the N-th of a list of one, and find no
+ * GPU for N >= 1). HIP_VISIBLE_DEVICES also takes precedence over
+ * CUDA_VISIBLE_DEVICES, which HIP would otherwise read too; a CUDA build
+ * reads only CUDA_VISIBLE_DEVICES, so it gets N. */
+static const char *const gpu_env_names[] = {"ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                                             "CUDA_VISIBLE_DEVICES"};
+static const bool gpu_env_renumbered[] = {false, true, false}; /* 0 instead of N */
 enum { GPU_ENV_COUNT = sizeof(gpu_env_names) / sizeof(gpu_env_names[0]) };
 
 struct supervisor {
@@ -538,7 +545,7 @@ static char **child_env(const struct supervisor *sup, char gpu_env[GPU_ENV_COUNT
             envp[k++] = environ[i];
     }
     for (size_t g = 0; gpu >= 0 && g < GPU_ENV_COUNT; g++) {
-        snprintf(gpu_env[g], 48, "%s=%d", gpu_env_names[g], gpu);
+        snprintf(gpu_env[g], 48, "%s=%d", gpu_env_names[g], gpu_env_renumbered[g] ? 0 : gpu);
         envp[k++] = gpu_env[g];
     }
     return envp;

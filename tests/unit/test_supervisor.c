@@ -243,7 +243,7 @@ static void test_child_env_and_args(void **state)
 
     const char *dump = read_dump(h);
     assert_null(strstr(dump, "\nenv LLAMA_ARG_"));
-    assert_non_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES=1\n"));
+    assert_non_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES=0\n")); /* after ROCR's renumbering */
     assert_non_null(strstr(dump, "\nenv ROCR_VISIBLE_DEVICES=1\n"));
     assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=1\n"));
     assert_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7\n"));
