@@ -294,6 +294,10 @@ static void send_job(struct batch *b, const struct cli_job *job)
     for (long i = 0; i < b->concurrency && !s; i++)
         if (!b->slots[i].id)
             s = &b->slots[i];
+    if (!s) { /* callers send only below the concurrency limit */
+        record(b, cli_result_undelivered(b->line_no, job->id, "no free slot"));
+        return;
+    }
     s->id = strdup(job->id);
     if (!s->id) {
         record(b, cli_result_undelivered(b->line_no, job->id, "out of memory"));
@@ -303,9 +307,9 @@ static void send_job(struct batch *b, const struct cli_job *job)
     s->serial = ++b->next_serial;
     s->sent_ms = cli_mono_ms();
     b->n_pending++;
-    rd_kafka_resp_err_t err =
-        cli_producer_send(b->producer, b->g->jobs_topic, job->id, job->wire.data, job->wire.size,
-                          (void *)(uintptr_t)s->serial);
+    rd_kafka_resp_err_t err = cli_producer_send(
+        b->producer, b->g->jobs_topic, job->id, job->wire.data, job->wire.size,
+        (void *)(uintptr_t)s->serial); // NOLINT(performance-no-int-to-ptr): a tag, not a pointer
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         record(b, cli_result_undelivered(s->line, s->id, rd_kafka_err2str(err)));
         slot_release(b, s);

@@ -199,6 +199,10 @@ static rd_kafka_topic_partition_list_t *start_offsets(struct cli_follower *f, co
                  f->st.last_error);
         return NULL;
     }
+    if (!md) {
+        snprintf(err, err_len, "topic %s: no metadata", topic);
+        return NULL;
+    }
     if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
         snprintf(err, err_len, "topic %s: %s", topic,
                  md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err)

@@ -238,7 +238,7 @@ static int check_listen(const char *s, char *reason, size_t len)
     const char *colon = strrchr(s, ':');
     bool ok = colon != NULL && colon != s && colon[1] != '\0' &&
               strspn(colon + 1, "0123456789") == strlen(colon + 1) && strlen(colon + 1) <= 5 &&
-              atoi(colon + 1) <= 65535;
+              strtol(colon + 1, NULL, 10) <= 65535;
     if (!ok) {
         snprintf(reason, len, "must be HOST:PORT, or \"\" for off (got \"%s\")", s);
         return -1;

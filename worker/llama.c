@@ -14,7 +14,7 @@
 #include "sse.h"
 
 /* Enough for any error body llama-server sends; the rest is dropped. */
-#define ERROR_BODY_MAX (16u * 1024u)
+#define ERROR_BODY_MAX ((size_t)16 * 1024)
 
 struct llama_run {
     struct http_req *req;

@@ -230,7 +230,7 @@ static int set_finish(struct llama_event *ev, const char *finish)
 {
     if (strlen(finish) >= sizeof(ev->finish))
         return -1;
-    strcpy(ev->finish, finish);
+    memcpy(ev->finish, finish, strlen(finish) + 1);
     ev->final = true;
     return 0;
 }

@@ -284,7 +284,9 @@ struct loop_timer *loop_timer_after(struct loop *loop, int64_t delay_ms, loop_ti
     }
     if (loop->heap_len == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : LOOP_MIN_TIMERS;
-        struct loop_timer **grown = realloc(loop->heap, cap * sizeof(*grown));
+        /* An array of pointers: sizeof(*grown) is the pointer's size. */
+        struct loop_timer **grown =
+            realloc(loop->heap, cap * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression)
         if (!grown) {
             return NULL;
         }
