@@ -45,6 +45,7 @@ struct partition {
     char *topic;
     int32_t id;
     struct offsets *offsets;
+    int64_t committed; /* the done prefix last handed to Kafka to commit; -1: none */
 };
 
 enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_FINISHING };
@@ -156,6 +157,7 @@ static struct partition *partition_get(struct worker *w, const char *topic, int3
         return NULL;
     p->topic = strdup(topic);
     p->id = id;
+    p->committed = -1;
     p->offsets = offsets_new();
     if (!p->topic || !p->offsets) {
         free(p->topic);
@@ -184,17 +186,25 @@ static void partition_remove(struct worker *w, struct partition *p)
     free(p);
 }
 
-/* Commit every partition's done prefix that moved since the last commit. */
+/* When a done prefix moved, commit every partition's done prefix. An
+ * asynchronous commit fails while the group rebalances (its generation is
+ * gone), so each commit carries the prefixes already sent too: the next one
+ * mends what a failed one left behind. */
 static void commit_now(struct worker *w, bool sync)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    bool moved = false;
     for (struct partition *p = w->partitions; p; p = p->next) {
         int64_t at = offsets_commit_point(p->offsets);
         if (at < 0)
             continue;
-        rd_kafka_topic_partition_list_add(list, p->topic, p->id)->offset = at;
         offsets_committed(p->offsets, at);
+        p->committed = at;
+        moved = true;
     }
+    for (struct partition *p = w->partitions; moved && p; p = p->next)
+        if (p->committed >= 0)
+            rd_kafka_topic_partition_list_add(list, p->topic, p->id)->offset = p->committed;
     if (list->cnt > 0) {
         rd_kafka_resp_err_t err = kafka_commit(w->kafka, list, sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -839,9 +849,12 @@ static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
         struct partition *p = partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
         if (!p)
             continue;
-        commit->elems[i].offset = offsets_commit_point(p->offsets);
-        if (commit->elems[i].offset < 0)
-            commit->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        /* The whole done prefix, even if sent before: that asynchronous
+         * commit may have failed in this very rebalance. */
+        int64_t at = offsets_commit_point(p->offsets);
+        if (at < 0)
+            at = p->committed;
+        commit->elems[i].offset = at >= 0 ? at : RD_KAFKA_OFFSET_INVALID;
         partition_remove(w, p);
     }
     schedule(w);
