@@ -5,6 +5,7 @@ child, a reply tracker that checks the at-least-once reading rule, a pool of
 workers on topics of any shape, and a private broker a test may restart."""
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import time
@@ -22,6 +23,10 @@ KAFKA_SH = ROOT / "deploy/local/kafka.sh"
 # kafka.properties for tests that kill workers: a dead member leaves the group
 # after 6 s (the broker's minimum) instead of librdkafka's 45 s.
 FAST_SESSION = "{ session_timeout_ms = 6000; heartbeat_interval_ms = 1000; }"
+
+# llama.extra_args where several real llama-servers share this machine's two
+# cores: one thread each, or their spinning threads starve one another.
+ONE_THREAD = '["--threads", "1"]'
 
 
 def group_of(topics):
@@ -181,6 +186,13 @@ class ReplyTracker:
         assert not missing, (f"{len(missing)} of {len(ids)} job(s) without a terminal reply "
                              f"after {timeout}s: {missing[:5]}")
 
+    def wait_until(self, cond, timeout, what):
+        """Read replies until cond(self) holds."""
+        deadline = time.time() + timeout
+        while not cond(self):
+            assert time.time() < deadline, f"timed out after {timeout}s waiting for {what}"
+            self.poll(0.1)
+
     def settle(self, seconds=2.0):
         """Read whatever arrives for a while longer (late duplicates, stray replies)."""
         end = time.time() + seconds
@@ -273,6 +285,7 @@ class PrivateBroker:
     and ports), so that restarting it disturbs no other test."""
 
     def __init__(self, state_dir):
+        self.pidfile = pathlib.Path(state_dir) / "kafka/kafka.pid"
         self.port = free_port()
         self.env = dict(os.environ, LLMQ_STATE=str(state_dir), LLMQ_KAFKA_PORT=str(self.port),
                         LLMQ_KAFKA_CONTROLLER_PORT=str(free_port()), LLMQ_KAFKA_WAIT_S="150")
@@ -288,3 +301,9 @@ class PrivateBroker:
 
     def stop(self):
         self.run("stop")
+
+    def kill(self):
+        """SIGKILL, as a crash would."""
+        pid = int(self.pidfile.read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), 30, f"broker pid {pid} to die")
