@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,19 @@
 
 /* How many consumer events one loop wake-up serves before yielding. */
 #define KAFKA_POLL_BATCH 256
+
+/* An assigned partition's message queue, not forwarded to the consumer queue:
+ * while the worker is paused its messages wait there (librdkafka goes on
+ * prefetching up to queued.min.messages / queued.max.messages.kbytes), so a
+ * resume hands them over at once. rd_kafka_pause_partitions() would purge them
+ * instead, and librdkafka fetches a resumed partition only when its broker
+ * thread next wakes, up to fetch.wait.max.ms (500 ms) later: with a backlog
+ * already prefetched, every freed slot waited for that (tests/bench). */
+struct held_queue {
+    rd_kafka_queue_t *queue;
+    char *topic;
+    int32_t partition;
+};
 
 struct kafka {
     struct loop *loop;
@@ -30,6 +44,10 @@ struct kafka {
 
     struct loop_timer *replace_producer; /* a fatal error: make a new producer */
     unsigned producers_replaced;
+
+    struct held_queue *held; /* one per assigned partition */
+    size_t n_held, cap_held;
+    size_t next_held; /* round-robin over the partitions */
 
     bool paused;
     bool joined;
@@ -130,6 +148,55 @@ static int consumer_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+/* Take an assigned partition's messages out of the consumer queue. */
+static void hold_partition(struct kafka *k, rd_kafka_t *rk, const char *topic, int32_t partition)
+{
+    if (k->n_held == k->cap_held) {
+        size_t cap = k->cap_held ? 2 * k->cap_held : 16;
+        struct held_queue *grown = realloc(k->held, cap * sizeof(*grown));
+        if (!grown)
+            goto fail;
+        k->held = grown;
+        k->cap_held = cap;
+    }
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_partition(rk, topic, partition);
+    char *name = strdup(topic);
+    if (!queue || !name) {
+        if (queue)
+            rd_kafka_queue_destroy(queue);
+        free(name);
+        goto fail;
+    }
+    rd_kafka_queue_forward(queue, NULL);
+    rd_kafka_queue_io_event_enable(queue, k->consumer_pipe[1], "1", 1);
+    k->held[k->n_held++] = (struct held_queue){queue, name, partition};
+    return;
+fail:
+    log_warn(k->log, "kafka", "%s[%" PRId32 "]: out of memory; served even while paused", topic,
+             partition);
+}
+
+/* Give a partition's queue back (its unserved messages go with it). */
+static void release_partition(struct kafka *k, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < k->n_held; i++) {
+        struct held_queue *h = &k->held[i];
+        if (h->partition != partition || strcmp(h->topic, topic) != 0)
+            continue;
+        rd_kafka_queue_io_event_enable(h->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(h->queue);
+        free(h->topic);
+        *h = k->held[--k->n_held];
+        return;
+    }
+}
+
+static void release_all_partitions(struct kafka *k)
+{
+    while (k->n_held > 0)
+        release_partition(k, k->held[0].topic, k->held[0].partition);
+}
+
 static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -142,8 +209,8 @@ static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        if (k->paused && parts->cnt > 0)
-            rd_kafka_pause_partitions(rk, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            hold_partition(k, rk, parts->elems[i].topic, parts->elems[i].partition);
         k->joined = true;
         log_info(k->log, "kafka", "assigned %d partition(s)%s", parts->cnt,
                  k->paused ? " (paused: at capacity)" : "");
@@ -171,6 +238,8 @@ static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_topic_partition_list_destroy(valid);
         rd_kafka_topic_partition_list_destroy(commit);
+        for (int i = 0; i < parts->cnt; i++)
+            release_partition(k, parts->elems[i].topic, parts->elems[i].partition);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -178,6 +247,7 @@ static void rebalanced(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_info(k->log, "kafka", "revoked %d partition(s)", parts->cnt);
     } else {
         log_warn(k->log, "kafka", "rebalance error: %s", rd_kafka_err2str(err));
+        release_all_partitions(k);
         rd_kafka_assign(rk, NULL);
     }
     if (error) {
@@ -203,24 +273,41 @@ static void consumer_more(struct loop *loop, void *ctx)
     serve_consumer(k);
 }
 
-/* Serve up to one batch of consumer events; the io-event fd only fires when
- * the queue goes from empty to non-empty, so a partial batch reschedules. */
+/* Hand one message or event on; false if the queue gave none. */
+static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
+{
+    if (!msg)
+        return false;
+    if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warn(k->log, "kafka", "consumer: %s%s%s", rd_kafka_message_errstr(msg),
+                     msg->rkt ? " on " : "", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "");
+        rd_kafka_message_destroy(msg);
+        return true;
+    }
+    k->events.on_message(k->ctx, msg);
+    return true;
+}
+
+/* Serve up to one batch: the consumer queue's events (rebalances, errors,
+ * statistics) always, then, unless paused, the partitions' messages in turn.
+ * The io-event fd only fires when a queue goes from empty to non-empty, so a
+ * full batch reschedules, and so does kafka_resume(). */
 static void serve_consumer(struct kafka *k)
 {
-    for (int n = 0; n < KAFKA_POLL_BATCH; n++) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(k->consumer, 0);
-        if (!msg)
-            return;
-        if (msg->err) {
-            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warn(k->log, "kafka", "consumer: %s%s%s", rd_kafka_message_errstr(msg),
-                         msg->rkt ? " on " : "", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "");
-            rd_kafka_message_destroy(msg);
-            continue;
+    int n = 0;
+    while (n < KAFKA_POLL_BATCH && serve_one(k, rd_kafka_consumer_poll(k->consumer, 0)))
+        n++;
+    for (size_t empty = 0; n < KAFKA_POLL_BATCH && !k->paused && empty < k->n_held;) {
+        struct held_queue *h = &k->held[k->next_held++ % k->n_held];
+        if (serve_one(k, rd_kafka_consume_queue(h->queue, 0))) {
+            n++;
+            empty = 0;
+        } else {
+            empty++;
         }
-        k->events.on_message(k->ctx, msg);
     }
-    if (!k->consumer_more)
+    if (n == KAFKA_POLL_BATCH && !k->consumer_more)
         k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
 }
 
@@ -251,14 +338,28 @@ static int wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2],
     return loop_watch(k->loop, pipefd[0], LOOP_READ, fn, k);
 }
 
+static bool user_property(const struct kafka *k, const char *name)
+{
+    for (size_t i = 0; i < k->cfg->kafka.n_properties; i++)
+        if (strcmp(k->cfg->kafka.properties[i].key, name) == 0)
+            return true;
+    return false;
+}
+
 static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
 {
     rd_kafka_conf_t *conf = base_conf(k, err, err_len);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivered);
+    /* linger.ms 0 (librdkafka's default is 5): a chunk leaves at once; under
+     * load messages still batch behind the requests in flight. Measured on
+     * loopback, linger.ms 1 added 1.2 ms to the first chunk (tests/bench).
+     * kafka.properties may set it (or its alias) to trade latency for fewer
+     * produce requests. */
+    bool user_linger = user_property(k, "linger.ms") || user_property(k, "queue.buffering.max.ms");
     if (set_conf(conf, "enable.idempotence", "true", err, err_len) ||
-        set_conf(conf, "linger.ms", "1", err, err_len)) {
+        (!user_linger && set_conf(conf, "linger.ms", "0", err, err_len))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -404,30 +505,19 @@ rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const char
     return err;
 }
 
-static void pause_resume(struct kafka *k, bool pause)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(k->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts->cnt > 0) {
-        if (pause)
-            rd_kafka_pause_partitions(k->consumer, parts);
-        else
-            rd_kafka_resume_partitions(k->consumer, parts);
-    }
-    if (parts)
-        rd_kafka_topic_partition_list_destroy(parts);
-    k->paused = pause;
-}
-
 void kafka_pause(struct kafka *k)
 {
-    if (!k->paused)
-        pause_resume(k, true);
+    k->paused = true;
 }
 
 void kafka_resume(struct kafka *k)
 {
-    if (k->paused)
-        pause_resume(k, false);
+    if (!k->paused)
+        return;
+    k->paused = false;
+    /* Messages may be waiting with no io event to come for them. */
+    if (!k->consumer_more)
+        k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
 }
 
 bool kafka_paused(const struct kafka *k)
@@ -476,6 +566,8 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
         rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(k->producer, 1000);
     }
+    release_all_partitions(k);
+    free(k->held);
     if (k->consumer_more)
         loop_timer_cancel(k->loop, k->consumer_more);
     if (k->replace_producer)

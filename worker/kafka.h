@@ -6,11 +6,12 @@
  * thread serves messages, rebalances and delivery reports; nothing here
  * blocks except kafka_close() and the synchronous commit on revocation.
  *
- * librdkafka facts this module relies on: pausing a partition purges its
- * prefetched messages and resume fetches from the last offset handed to the
- * application (issue confluentinc/librdkafka#2052), and a paused partition
- * stays paused across reassignment, so new partitions are paused here when
- * the worker is at capacity. */
+ * Messages come from each assigned partition's own queue
+ * (rd_kafka_queue_get_partition, not forwarded to the consumer queue), so the
+ * consumer queue's events (rebalances, errors, statistics) are served even
+ * while the worker is paused, and a pause holds messages instead of purging
+ * them: rd_kafka_pause_partitions() would make every resume wait for a fetch,
+ * up to fetch.wait.max.ms (tests/bench). */
 #ifndef LLMQ_KAFKA_H
 #define LLMQ_KAFKA_H
 
@@ -63,8 +64,10 @@ rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const char
                                   const struct kafka_header *headers, size_t n_headers,
                                   kafka_delivery_fn on_delivery, void *opaque);
 
-/* Stop / restart fetching on every assigned partition (polling goes on, so
- * the group membership stays alive however long the pause). */
+/* Stop / restart handing messages to on_message. While paused they wait in
+ * librdkafka's prefetch queue (bounded by queued.min.messages and
+ * queued.max.messages.kbytes); polling goes on, so the group membership stays
+ * alive however long the pause. */
 void kafka_pause(struct kafka *k);
 void kafka_resume(struct kafka *k);
 bool kafka_paused(const struct kafka *k);
