@@ -106,6 +106,24 @@ def wait_committed(bootstrap, group, topic, want, timeout=30):
         time.sleep(0.5)
 
 
+def read_topic(bootstrap, topic, count, timeout, linger=1.0):
+    """The messages of a one-partition topic: until `count` came (or `timeout`
+    passed), and whatever else comes within `linger` seconds after that."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for msg in c.consume(num_messages=100, timeout=0.25):
+            if not msg.error():
+                got.append(msg)
+        if len(got) >= count:
+            deadline = min(deadline, time.time() + linger)
+    c.close()
+    return got
+
+
 def group_members(kafka, group):
     """Client ids of the group's members (empty when the group has none)."""
     fut = kafka.admin.describe_consumer_groups([group], request_timeout=10)[group]

@@ -8,9 +8,9 @@ import time
 import uuid
 
 import msgpack
-from confluent_kafka import Consumer, TopicPartition
 
-from fault_tools import ReplyTracker, Submitter, group_of, pool, wait_committed  # noqa: F401
+from fault_tools import (ReplyTracker, Submitter, group_of, pool, read_topic,  # noqa: F401
+                         wait_committed)
 
 # A 256-token context per slot and a 1 KiB prompt limit, so both the worker's
 # limit and llama-server's context can be hit with small jobs.
@@ -24,24 +24,6 @@ BAD_INPUT_CFG = {
 
 def jid(name):
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def read_topic(bootstrap, topic, count, timeout, linger=1.0):
-    """The messages of a one-partition topic: until `count` came (or `timeout`
-    passed), and whatever else comes within `linger` seconds after that."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    got = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for msg in c.consume(num_messages=100, timeout=0.25):
-            if not msg.error():
-                got.append(msg)
-        if len(got) >= count:
-            deadline = min(deadline, time.time() + linger)
-    c.close()
-    return got
 
 
 def job_of(message):

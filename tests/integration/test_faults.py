@@ -8,9 +8,11 @@ import os
 import signal
 import time
 
+import pytest
+
 from fault_tools import (FAKE_LLAMA, FAST_SESSION, PrivateBroker, ReplyTracker, Submitter,
                          committed, group_members, group_of, llama_child, new_topics, pid_alive,
-                         pool, wait_committed, wait_for)  # noqa: F401
+                         pool, read_topic, wait_committed, wait_for)  # noqa: F401
 from llmq_harness import Kafka, job
 
 # One slot with room for long generations (the real server, tiny model).
@@ -81,7 +83,42 @@ def test_deadline_passes_while_queued(bootstrap, topics, pool):
     assert err["code"] == "expired" and "while queued" in err["message"], err
 
 
+# ---- at least once ----
+
+def test_committed_offset_is_the_contiguous_done_prefix(bootstrap, topics, pool):
+    # Two jobs in one partition finish out of order: the committed offset
+    # waits for the first, then passes both.
+    start_fake(pool, topics, bootstrap, {"token_ms": 20, "tokens": 100000},
+               **{"llama.slots": "2"})
+    replies = ReplyTracker(bootstrap, topics["replies"])
+    slow, fast = job("Slow", max_tokens=150), job("Fast", max_tokens=2)  # 3 s, 40 ms
+    placed = Submitter(bootstrap).send(topics["jobs"], [slow, fast], partition=0)
+    replies.wait([fast["id"]], timeout=30)
+    assert replies.first_terminal(slow["id"]) is None, "the slow one is still running"
+    time.sleep(0.6)  # three commit delays: a commit would have happened by now
+    got = committed(bootstrap, group_of(topics), topics["jobs"], [0])[0]
+    assert got is None or got <= placed[0][1], f"committed {got} past a job still running"
+    replies.wait([slow["id"]], timeout=30)
+    wait_committed(bootstrap, group_of(topics), topics["jobs"], {0: placed[1][1] + 1})
+    replies.check_delivery([slow["id"], fast["id"]])
+
+
 # ---- llama-server failures ----
+
+def test_llama_server_error_ends_backend_error_and_the_partition_goes_on(bootstrap, topics,
+                                                                          pool):
+    start_fake(pool, topics, bootstrap, {"mode": "error-500"})
+    replies = ReplyTracker(bootstrap, topics["replies"])
+    jobs = [job(f"Refused {i}", max_tokens=8) for i in range(3)]
+    placed = Submitter(bootstrap).send(topics["jobs"], jobs, partition=0)
+    replies.wait([j["id"] for j in jobs], timeout=30)
+    for j in jobs:
+        err = replies.first_terminal(j["id"])
+        assert err["code"] == "backend_error" and err["retryable"] is True, err
+        assert err["run"], "it ran"
+    wait_committed(bootstrap, group_of(topics), topics["jobs"], {0: placed[-1][1] + 1})
+    assert read_topic(bootstrap, topics["dead"], 1, timeout=1.5) == [], "not dead-lettered"
+
 
 def test_llama_server_killed_mid_job_jobs_run_again(bootstrap, topics, pool):
     w = pool.start(topics, bootstrap, **dict(LONG_CFG, **{"llama.slots": "2"}))
@@ -149,7 +186,8 @@ def test_llama_server_that_cannot_start(kafka, bootstrap, topics, pool):
 
 # ---- shutdown ----
 
-def test_sigterm_finishes_jobs_in_flight_commits_and_exits_0(bootstrap, topics, pool):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_finishes_jobs_in_flight_commits_and_exits_0(bootstrap, topics, pool, sig):
     # The fake takes 2.5 s per job, so both are surely in flight at the signal.
     w = start_fake(pool, topics, bootstrap, {"token_ms": 10, "tokens": 100000},
                    **{"llama.slots": "2", "limits.drain_timeout_s": "60"})
@@ -159,7 +197,7 @@ def test_sigterm_finishes_jobs_in_flight_commits_and_exits_0(bootstrap, topics, 
     placed = sub.send(topics["jobs"], jobs[:1], partition=0) + sub.send(
         topics["jobs"], jobs[1:], partition=1)
     replies.wait_until(lambda r: all(r.runs(j["id"]) for j in jobs), 30, "both jobs streaming")
-    w.signal(signal.SIGTERM)
+    w.signal(sig)
     late = job("Too late", max_tokens=8)
     (late_at,) = sub.send(topics["jobs"], [late], partition=2)
     assert w.wait_exit(timeout=60) == 0, w.log_text()[-3000:]
