@@ -329,19 +329,24 @@ static void reproduce_due(struct loop *loop, void *ctx)
     produce_outgoing(o);
 }
 
-/* Errors after which the broker will never take the message (too large, its
- * topic missing or not ours to write): producing it again would hold its job's
- * offset, and so every commit of the partition, back forever. */
-static bool produce_error_permanent(rd_kafka_resp_err_t err)
+/* Errors after which the broker will never take the message: producing it
+ * again would hold its job's offset, and so every commit of the partition,
+ * back forever. A missing or forbidden topic counts only for a job's own
+ * reply_to (bad input): the worker's configured topics missing is a deployment
+ * error, and their messages wait for the topic rather than be lost. */
+static bool produce_error_permanent(const struct outgoing *o, rd_kafka_resp_err_t err)
 {
+    const struct llmq_config *cfg = o->task->w->cfg;
     switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return true;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-        return true;
+        return strcmp(o->topic, cfg->kafka.reply_topic) != 0 &&
+               strcmp(o->topic, cfg->kafka.dead_letter_topic) != 0;
     default:
         return false;
     }
@@ -380,7 +385,7 @@ static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
     struct worker *w = t->w;
     if (err && w->stopped)
         return; /* shutting down: not acknowledged, so not committed either */
-    if (err && produce_error_permanent(err)) {
+    if (err && produce_error_permanent(o, err)) {
         log_abandoned(o, err);
         outgoing_settled(o);
         return;
@@ -408,7 +413,7 @@ static void produce_outgoing(struct outgoing *o)
     rd_kafka_resp_err_t err =
         kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
                       o->headers, o->n_headers, outgoing_delivered, o);
-    if (err && produce_error_permanent(err)) {
+    if (err && produce_error_permanent(o, err)) {
         log_abandoned(o, err);
         /* Not now: the caller may still be walking the task's messages. */
         o->retry = loop_timer_after(w->loop, 0, abandon_due, o);
