@@ -77,8 +77,11 @@ class Bench:
 
     def start_worker(self, kind, topics, url, slots, cpus=None):
         if kind == "llmq":
+            props = " ".join(f"{k.replace('.', '_')} = \"{v}\";" for k, v in
+                             (p.split("=", 1) for p in self.args.llmq_property))
+            settings = {"kafka.properties": f"{{ {props} }}"} if props else {}
             return rig.LlmqWorker(self.workdir("llmq"), self.args.build_dir, self.args.bootstrap,
-                                  topics, url, slots, cpus)
+                                  topics, url, slots, cpus, settings)
         return rig.PyWorker(self.workdir("python"), self.args.bootstrap, topics, url, slots, cpus)
 
     # ---- throughput ----
@@ -154,7 +157,7 @@ class Bench:
         log(f"throughput [{model_name}]: {n_jobs} jobs x {max_tokens} tokens, "
             f"{slots} slots, {reps} rep(s)")
         argv = rig.llama_server_argv(self.args.llama_server, model_path, slots,
-                                     self.args.context)
+                                     self.args.context, self.args.llama_threads)
         runs = []
         with rig.Server(argv, self.out / f"llama-server-{model_name}.log") as server:
             warm = make_jobs("warm", min(n_jobs, 2 * slots), max_tokens)
@@ -162,16 +165,25 @@ class Bench:
             for rep in range(reps):
                 for mode in self.args.modes:
                     jobs = make_jobs(f"{model_name}-{rep}-{mode}", n_jobs, max_tokens)
-                    r = (self.run_direct(server, jobs, slots) if mode == "direct"
-                         else self.run_kafka(mode, server, jobs, slots))
+                    try:
+                        r = (self.run_direct(server, jobs, slots) if mode == "direct"
+                             else self.run_kafka(mode, server, jobs, slots))
+                    except Exception as e:  # noqa: BLE001 - one failed run is reported, not fatal
+                        log(f"  rep {rep} {mode:6s}: FAILED: {e!r}")
+                        self.results.setdefault("failures", []).append(
+                            f"throughput {model_name} rep {rep} {mode}: {e!r}")
+                        continue
                     r["rep"] = rep
                     runs.append(r)
                     log(f"  rep {rep} {mode:6s}: {r['tokens']} tokens in {r['wall_s']:.2f} s "
                         f"= {r['tok_s']:.1f} tok/s; cpu {fmt_cpu(r['cpu'])}")
         summary = {"model": model_name, "jobs": n_jobs, "max_tokens": max_tokens,
-                   "slots": slots, "llama_server_argv": argv, "runs": runs}
+                   "slots": slots, "threads": self.args.llama_threads or "default",
+                   "llama_server_argv": argv, "runs": runs}
         for mode in self.args.modes:
             rates = [r["tok_s"] for r in runs if r["mode"] == mode]
+            if not rates:
+                continue
             summary[f"{mode}_tok_s"] = statistics.median(rates)
             summary[f"{mode}_tok_s_all"] = rates
             cpu = [r["cpu"].get("worker", 0) * 1000 / r["tokens"] for r in runs
@@ -179,7 +191,7 @@ class Bench:
             summary[f"{mode}_worker_cpu_ms_per_1k_tok"] = statistics.median(cpu) * 1000
         # Ratios of medians, and per rep (each rep runs the modes back to back).
         for a, b in (("llmq", "direct"), ("python", "direct"), ("llmq", "python")):
-            if a in self.args.modes and b in self.args.modes:
+            if f"{a}_tok_s" in summary and f"{b}_tok_s" in summary:
                 summary[f"ratio_{a}_{b}"] = summary[f"{a}_tok_s"] / summary[f"{b}_tok_s"]
                 summary[f"ratio_{a}_{b}_per_rep"] = [
                     x["tok_s"] / y["tok_s"] for x in runs if x["mode"] == a
@@ -406,7 +418,11 @@ def main():
     p.add_argument("--modes", default="direct,llmq,python")
     p.add_argument("--slots", type=int, default=4, help="concurrency = llama-server --parallel")
     p.add_argument("--context", type=int, default=4096)
+    p.add_argument("--llama-threads", type=int, default=0,
+                   help="llama-server --threads in the throughput stage (0: its default)")
     p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--llmq-property", action="append", default=[], metavar="NAME=VALUE",
+                   help="a librdkafka property for llmq-worker (kafka.properties); repeatable")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--tiny-jobs", type=int, default=400)
     p.add_argument("--tiny-tokens", type=int, default=32)

@@ -37,14 +37,15 @@ def render(res):
     tp = res.get("throughput", [])
     if tp:
         out += ["### Throughput: the same jobs, straight to llama-server vs through Kafka", "",
-                "| model | jobs x tokens | slots | direct tok/s | llmq tok/s | python tok/s "
+                "| model | jobs x tokens | slots | llama threads | direct tok/s | llmq tok/s | python tok/s "
                 "| llmq/direct | python/direct | llmq/python | worker CPU ms per 1k tokens "
                 "(llmq / python) |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in tp:
             per_rep = ", ".join(f"{x:.3f}" for x in s.get("ratio_llmq_direct_per_rep", []))
             out.append(
                 f"| {s['model']} | {s['jobs']} x {s['max_tokens']} | {s['slots']} "
+                f"| {s.get('threads', 'default')} "
                 f"| {f(s.get('direct_tok_s'))} | {f(s.get('llmq_tok_s'))} "
                 f"| {f(s.get('python_tok_s'))} | {f(s.get('ratio_llmq_direct'), 3)} "
                 f"({per_rep}) | {f(s.get('ratio_python_direct'), 3)} "
@@ -106,6 +107,8 @@ def render(res):
                 "\"per CPU-s\" divides by the worker's own CPU time (utime+stime), i.e. what "
                 "one core would sustain. CPU 0 also runs whatever the scheduler puts there "
                 "(the broker is not pinned: it is shared with other users).", ""]
+    if res.get("failures"):
+        out += ["### Runs that failed", ""] + [f"- {x}" for x in res["failures"]] + [""]
     return "\n".join(out)
 
 

@@ -152,10 +152,11 @@ class Server:
         return False
 
 
-def llama_server_argv(binary, model, slots, context):
-    """The flags llmq's supervisor gives llama-server (worker/supervisor.c), minus the API key."""
+def llama_server_argv(binary, model, slots, context, threads=0):
+    """The flags llmq's supervisor gives llama-server (worker/supervisor.c), minus the API key;
+    threads > 0 adds --threads (llama.extra_args for a worker)."""
     return [binary, "-m", model, "--host", "127.0.0.1", "--port", "0", "--parallel", str(slots),
-            "-c", str(context), "-ngl", "0"]
+            "-c", str(context), "-ngl", "0"] + (["--threads", str(threads)] if threads else [])
 
 
 # ---- Kafka ----
