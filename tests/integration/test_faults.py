@@ -106,6 +106,29 @@ def test_committed_offset_is_the_contiguous_done_prefix(bootstrap, topics, pool)
     replies.check_delivery([slow["id"], fast["id"]])
 
 
+def test_offset_is_done_only_when_the_terminal_reply_is_acknowledged(kafka, bootstrap, pool):
+    # The worker's reply topic does not exist yet: the job runs, but its done
+    # reply cannot be delivered, so its offset must not be committed; once
+    # the topic exists the reply goes out and the offset follows.
+    topics = new_topics(kafka, 1)
+    topics["replies"] += ".later"
+    w = pool.start(topics, bootstrap,
+                   **{"kafka.properties": "{ topic_metadata_propagation_max_ms = 1000; }"})
+    j = job("Patience", max_tokens=8)
+    (placed,) = Submitter(bootstrap).send(topics["jobs"], [j])
+    wait_for(lambda: "not acknowledged" in w.log_text() or "cannot produce" in w.log_text(), 60,
+             "the worker to retry its undeliverable reply")
+    time.sleep(1.0)
+    assert committed(bootstrap, group_of(topics), topics["jobs"], [0])[0] in (None, placed[1])
+    kafka.create_topic(topics["replies"], 1)
+    replies = ReplyTracker(bootstrap, topics["replies"])
+    replies.wait([j["id"]], timeout=60)
+    # (Its chunks, fire and forget, were lost with the topic; the done has the text.)
+    done = replies.first_terminal(j["id"])
+    assert done["type"] == "done" and done["usage"]["completion_tokens"] == 8, done
+    wait_committed(bootstrap, group_of(topics), topics["jobs"], {0: placed[1] + 1})
+
+
 # ---- llama-server failures ----
 
 def test_llama_server_error_ends_backend_error_and_the_partition_goes_on(bootstrap, topics,
