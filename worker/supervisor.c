@@ -27,7 +27,10 @@ extern char **environ;
 enum {
     PROBE_STARTING_MS = 250,  /* /health poll while loading */
     PROBE_READY_MS = 2000,    /* /health poll while ready */
-    PROBE_TIMEOUT_MS = 1000,  /* one probe, connect included */
+    /* One probe, connect included. Generous: a llama-server busy on every
+     * core answered /health in 1.46 s under the fault tests' load, and three
+     * misses kill it. A hung server is still found within ~15 s. */
+    PROBE_TIMEOUT_MS = 3000,
     PROBE_FAILURES_DOWN = 3,  /* consecutive failures that mean "hung" */
     BACKOFF_FIRST_MS = 500,   /* first restart delay, doubled up to the cap */
     BACKOFF_RESET_MS = 60000, /* ready this long: the next restart is fast again */

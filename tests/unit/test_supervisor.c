@@ -350,7 +350,7 @@ static void test_hung_server_restarted(void **state)
     /* Stopped: connections are accepted, nothing answers. Three probes
      * 2 s apart time out after 1 s each. */
     assert_int_equal(kill(first, SIGSTOP), 0);
-    assert_true(wait_until(h, went_down, 12000));
+    assert_true(wait_until(h, went_down, 20000)); /* 3 probes 2 s apart, 3 s timeout each */
     assert_non_null(strstr(h->down_reason, "/health"));
     assert_true(wait_until(h, ready_twice, WAIT_MS));
     assert_int_equal(supervisor_restarts(h->sup), 1);
