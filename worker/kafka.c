@@ -50,6 +50,11 @@ struct kafka {
     size_t next_held; /* round-robin over the partitions */
 
     bool paused;
+    /* The reply producer's queue is over half full: no new job is handed out
+     * until it is down to a quarter, so a worker faster than its broker slows
+     * down instead of dropping chunks with "Queue full". */
+    bool backlogged;
+    int outq_high, outq_low;
     bool joined;
     bool closing;
 };
@@ -289,6 +294,20 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
     return true;
 }
 
+static bool producer_backlogged(struct kafka *k)
+{
+    int queued = rd_kafka_outq_len(k->producer);
+    if (!k->backlogged && queued > k->outq_high) {
+        k->backlogged = true;
+        log_warn(k->log, "kafka", "%d replies wait for the broker: taking no new job until %d",
+                 queued, k->outq_low);
+    } else if (k->backlogged && queued <= k->outq_low) {
+        k->backlogged = false;
+        log_info(k->log, "kafka", "replies caught up (%d waiting): taking jobs again", queued);
+    }
+    return k->backlogged;
+}
+
 /* Serve up to one batch: the consumer queue's events (rebalances, errors,
  * statistics) always, then, unless paused, the partitions' messages in turn.
  * The io-event fd only fires when a queue goes from empty to non-empty, so a
@@ -298,7 +317,8 @@ static void serve_consumer(struct kafka *k)
     int n = 0;
     while (n < KAFKA_POLL_BATCH && serve_one(k, rd_kafka_consumer_poll(k->consumer, 0)))
         n++;
-    for (size_t empty = 0; n < KAFKA_POLL_BATCH && !k->paused && empty < k->n_held;) {
+    for (size_t empty = 0;
+         n < KAFKA_POLL_BATCH && !k->paused && !producer_backlogged(k) && empty < k->n_held;) {
         struct held_queue *h = &k->held[k->next_held++ % k->n_held];
         if (serve_one(k, rd_kafka_consume_queue(h->queue, 0))) {
             n++;
@@ -327,6 +347,8 @@ static void producer_readable(struct loop *loop, int fd, unsigned events, void *
     drain_pipe(fd);
     while (rd_kafka_poll(k->producer, 0) > 0)
         ;
+    if (k->backlogged && !producer_backlogged(k) && !k->consumer_more)
+        k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
 }
 
 /* Route a client's event queue to a pipe the loop watches. */
@@ -422,6 +444,13 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     if (!k->producer)
         goto fail;
     char why[512];
+    size_t len = sizeof(why);
+    long max_queued = 100000; /* librdkafka's default queue.buffering.max.messages */
+    if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "queue.buffering.max.messages", why, &len) ==
+        RD_KAFKA_CONF_OK)
+        max_queued = strtol(why, NULL, 10);
+    k->outq_high = (int)(max_queued / 2);
+    k->outq_low = (int)(max_queued / 4);
 
     rd_kafka_conf_t *cconf = base_conf(k, err, err_len);
     if (!cconf)
@@ -529,6 +558,34 @@ rd_kafka_resp_err_t kafka_commit(struct kafka *k, const rd_kafka_topic_partition
                                  bool sync)
 {
     return rd_kafka_commit(k->consumer, offsets, sync ? 0 : 1);
+}
+
+int kafka_topics_missing(struct kafka *k, const char *const *topics, size_t n, int timeout_ms,
+                         char *missing, size_t missing_len)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(k->producer, 1, NULL, &md, timeout_ms);
+    missing[0] = '\0';
+    if (err || !md) {
+        snprintf(missing, missing_len, "cluster metadata: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    int count = 0;
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (int t = 0; t < md->topic_cnt && !found; t++)
+            found = md->topics[t].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    strcmp(md->topics[t].topic, topics[i]) == 0;
+        if (found)
+            continue;
+        count++;
+        if (pos < missing_len)
+            pos += (size_t)snprintf(missing + pos, missing_len - pos, "%s%s", count > 1 ? ", " : "",
+                                    topics[i]);
+    }
+    rd_kafka_metadata_destroy(md);
+    return count;
 }
 
 bool kafka_joined(const struct kafka *k)

@@ -76,6 +76,12 @@ bool kafka_paused(const struct kafka *k);
 rd_kafka_resp_err_t kafka_commit(struct kafka *k, const rd_kafka_topic_partition_list_t *offsets,
                                  bool sync);
 
+/* Which of `topics` the cluster does not have, as "a, b" in `missing`.
+ * Returns how many are missing, or -1 (reason in `missing`) when the cluster
+ * did not answer within `timeout_ms`. Blocks: call it before taking jobs. */
+int kafka_topics_missing(struct kafka *k, const char *const *topics, size_t n, int timeout_ms,
+                         char *missing, size_t missing_len);
+
 /* Whether the consumer holds an assignment from the group (it joined). */
 bool kafka_joined(const struct kafka *k);
 

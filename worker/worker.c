@@ -61,6 +61,7 @@ struct outgoing {
      * error message is cut in its header only. */
     char header_values[5][256];
     struct loop_timer *retry;
+    bool shrunk; /* replaced by a small error reply: the broker refused its size */
 };
 
 struct task {
@@ -119,6 +120,9 @@ struct worker {
     struct loop_timer *heartbeat_timer;
     char host[256];
     char gpu_label[16];
+
+    struct loop_timer *topic_check_timer;
+    char topics_missing[256]; /* why the worker does not join yet, "" when it may */
 
     bool backend_ready;
     bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
@@ -352,6 +356,41 @@ static bool produce_error_permanent(const struct outgoing *o, rd_kafka_resp_err_
     }
 }
 
+static void outgoing_header(struct outgoing *o, const char *name, const char *value);
+
+/* A terminal reply the broker refuses for its size (a huge meta, a long
+ * text) becomes a small `internal` error reply, so the producer still learns
+ * how its job ended. Returns whether it did (once per message). */
+static bool outgoing_shrink(struct outgoing *o, rd_kafka_resp_err_t err)
+{
+    struct task *t = o->task;
+    bool size_error = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                      err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+    if (!size_error || o->shrunk || o != t->outgoing[0] || !t->job.id)
+        return false;
+    char message[512];
+    snprintf(message, sizeof(message),
+             "the %.16s reply (%zu bytes) is larger than the broker accepts (%s)",
+             o->header_values[0], o->payload.size, rd_kafka_err2str(err));
+    struct reply_error e = {
+        .id = t->job.id,
+        .run = t->attempts > 0 ? t->run : NULL,
+        .code = LLMQ_INTERNAL,
+        .message = message,
+        .worker = t->w->cfg->worker_id,
+    };
+    msgpack_sbuffer_clear(&o->payload);
+    if (reply_encode_error(&o->payload, &e) != 0)
+        return false;
+    o->n_headers = 0;
+    outgoing_header(o, "llmq-type", "error");
+    outgoing_header(o, "llmq-id", t->job.id);
+    o->shrunk = true;
+    log_error(t->w->log, "worker", "job %s: %s; sending an error reply instead", t->job.id,
+              message);
+    return true;
+}
+
 /* The message is acknowledged, or given up for good: one less to wait for. */
 static void outgoing_settled(struct outgoing *o)
 {
@@ -385,6 +424,10 @@ static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
     struct worker *w = t->w;
     if (err && w->stopped)
         return; /* shutting down: not acknowledged, so not committed either */
+    if (err && outgoing_shrink(o, err)) {
+        produce_outgoing(o);
+        return;
+    }
     if (err && produce_error_permanent(o, err)) {
         log_abandoned(o, err);
         outgoing_settled(o);
@@ -413,7 +456,9 @@ static void produce_outgoing(struct outgoing *o)
     rd_kafka_resp_err_t err =
         kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
                       o->headers, o->n_headers, outgoing_delivered, o);
-    if (err && produce_error_permanent(o, err)) {
+    if (err && outgoing_shrink(o, err)) {
+        o->retry = loop_timer_after(w->loop, 0, reproduce_due, o);
+    } else if (err && produce_error_permanent(o, err)) {
         log_abandoned(o, err);
         /* Not now: the caller may still be walking the task's messages. */
         o->retry = loop_timer_after(w->loop, 0, abandon_due, o);
@@ -867,13 +912,66 @@ static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
 
 /* ---- llama-server ---- */
 
+/* The topics the worker reads and writes must exist before it takes a job:
+ * a reply with nowhere to go would hold its partition's commits forever.
+ * Topics named by a pattern (^...) and optional ones left empty are skipped. */
+static bool topics_ready(struct worker *w)
+{
+    const struct llmq_config *cfg = w->cfg;
+    const char *names[4 + 16];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->kafka.n_jobs_topics && n < 16; i++)
+        if (cfg->kafka.jobs_topics[i][0] != '^')
+            names[n++] = cfg->kafka.jobs_topics[i];
+    const char *own[] = {cfg->kafka.reply_topic, cfg->kafka.dead_letter_topic,
+                         cfg->metrics.heartbeat_s > 0 ? cfg->kafka.metrics_topic : NULL};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (own[i] && own[i][0])
+            names[n++] = own[i];
+    char missing[200];
+    int count = kafka_topics_missing(w->kafka, names, n, 5000, missing, sizeof(missing));
+    if (count == 0) {
+        if (w->topics_missing[0])
+            log_info(w->log, "worker", "every topic exists now");
+        w->topics_missing[0] = '\0';
+        return true;
+    }
+    char why[256];
+    if (count < 0)
+        snprintf(why, sizeof(why), "cannot check the topics (%.200s)", missing);
+    else
+        snprintf(why, sizeof(why), "missing topic(s): %.200s", missing);
+    if (strcmp(why, w->topics_missing) != 0)
+        log_error(w->log, "worker", "%s; not taking jobs until they exist (checking every 5 s)",
+                  why);
+    snprintf(w->topics_missing, sizeof(w->topics_missing), "%s", why);
+    return false;
+}
+
+static void backend_ready(void *ctx);
+
+static void topic_check_due(struct loop *loop, void *ctx)
+{
+    struct worker *w = ctx;
+    (void)loop;
+    w->topic_check_timer = NULL;
+    if (w->backend_ready && !w->subscribed)
+        backend_ready(w);
+}
+
 static void backend_ready(void *ctx)
 {
     struct worker *w = ctx;
+    if (!w->backend_ready)
+        log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
     w->backend_ready = true;
     w->backend_was_ready = true;
-    log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
     if (!w->subscribed && !w->draining) {
+        if (!topics_ready(w)) {
+            if (!w->topic_check_timer)
+                w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
+            return;
+        }
         char err[256];
         if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
             log_error(w->log, "worker", "%s", err);
@@ -1004,6 +1102,10 @@ static bool metrics_ready(void *ctx, const char **reason)
     if (!w->backend_ready) {
         const char *why = supervisor_last_error(w->sup);
         *reason = why && why[0] ? why : "llama-server starting";
+        return false;
+    }
+    if (w->topics_missing[0]) {
+        *reason = w->topics_missing;
         return false;
     }
     if (!w->subscribed || !kafka_joined(w->kafka)) {
@@ -1193,6 +1295,8 @@ void worker_free(struct worker *w)
         loop_timer_cancel(w->loop, w->drain_timer);
     if (w->gpu_timer)
         loop_timer_cancel(w->loop, w->gpu_timer);
+    if (w->topic_check_timer)
+        loop_timer_cancel(w->loop, w->topic_check_timer);
     if (w->heartbeat_timer)
         loop_timer_cancel(w->loop, w->heartbeat_timer);
     metrics_free(w->metrics);

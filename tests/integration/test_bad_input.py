@@ -190,3 +190,27 @@ def test_messages_the_broker_never_takes_do_not_stall_the_partition(kafka, boots
     w.stop()
     assert w.proc.returncode == 0
     replies.close()
+
+
+def test_a_done_reply_too_large_for_the_broker_becomes_an_error_reply(bootstrap, topics, pool):
+    # The job fits the producer's 1,000,000-byte message limit, but its done
+    # reply (the meta echoed plus the text) does not: the producer must still
+    # learn how its job ended, from a small `internal` error reply.
+    w = pool.start(topics, bootstrap, **{"llama.slots": "1", "llama.context": "4096",
+                                         "limits.max_tokens": "2000"})
+    replies = ReplyTracker(bootstrap, topics["replies"])
+    big = {"v": 1, "id": jid("big-done"), "prompt": "Go", "max_tokens": 2000, "stream": False,
+           "meta": {"blob": "m" * 995_000}}
+    after = {"v": 1, "id": jid("after-big"), "prompt": "Next", "max_tokens": 8}
+    placed = Submitter(bootstrap).send(topics["jobs"], [big, after], partition=0)
+    replies.wait([big["id"], after["id"]], timeout=120)
+    term = replies.first_terminal(big["id"])
+    assert term["type"] == "error" and term["code"] == "internal", term
+    assert "larger than the broker accepts" in term["message"]
+    assert "meta" not in term
+    replies.check_delivery([after["id"]])
+    wait_committed(bootstrap, group_of(topics), topics["jobs"], {0: placed[-1][1] + 1},
+                   timeout=60)
+    assert f"job {big['id']}: the done reply" in w.log_text()
+    w.stop()
+    replies.close()

@@ -115,3 +115,20 @@ def test_job_waits_while_llama_server_loads(kafka, topics, start_worker, tmp_pat
     assert term["type"] == "done"
     log = w.log_text()
     assert log.index("llama-server ready") < log.index("assigned")
+
+
+def test_worker_waits_for_missing_topics(kafka, topics, start_worker):
+    # A reply topic that does not exist yet: the worker must not take jobs
+    # (their replies would have nowhere to go), must say why, and must start
+    # once the topic appears.
+    late = f"{topics['replies']}.late"
+    w = start_worker(wait_ready=False, **{"kafka.reply_topic": f'"{late}"'})
+    w.wait_log(f"missing topic(s): {late}", timeout=60)
+    j = job("Patience", max_tokens=6)
+    kafka.submit(topics["jobs"], j)
+    time.sleep(2)
+    assert "assigned" not in w.log_text()
+    kafka.create_topic(late, 2)
+    replies = Replies(kafka, late)
+    assert replies.wait_terminal([j["id"]], timeout=60)[j["id"]]["type"] == "done"
+    assert "every topic exists now" in w.log_text()
