@@ -80,6 +80,7 @@ class Bench:
             props = " ".join(f"{k.replace('.', '_')} = \"{v}\";" for k, v in
                              (p.split("=", 1) for p in self.args.llmq_property))
             settings = {"kafka.properties": f"{{ {props} }}"} if props else {}
+            settings.update(p.split("=", 1) for p in self.args.llmq_setting)
             return rig.LlmqWorker(self.workdir("llmq"), self.args.build_dir, self.args.bootstrap,
                                   topics, url, slots, cpus, settings)
         return rig.PyWorker(self.workdir("python"), self.args.bootstrap, topics, url, slots, cpus)
@@ -423,6 +424,9 @@ def main():
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--llmq-property", action="append", default=[], metavar="NAME=VALUE",
                    help="a librdkafka property for llmq-worker (kafka.properties); repeatable")
+    p.add_argument("--llmq-setting", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                   help="an llmq-worker config setting in libconfig syntax, e.g. "
+                        "chunking.coalesce_ms=20; repeatable")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--tiny-jobs", type=int, default=400)
     p.add_argument("--tiny-tokens", type=int, default=32)
