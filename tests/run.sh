@@ -3,7 +3,7 @@
 #
 # Installs what it needs (deploy/local/deps.sh), then:
 #   1. lint: clang-format on every C file
-#   2. build + unit tests (ctest)
+#   2. build + unit tests (ctest), then clang-tidy over worker/
 #   3. build + unit tests again under ASan+UBSan, and the Python and Node
 #      producer libraries against the wire contract's vectors
 #   4. the rig: llama-server (built once, cached), the tiny model, Kafka
@@ -59,6 +59,8 @@ build_and_unit() { # DIR NAME CMAKE_ARGS...
 
 stage lint lint
 stage "unit tests" build_and_unit "$ROOT/build" unit
+tidy() { clang-tidy -p "$ROOT/build" --quiet "$ROOT"/worker/*.c; }
+stage clang-tidy tidy
 stage "unit tests (ASan+UBSan)" build_and_unit "$ROOT/build-asan" asan -DLLMQ_SANITIZE=ON
 stage "producer libraries vs the contract's vectors" env RESULTS_DIR="$RESULTS" bash tests/contract.sh
 

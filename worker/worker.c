@@ -1277,8 +1277,9 @@ void worker_free(struct worker *w)
     if (w->kafka)
         kafka_close(w->kafka, 5000);
     while (w->tasks) {
+        /* task_free unlinks the head, so no freed task is seen again. */
         struct task *t = w->tasks;
-        t->part = NULL;
+        t->part = NULL; // NOLINT(clang-analyzer-unix.Malloc)
         task_free(t);
     }
     while (w->partitions)
