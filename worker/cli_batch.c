@@ -113,8 +113,9 @@ struct batch {
     bool tty;
 };
 
-static int option(struct batch *b, int opt, const char *arg)
+static int option(void *ctx, int opt, const char *arg)
 {
+    struct batch *b = ctx;
     int64_t n;
     switch (opt) {
     case 'c':
@@ -155,21 +156,11 @@ static int parse(struct batch *b, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, CLI_GLOBAL_SHORT "c:o:h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        int rc = cli_global_option(b->g, opt, optarg);
-        if (rc == 1)
-            rc = opt == '?' ? -1 : option(b, opt, optarg);
-        if (rc != 0) {
-            fprintf(stderr, "Try 'llmq batch --help'.\n");
-            return CLI_EXIT_USAGE;
-        }
-    }
+    static const struct cli_command command = {"batch", CLI_GLOBAL_SHORT "c:o:h", options, usage,
+                                               option};
+    int rc = cli_parse_options(b->g, &command, b, argc, argv);
+    if (rc != -1)
+        return rc;
     if (argc - optind > 1) {
         fprintf(stderr, "llmq batch: one INPUT file at most\nTry 'llmq batch --help'.\n");
         return CLI_EXIT_USAGE;

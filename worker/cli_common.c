@@ -35,6 +35,27 @@ void cli_global_init(struct cli_global *g)
     signal(SIGPIPE, SIG_IGN);
 }
 
+int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void *ctx, int argc,
+                      char **argv)
+{
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, cmd->short_options, cmd->options, NULL)) != -1) {
+        if (opt == 'h') {
+            cmd->usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        int rc = cli_global_option(g, opt, optarg);
+        if (rc == 1)
+            rc = opt == '?' ? -1 : cmd->option(ctx, opt, optarg);
+        if (rc != 0) {
+            fprintf(stderr, "Try 'llmq %s --help'.\n", cmd->name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
 int cli_global_option(struct cli_global *g, int opt, const char *arg)
 {
     switch (opt) {

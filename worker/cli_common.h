@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum cli_exit {
     CLI_EXIT_OK = 0,
@@ -58,6 +59,24 @@ void cli_global_init(struct cli_global *g);
 /* Apply one option of CLI_GLOBAL_OPTIONS (or -X). Returns 0, 1 when `opt`
  * is not a global option, -1 when its argument is bad (said on stderr). */
 int cli_global_option(struct cli_global *g, int opt, const char *arg);
+
+/* One subcommand's command line: its name, its getopt tables (with
+ * CLI_GLOBAL_OPTIONS and CLI_GLOBAL_SHORT in them, and 'h' for help), its
+ * --help text, and what to do with each of its own options (0 = fine). */
+struct cli_command {
+    const char *name;
+    const char *short_options;
+    const struct option *options;
+    void (*usage)(FILE *out);
+    int (*option)(void *ctx, int opt, const char *arg);
+};
+
+/* Run getopt_long over argv: -h prints the usage and gives CLI_EXIT_OK, a
+ * bad option CLI_EXIT_USAGE (with a hint on stderr); global options go to g,
+ * the rest to cmd->option. Returns -1 when parsing may go on, with optind at
+ * the first operand. */
+int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void *ctx, int argc,
+                      char **argv);
 
 /* Whether SIGINT or SIGTERM arrived since the last call (never blocks). */
 bool cli_stop_requested(const struct cli_global *g);

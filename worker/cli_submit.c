@@ -167,8 +167,9 @@ static int option_deadline(struct submit *s, const char *flag, const char *arg, 
     return set_field(s, "deadline_ms", json_integer(relative ? cli_wall_ms() + ms : ms));
 }
 
-static int option(struct submit *s, int opt, const char *arg)
+static int option(void *ctx, int opt, const char *arg)
 {
+    struct submit *s = ctx;
     double x;
     switch (opt) {
     case OPT_CHAT:
@@ -265,21 +266,11 @@ static int parse(struct cli_global *g, struct submit *s, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, CLI_GLOBAL_SHORT "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        int rc = cli_global_option(g, opt, optarg);
-        if (rc == 1)
-            rc = opt == '?' ? -1 : option(s, opt, optarg);
-        if (rc != 0) {
-            fprintf(stderr, "Try 'llmq submit --help'.\n");
-            return CLI_EXIT_USAGE;
-        }
-    }
+    static const struct cli_command command = {"submit", CLI_GLOBAL_SHORT "h", options, usage,
+                                               option};
+    int rc = cli_parse_options(g, &command, s, argc, argv);
+    if (rc != -1)
+        return rc;
     if (optind != argc - 1) {
         fprintf(stderr, "llmq submit: %s\nTry 'llmq submit --help'.\n",
                 optind == argc ? "PROMPT is missing" : "one PROMPT only (quote it)");

@@ -125,8 +125,9 @@ static bool show(const struct tail *t, const rd_kafka_message_t *msg)
     return shown;
 }
 
-static int option(struct tail *t, int opt, const char *arg)
+static int option(void *ctx, int opt, const char *arg)
 {
+    struct tail *t = ctx;
     static const char *const types[] = {
         [REPLY_CHUNK] = "chunk", [REPLY_DONE] = "done", [REPLY_ERROR] = "error"};
     switch (opt) {
@@ -172,21 +173,11 @@ static int parse(struct cli_global *g, struct tail *t, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, CLI_GLOBAL_SHORT "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        int rc = cli_global_option(g, opt, optarg);
-        if (rc == 1)
-            rc = opt == '?' ? -1 : option(t, opt, optarg);
-        if (rc != 0) {
-            fprintf(stderr, "Try 'llmq tail --help'.\n");
-            return CLI_EXIT_USAGE;
-        }
-    }
+    static const struct cli_command command = {"tail", CLI_GLOBAL_SHORT "h", options, usage,
+                                               option};
+    int rc = cli_parse_options(g, &command, t, argc, argv);
+    if (rc != -1)
+        return rc;
     if (optind != argc) {
         fprintf(stderr, "llmq tail: unexpected argument %s\nTry 'llmq tail --help'.\n",
                 argv[optind]);
