@@ -417,6 +417,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--stages", default="throughput,latency,ceiling")
     p.add_argument("--modes", default="direct,llmq,python")
+    p.add_argument("--models", default="tiny,real", help="models of the throughput stage")
     p.add_argument("--slots", type=int, default=4, help="concurrency = llama-server --parallel")
     p.add_argument("--context", type=int, default=4096)
     p.add_argument("--llama-threads", type=int, default=0,
@@ -437,11 +438,11 @@ def main():
     p.add_argument("--latency-backends", default="tiny,fake",
                    help="tiny: llama-server with the tiny model; fake: fast_fake_llama")
     p.add_argument("--ceiling-jobs", type=int, default=100_000)
-    p.add_argument("--ceiling-py-jobs", type=int, default=5_000)
+    p.add_argument("--ceiling-py-jobs", type=int, default=30_000)
     p.add_argument("--ceiling-tokens", type=int, default=10)
     p.add_argument("--ceiling-slots", type=int, default=16)
     p.add_argument("--ceiling-timeout", type=int, default=300)
-    p.add_argument("--sample-s", type=float, default=2.0)
+    p.add_argument("--sample-s", type=float, default=1.0)
     p.add_argument("--run-timeout", type=int, default=600)
     args = p.parse_args()
     args.stages = args.stages.split(",")
@@ -450,9 +451,10 @@ def main():
     log(f"machine: {bench.results['machine']['uptime']}")
     try:
         if "throughput" in args.stages:
-            bench.throughput("tiny", args.tiny_model, args.tiny_jobs, args.tiny_tokens,
-                             args.slots, args.reps)
-            if args.real_model:
+            if "tiny" in args.models:
+                bench.throughput("tiny", args.tiny_model, args.tiny_jobs, args.tiny_tokens,
+                                 args.slots, args.reps)
+            if "real" in args.models and args.real_model:
                 bench.throughput("real", args.real_model, args.real_jobs, args.real_tokens,
                                  args.slots, args.reps)
         if "latency" in args.stages:
