@@ -40,6 +40,7 @@ void loop_stop(struct loop *loop);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC) and Unix wall-clock ms. */
 int64_t loop_now_ms(void);
+int64_t loop_now_us(void); /* monotonic microseconds, for sub-millisecond timings */
 int64_t loop_wall_ms(void);
 
 #endif

@@ -82,9 +82,9 @@ struct task {
     char run[17];
     unsigned attempts;
     int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
-    int64_t received_ms;              /* monotonic, when it was consumed */
+    int64_t received_us;              /* monotonic, when it was consumed */
     int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
-    int64_t start_ms, first_token_ms; /* monotonic */
+    int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
     char *text; /* the run's full text */
@@ -588,9 +588,11 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
     task_send_terminal(t);
 }
 
-static double ms_between(int64_t from, int64_t to)
+/* Milliseconds from `from` to `to` (microsecond clock readings); 0 when
+ * either is unknown. */
+static double ms_between_us(int64_t from, int64_t to)
 {
-    return from > 0 && to >= from ? (double)(to - from) : 0.0;
+    return from > 0 && to >= from ? (double)(to - from) / 1000.0 : 0.0;
 }
 
 static void publish_chunk(struct task *t)
@@ -632,10 +634,10 @@ static void run_text(void *ctx, const char *text, size_t len)
 {
     struct task *t = ctx;
     struct worker *w = t->w;
-    if (t->first_token_ms == 0) {
-        t->first_token_ms = loop_now_ms();
+    if (t->first_token_us == 0) {
+        t->first_token_us = loop_now_us();
         metrics_observe(w->metrics, METRICS_TIME_TO_FIRST_TOKEN,
-                        (double)(t->first_token_ms - t->start_ms) / 1000.0);
+                        (double)(t->first_token_us - t->start_us) / 1e6);
     }
     if (t->text_len + len + 1 > t->text_cap) {
         size_t cap = t->text_cap ? t->text_cap : 256;
@@ -651,7 +653,9 @@ static void run_text(void *ctx, const char *text, size_t len)
     t->text_len += len;
     t->text[t->text_len] = '\0';
     w->stats.tokens_generated++;
-    if (w->cfg->chunking.coalesce_ms <= 0)
+    /* The first piece goes out at once (time to first chunk); later ones are
+     * merged for up to coalesce_ms, so that one message carries several. */
+    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0)
         publish_chunk(t);
     else if (!t->coalesce_timer && t->job.stream)
         t->coalesce_timer =
@@ -665,10 +669,13 @@ static void run_done(void *ctx, const struct llama_outcome *out)
     t->llama = NULL;
     if (out->code == LLMQ_OK) {
         publish_chunk(t);
-        int64_t end_ms = loop_now_ms();
+        int64_t end_us = loop_now_us();
         struct outgoing *reply = reply_outgoing(t, "done");
         if (reply) {
-            double gen_ms = ms_between(t->first_token_ms, end_ms);
+            double gen_ms = ms_between_us(t->first_token_us, end_us);
+            /* The wall-clock time the request started, against the job
+             * message's (producer's) timestamp. */
+            double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
             struct reply_done d = {
                 .id = t->job.id,
                 .run = t->run,
@@ -678,11 +685,10 @@ static void run_done(void *ctx, const struct llama_outcome *out)
                 .usage = {out->prompt_tokens, out->completion_tokens},
                 .timings =
                     {
-                        .queue_ms = t->kafka_ts_ms > 0
-                                        ? ms_between(t->kafka_ts_ms,
-                                                     loop_wall_ms() - (end_ms - t->start_ms))
+                        .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
+                                        ? started_wall_ms - (double)t->kafka_ts_ms
                                         : 0.0,
-                        .ttft_ms = ms_between(t->start_ms, t->first_token_ms),
+                        .ttft_ms = ms_between_us(t->start_us, t->first_token_us),
                         .gen_ms = gen_ms,
                         .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
                                             ? (double)out->completion_tokens * 1000.0 / gen_ms
@@ -696,8 +702,7 @@ static void run_done(void *ctx, const struct llama_outcome *out)
             t->outgoing[0] = reply;
         }
         w->stats.jobs_ok++;
-        metrics_observe(w->metrics, METRICS_JOB_DURATION,
-                        (double)(end_ms - t->received_ms) / 1000.0);
+        metrics_observe(w->metrics, METRICS_JOB_DURATION, (double)(end_us - t->received_us) / 1e6);
         task_send_terminal(t);
         return;
     }
@@ -755,11 +760,11 @@ static void task_start(struct task *t)
     w->n_running++;
     t->attempts++;
     new_run_id(t->run);
-    t->start_ms = loop_now_ms();
+    t->start_us = loop_now_us();
     if (t->attempts == 1)
         metrics_observe(w->metrics, METRICS_QUEUE_WAIT,
-                        (double)(t->start_ms - t->received_ms) / 1000.0);
-    t->first_token_ms = 0;
+                        (double)(t->start_us - t->received_us) / 1e6);
+    t->first_token_us = 0;
     t->seq = 0;
     t->text_len = 0;
     t->published_len = 0;
@@ -822,7 +827,7 @@ static void on_message(void *ctx, rd_kafka_message_t *msg)
     }
     w->stats.jobs_received++;
     t->w = w;
-    t->received_ms = loop_now_ms();
+    t->received_us = loop_now_us();
     t->part = p;
     t->source_topic = strdup(topic);
     t->source_partition = msg->partition;

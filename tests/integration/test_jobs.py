@@ -132,3 +132,16 @@ def test_worker_waits_for_missing_topics(kafka, topics, start_worker):
     replies = Replies(kafka, late)
     assert replies.wait_terminal([j["id"]], timeout=60)[j["id"]]["type"] == "done"
     assert "every topic exists now" in w.log_text()
+
+
+def test_coalesced_chunks_carry_several_tokens(kafka, topics, start_worker):
+    # chunking.coalesce_ms merges tokens into fewer chunk messages; the first
+    # piece still goes out at once, and the chunks still add up to the text.
+    start_worker(**{"chunking.coalesce_ms": "50"})
+    replies = Replies(kafka, topics["replies"])
+    j = job("Merge these", max_tokens=200, seed=3)
+    kafka.submit(topics["jobs"], j)
+    term = replies.wait_terminal([j["id"]], timeout=60)[j["id"]]
+    check_stream(replies, j["id"])
+    chunks = replies.chunks(j["id"], term["run"])
+    assert 2 <= len(chunks) < term["usage"]["completion_tokens"]
