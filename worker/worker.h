@@ -7,7 +7,7 @@
  * reply sent, waiting for the broker's acknowledgement). A task's offset is
  * done only when that acknowledgement arrives; the committed offset of each
  * partition is the contiguous done prefix (offsets.h). At most `slots` tasks
- * run at once; when the worker holds `slots` tasks it pauses its partitions
+ * run at once; when the worker holds `slots` tasks it stops taking messages
  * and goes on polling, so a long generation never costs a rebalance. */
 #ifndef LLMQ_WORKER_H
 #define LLMQ_WORKER_H
