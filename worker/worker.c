@@ -9,24 +9,20 @@
 #include "worker.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 
-#include "gpu.h"
-#include "heartbeat.h"
 #include "http.h"
 #include "job.h"
 #include "kafka.h"
 #include "llama.h"
 #include "loop.h"
-#include "metrics.h"
 #include "offsets.h"
 #include "reply.h"
 #include "supervisor.h"
+#include "telemetry.h"
 
 /* How long a lost run waits before its rerun, so that the supervisor sees
  * llama-server's death before the rerun is sent to a dying process. */
@@ -37,8 +33,6 @@
 #define REPRODUCE_DELAY_MS 1000
 /* Waiting for in-flight replies when partitions are revoked. */
 #define REVOKE_FLUSH_MS 2000
-/* How often the GPU is read (metrics, heartbeat, the VRAM floor). */
-#define GPU_POLL_MS 2000
 
 struct partition {
     struct partition *next;
@@ -113,20 +107,13 @@ struct worker {
     unsigned n_running;
     unsigned n_unfinished; /* queued + running: what capacity counts */
 
-    struct gpu *gpu;
-    struct gpu_reading gpu_last;
-    struct metrics *metrics;
-    struct loop_timer *gpu_timer;
-    struct loop_timer *heartbeat_timer;
-    char host[256];
-    char gpu_label[16];
+    struct telemetry *telemetry;
 
     struct loop_timer *topic_check_timer;
     char topics_missing[256]; /* why the worker does not join yet, "" when it may */
 
     bool backend_ready;
     bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
-    bool vram_paused;       /* free VRAM under metrics.vram_floor_mb */
     bool subscribed;
     bool draining;
     bool stopped;
@@ -636,8 +623,8 @@ static void run_text(void *ctx, const char *text, size_t len)
     struct worker *w = t->w;
     if (t->first_token_us == 0) {
         t->first_token_us = loop_now_us();
-        metrics_observe(w->metrics, METRICS_TIME_TO_FIRST_TOKEN,
-                        (double)(t->first_token_us - t->start_us) / 1e6);
+        telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
+                          (double)(t->first_token_us - t->start_us) / 1e6);
     }
     if (t->text_len + len + 1 > t->text_cap) {
         size_t cap = t->text_cap ? t->text_cap : 256;
@@ -702,7 +689,8 @@ static void run_done(void *ctx, const struct llama_outcome *out)
             t->outgoing[0] = reply;
         }
         w->stats.jobs_ok++;
-        metrics_observe(w->metrics, METRICS_JOB_DURATION, (double)(end_us - t->received_us) / 1e6);
+        telemetry_observe(w->telemetry, METRICS_JOB_DURATION,
+                          (double)(end_us - t->received_us) / 1e6);
         task_send_terminal(t);
         return;
     }
@@ -762,8 +750,8 @@ static void task_start(struct task *t)
     new_run_id(t->run);
     t->start_us = loop_now_us();
     if (t->attempts == 1)
-        metrics_observe(w->metrics, METRICS_QUEUE_WAIT,
-                        (double)(t->start_us - t->received_us) / 1e6);
+        telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
+                          (double)(t->start_us - t->received_us) / 1e6);
     t->first_token_us = 0;
     t->seq = 0;
     t->text_len = 0;
@@ -803,7 +791,7 @@ static void schedule(struct worker *w)
     if (!w->subscribed || w->stopped)
         return;
     bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots;
-    if (w->draining || !w->backend_ready || full || w->vram_paused)
+    if (w->draining || !w->backend_ready || full || telemetry_admission_paused(w->telemetry))
         kafka_pause(w->kafka);
     else
         kafka_resume(w->kafka);
@@ -1066,160 +1054,43 @@ void worker_drain(struct worker *w)
         loop_timer_after(w->loop, (int64_t)w->cfg->limits.drain_timeout_s * 1000, drain_timeout, w);
 }
 
-/* ---- telemetry: metrics, GPU, heartbeat, VRAM admission ---- */
+/* ---- telemetry ---- */
 
-static const char *worker_state_name(const struct worker *w)
-{
-    if (w->draining)
-        return "draining";
-    if (w->backend_ready)
-        return "ready";
-    return w->backend_was_ready ? "restarting" : "starting";
-}
-
-static void metrics_sample_fill(void *ctx, struct metrics_sample *out)
+static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
 {
     struct worker *w = ctx;
-    out->jobs[LLMQ_OK] = w->stats.jobs_ok;
-    for (int c = 1; c < LLMQ_CODE_COUNT; c++)
-        out->jobs[c] = w->stats.jobs_error[c];
+    out->stats = &w->stats;
     out->jobs_in_flight = w->n_unfinished;
-    out->tokens_generated = w->stats.tokens_generated;
-    out->chunks_published = w->stats.chunks_published;
-    out->dead_letters = w->stats.dead_lettered;
-    out->runs_retried = w->stats.runs_retried;
-    out->producer_queue_messages = (uint64_t)kafka_outq_len(w->kafka);
+    out->slots_busy = w->n_running;
     out->llama_up = w->backend_ready;
     out->llama_restarts = supervisor_restarts(w->sup);
-    out->llama_slots_busy = w->n_running;
-    out->llama_slots_total = (unsigned)w->cfg->llama.slots;
-    out->admission_paused = w->vram_paused;
-    out->gpu = w->gpu_last;
+    if (w->draining)
+        out->state = "draining";
+    else if (w->backend_ready)
+        out->state = "ready";
+    else
+        out->state = w->backend_was_ready ? "restarting" : "starting";
+    /* Why /readyz says no, first reason first. */
+    const char *why = supervisor_last_error(w->sup);
+    if (w->draining)
+        out->not_ready = "draining";
+    else if (!w->backend_ready)
+        out->not_ready = why && why[0] ? why : "llama-server starting";
+    else if (w->topics_missing[0])
+        out->not_ready = w->topics_missing;
+    else if (!w->subscribed || !kafka_joined(w->kafka))
+        out->not_ready = "joining the consumer group";
 }
 
-static bool metrics_ready(void *ctx, const char **reason)
+static void admission_changed(void *ctx)
 {
-    struct worker *w = ctx;
-    if (w->draining) {
-        *reason = "draining";
-        return false;
-    }
-    if (!w->backend_ready) {
-        const char *why = supervisor_last_error(w->sup);
-        *reason = why && why[0] ? why : "llama-server starting";
-        return false;
-    }
-    if (w->topics_missing[0]) {
-        *reason = w->topics_missing;
-        return false;
-    }
-    if (!w->subscribed || !kafka_joined(w->kafka)) {
-        *reason = "joining the consumer group";
-        return false;
-    }
-    return true;
+    schedule(ctx);
 }
 
 static void kafka_stats(void *ctx, const char *json, size_t len)
 {
     struct worker *w = ctx;
-    char err[128];
-    if (metrics_set_kafka_stats(w->metrics, json, len, err, sizeof(err)) != 0)
-        log_debug(w->log, "worker", "librdkafka statistics not understood: %s", err);
-}
-
-/* Read the GPU; pause intake while free VRAM is under the floor. */
-static void gpu_poll(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    gpu_read(w->gpu, &w->gpu_last);
-    uint64_t floor = w->cfg->metrics.vram_floor_bytes;
-    const struct gpu_reading *r = &w->gpu_last;
-    bool low = gpu_vram_below_floor(r, floor);
-    if (low != w->vram_paused) {
-        w->vram_paused = low;
-        if (low)
-            log_warn(w->log, "worker",
-                     "free VRAM %" PRIu64 " MiB is under the floor of %" PRIu64
-                     " MiB: taking no new jobs",
-                     (r->vram_total_bytes - r->vram_used_bytes) >> 20, floor >> 20);
-        else
-            log_info(w->log, "worker", "free VRAM back above the floor: taking jobs again");
-        schedule(w);
-    }
-    w->gpu_timer = loop_timer_after(w->loop, GPU_POLL_MS, gpu_poll, w);
-}
-
-static void heartbeat_due(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    uint64_t failed = 0;
-    for (int c = 1; c < LLMQ_CODE_COUNT; c++)
-        failed += w->stats.jobs_error[c];
-    struct heartbeat hb = {
-        .worker = w->cfg->worker_id,
-        .host = w->host,
-        .model = w->cfg->llama.model_name ? w->cfg->llama.model_name : "",
-        .state = worker_state_name(w),
-        .ts_ms = loop_wall_ms(),
-        .gpu = &w->gpu_last,
-        .slots_busy = w->n_running,
-        .slots_total = (unsigned)w->cfg->llama.slots,
-        .jobs_done = w->stats.jobs_ok,
-        .jobs_failed = failed,
-        .tokens = w->stats.tokens_generated,
-    };
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    if (heartbeat_encode(&buf, &hb) == 0) {
-        struct kafka_header headers[2] = {
-            {"llmq-type", "heartbeat", 9},
-            {"llmq-id", w->cfg->worker_id, strlen(w->cfg->worker_id)}};
-        rd_kafka_resp_err_t err =
-            kafka_produce(w->kafka, w->cfg->kafka.metrics_topic, w->cfg->worker_id,
-                          strlen(w->cfg->worker_id), buf.data, buf.size, headers, 2, NULL, NULL);
-        if (err)
-            log_warn(w->log, "worker", "heartbeat not produced: %s", rd_kafka_err2str(err));
-    }
-    msgpack_sbuffer_destroy(&buf);
-    w->heartbeat_timer =
-        loop_timer_after(w->loop, (int64_t)w->cfg->metrics.heartbeat_s * 1000, heartbeat_due, w);
-}
-
-static int telemetry_start(struct worker *w, char *err, size_t err_len)
-{
-    if (gethostname(w->host, sizeof(w->host)) != 0)
-        snprintf(w->host, sizeof(w->host), "unknown");
-    w->host[sizeof(w->host) - 1] = '\0';
-    w->gpu = gpu_open(w->cfg->metrics.gpu_backend, w->cfg->llama.gpu, w->log, err, err_len);
-    if (!w->gpu)
-        return -1;
-    gpu_read(w->gpu, &w->gpu_last);
-    if (w->cfg->llama.gpu >= 0)
-        snprintf(w->gpu_label, sizeof(w->gpu_label), "%d", w->cfg->llama.gpu);
-    else
-        snprintf(w->gpu_label, sizeof(w->gpu_label), "none");
-    struct metrics_options opts = {
-        .listen = w->cfg->metrics.listen,
-        .worker = w->cfg->worker_id,
-        .model = w->cfg->llama.model_name ? w->cfg->llama.model_name : "",
-        .gpu = w->gpu_label,
-        .source = {metrics_sample_fill, metrics_ready, w},
-        .log = w->log,
-    };
-    w->metrics = metrics_new(w->loop, &opts, err, err_len);
-    if (!w->metrics)
-        return -1;
-    if (w->cfg->metrics.listen && w->cfg->metrics.listen[0])
-        log_info(w->log, "worker", "metrics on http://%s/metrics (port %d)", w->cfg->metrics.listen,
-                 metrics_port(w->metrics));
-    w->gpu_timer = loop_timer_after(w->loop, GPU_POLL_MS, gpu_poll, w);
-    if (w->cfg->metrics.heartbeat_s > 0 && w->cfg->kafka.metrics_topic &&
-        w->cfg->kafka.metrics_topic[0])
-        w->heartbeat_timer = loop_timer_after(w->loop, 0, heartbeat_due, w);
-    return 0;
+    telemetry_kafka_stats(w->telemetry, json, len);
 }
 
 /* ---- life ---- */
@@ -1259,7 +1130,9 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         snprintf(err, err_len, "cannot create the llama-server supervisor");
         goto fail;
     }
-    if (telemetry_start(w, err, err_len) != 0)
+    struct telemetry_source source = {telemetry_status_fill, admission_changed, w};
+    w->telemetry = telemetry_new(loop, cfg, log, w->kafka, &source, err, err_len);
+    if (!w->telemetry)
         goto fail;
     return w;
 fail:
@@ -1299,14 +1172,9 @@ void worker_free(struct worker *w)
         loop_timer_cancel(w->loop, w->commit_timer);
     if (w->drain_timer)
         loop_timer_cancel(w->loop, w->drain_timer);
-    if (w->gpu_timer)
-        loop_timer_cancel(w->loop, w->gpu_timer);
     if (w->topic_check_timer)
         loop_timer_cancel(w->loop, w->topic_check_timer);
-    if (w->heartbeat_timer)
-        loop_timer_cancel(w->loop, w->heartbeat_timer);
-    metrics_free(w->metrics);
-    gpu_close(w->gpu);
+    telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);
 }
