@@ -25,8 +25,8 @@
 extern char **environ;
 
 enum {
-    PROBE_STARTING_MS = 250,  /* /health poll while loading */
-    PROBE_READY_MS = 2000,    /* /health poll while ready */
+    PROBE_STARTING_MS = 250, /* /health poll while loading */
+    PROBE_READY_MS = 2000,   /* /health poll while ready */
     /* One probe, connect included. Generous: a llama-server busy on every
      * core answered /health in 1.46 s under the fault tests' load, and three
      * misses kill it. A hung server is still found within ~15 s. */
