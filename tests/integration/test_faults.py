@@ -107,13 +107,18 @@ def test_committed_offset_is_the_contiguous_done_prefix(bootstrap, topics, pool)
 
 
 def test_offset_is_done_only_when_the_terminal_reply_is_acknowledged(kafka, bootstrap, pool):
-    # The worker's reply topic does not exist yet: the job runs, but its done
-    # reply cannot be delivered, so its offset must not be committed; once
-    # the topic exists the reply goes out and the offset follows.
+    # The worker's reply topic disappears under it (it refuses to start
+    # without it): the job runs, but its done reply cannot be delivered, so
+    # its offset must not be committed; once the topic exists again the reply
+    # goes out and the offset follows.
     topics = new_topics(kafka, 1)
-    topics["replies"] += ".later"
     w = pool.start(topics, bootstrap,
-                   **{"kafka.properties": "{ topic_metadata_propagation_max_ms = 1000; }"})
+                   **{"kafka.properties": "{ topic_metadata_propagation_max_ms = 1000; "
+                                          "message_timeout_ms = 3000; }"})
+    kafka.admin.delete_topics([topics["replies"]], operation_timeout=30)[topics["replies"]] \
+        .result(timeout=30)
+    wait_for(lambda: topics["replies"] not in kafka.admin.list_topics(timeout=10).topics, 30,
+             "the reply topic to be deleted")
     j = job("Patience", max_tokens=8)
     (placed,) = Submitter(bootstrap).send(topics["jobs"], [j])
     wait_for(lambda: "not acknowledged" in w.log_text() or "cannot produce" in w.log_text(), 60,
