@@ -121,8 +121,11 @@ def test_offset_is_done_only_when_the_terminal_reply_is_acknowledged(kafka, boot
              "the reply topic to be deleted")
     j = job("Patience", max_tokens=8)
     (placed,) = Submitter(bootstrap).send(topics["jobs"], [j])
-    wait_for(lambda: "not acknowledged" in w.log_text() or "cannot produce" in w.log_text(), 60,
-             "the worker to retry its undeliverable reply")
+    try:
+        wait_for(lambda: "not acknowledged" in w.log_text() or "cannot produce" in w.log_text(),
+                 60, "the worker to retry its undeliverable reply")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; worker log:\n{w.log_text()[-4000:]}") from None
     time.sleep(1.0)
     assert committed(bootstrap, group_of(topics), topics["jobs"], [0])[0] in (None, placed[1])
     kafka.create_topic(topics["replies"], 1)
