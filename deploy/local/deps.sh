@@ -33,11 +33,43 @@ install_apt() {
     esac
     keep+=("$p")
   done
-  [ ${#keep[@]} -eq 0 ] && { log "Debian packages: all present"; return; }
-  log "installing Debian packages: ${keep[*]}"
+  if [ ${#keep[@]} -eq 0 ]; then log "Debian packages: all present"
+  else
+    log "installing Debian packages: ${keep[*]}"
+    apt_install "${keep[@]}"
+  fi
+  install_clang_runtime
+}
+
+# apt_install PKG...: apt-get install as root (sudo otherwise), lists refreshed first.
+apt_install() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${keep[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+
+# The fuzz and sanitizer builds link clang's compiler-rt (libclang_rt.asan,
+# libclang_rt.fuzzer). Debian ships it apart from clang, in a package named
+# after clang's major version (libclang-rt-14-dev on bookworm), so the name is
+# derived from the clang that is installed rather than hard-coded. Older
+# releases (bullseye) carried it inside libclang-common-N-dev.
+install_clang_runtime() {
+  local major pkg
+  major=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+  [ -n "$major" ] || die "clang is not installed (apt-get install clang)"
+  # lib/linux/libclang_rt.fuzzer-x86_64.a (clang <= 15) or
+  # lib/x86_64-pc-linux-gnu/libclang_rt.fuzzer.a (newer layouts).
+  if compgen -G "$(clang -print-resource-dir)/lib/*/libclang_rt.fuzzer*.a" >/dev/null; then
+    log "clang $major runtime (sanitizers, libFuzzer): present"
+    return
+  fi
+  for pkg in "libclang-rt-$major-dev" "libclang-common-$major-dev"; do
+    apt-cache show "$pkg" >/dev/null 2>&1 || continue
+    log "installing clang $major's runtime (sanitizers, libFuzzer): $pkg"
+    apt_install "$pkg"
+    return
+  done
+  die "no Debian package carries clang $major's sanitizer runtime (tried libclang-rt-$major-dev, libclang-common-$major-dev)"
 }
 
 install_venv() {
