@@ -525,3 +525,24 @@ export function decodeReply(data) {
 }
 
 export { NESTING_MAX };
+
+// ---- cancel (control topic) ------------------------------------------------------------
+
+/** The msgpack bytes of a cancel message for job `id` (v, type, id, then run
+ * and reason when given); InvalidJob for an id no job can have. */
+export function encodeCancel({ id, run, reason }) {
+  const idProblem = textProblem(fromValue(id), true);
+  if (idProblem) reject("invalid_id", "id", idProblem);
+  if (byteLength(id) > ID_MAX_BYTES) reject("invalid_id", "id", `must be at most ${ID_MAX_BYTES} bytes`);
+  const message = { v: VERSION, type: "cancel", id };
+  for (const [name, value] of [
+    ["run", run],
+    ["reason", reason],
+  ]) {
+    if (value === undefined || value === "") continue;
+    const p = textProblem(fromValue(value), false);
+    if (p) reject("invalid_field", name, p);
+    message[name] = value;
+  }
+  return encode(message);
+}
