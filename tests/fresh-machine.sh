@@ -82,23 +82,32 @@ command -v debootstrap >/dev/null || {
 t0=$SECONDS
 mirror=$(host_mirror)
 log "debootstrap bookworm (minbase) from $mirror into $ROOTFS"
-debootstrap --variant=minbase bookworm "$ROOTFS" "$mirror" >"$FRESH/debootstrap.log" 2>&1 ||
+debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOTFS" "$mirror" >"$FRESH/debootstrap.log" 2>&1 ||
   { tail -20 "$FRESH/debootstrap.log"; die "debootstrap failed"; }
 bootstrap_s=$((SECONDS - t0))
 
 git clone -q "file://$REPO" "$ROOTFS/root/llmq" || die "cannot clone $REPO"
 log "clean clone of $(git -C "$REPO" rev-parse --short HEAD) in /root/llmq"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# The network this machine reaches the registries through is part of the
+# machine, not of what llmq installs: where its egress re-signs TLS with a
+# local CA (/usr/local/share/ca-certificates) and points pip and npm at the
+# system bundle, the new root gets the same trust, or nothing downloads.
+cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/" 2>/dev/null &&
+  chroot "$ROOTFS" update-ca-certificates >/dev/null
+for f in /etc/pip.conf /etc/npmrc; do [ -f "$f" ] && cp "$f" "$ROOTFS$f"; done
 grep -qs localhost "$ROOTFS/etc/hosts" || printf '127.0.0.1 localhost\n::1 localhost\n' >>"$ROOTFS/etc/hosts"
 mount -t proc proc "$ROOTFS/proc"
 mount -t sysfs sys "$ROOTFS/sys"
 mount --bind /dev "$ROOTFS/dev"
 mount --bind /dev/pts "$ROOTFS/dev/pts"
 
+# Variables that point TLS clients at the system CA bundle, as set on this machine.
+ssl_env=$(env | grep -E '^(SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|PIP_CERT|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|GIT_SSL_CAINFO)=/etc/ssl/' | tr '\n' ' ')
 # in_root CACHE CMD: run CMD in the clone as a new root user would, with CI=true.
 in_root() {
   local cache=$1; shift
-  chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
+  chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true $ssl_env \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LLMQ_CACHE="$cache" LLMQ_KAFKA_PORT="${LLMQ_FRESH_KAFKA_PORT:-39092}" \
     LLMQ_KAFKA_CONTROLLER_PORT="${LLMQ_FRESH_KAFKA_CONTROLLER_PORT:-39093}" \
