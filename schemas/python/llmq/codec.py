@@ -275,16 +275,21 @@ def _check_range(fs: _Fields, name: str, maximum: int):
         _reject("invalid_field", name, f"must be an integer between 0 and {maximum}")
 
 
+def _array(fs: _Fields, name: str, maximum: int, what: str):
+    """The array field `name` (None when absent) of at most `maximum` `what`."""
+    x = fs.get(name)
+    if x is _MISSING:
+        return None
+    if not isinstance(x, (list, tuple)):
+        _reject("invalid_field", name, f"must be an array of {what}")
+    if len(x) > maximum:
+        _reject("invalid_field", name, f"at most {maximum} {what} (got {len(x)})")
+    return x
+
+
 def _check_lora(fs: _Fields):
-    lora = fs.get("lora")
-    if lora is _MISSING:
-        return
-    if not isinstance(lora, (list, tuple)):
-        _reject("invalid_field", "lora", "must be an array of {name, scale} maps")
-    if len(lora) > LORA_MAX:
-        _reject("invalid_field", "lora", f"at most {LORA_MAX} adapters (got {len(lora)})")
     names = set()
-    for i, entry in enumerate(lora):
+    for i, entry in enumerate(_array(fs, "lora", LORA_MAX, "{name, scale} maps") or ()):
         where = f"lora[{i}]"
         if not isinstance(entry, dict):
             _reject("invalid_field", "lora", "must be a map", where)
@@ -339,14 +344,7 @@ def _check_input(fs: _Fields):
 
 
 def _check_stop(fs: _Fields):
-    stop = fs.get("stop")
-    if stop is _MISSING:
-        return
-    if not isinstance(stop, (list, tuple)):
-        _reject("invalid_field", "stop", "must be an array of strings")
-    if len(stop) > STOP_MAX:
-        _reject("invalid_field", "stop", f"at most {STOP_MAX} strings (got {len(stop)})")
-    for i, s in enumerate(stop):
+    for i, s in enumerate(_array(fs, "stop", STOP_MAX, "strings") or ()):
         problem = _text_problem(s, True)
         if problem:
             _reject("invalid_field", "stop", problem, f"stop[{i}]")
