@@ -240,7 +240,8 @@ func (c *Client) Cancel(ctx context.Context, id, run, reason string) error {
 	if err != nil {
 		return err
 	}
-	rec := &kgo.Record{Topic: c.opts.ControlTopic, Key: []byte(id), Value: value}
+	rec := &kgo.Record{Topic: c.opts.ControlTopic, Key: []byte(id), Value: value,
+		Headers: []kgo.RecordHeader{{Key: "llmq-type", Value: []byte("cancel")}, {Key: "llmq-id", Value: []byte(id)}}}
 	if err := c.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("llmq: cancel %s: %w", id, err)
 	}

@@ -22,7 +22,10 @@ var RetryableCodes = map[string]bool{"model_mismatch": true, "backend_error": tr
 var KnownCodes = map[string]bool{"malformed": true, "unsupported_version": true,
 	"invalid_id": true, "invalid_field": true, "invalid_input": true, "prompt_too_large": true,
 	"reply_to_denied": true, "expired": true, "model_mismatch": true, "context_exceeded": true,
-	"backend_error": true, "backend_failed": true, "internal": true}
+	"backend_error": true, "backend_failed": true, "internal": true, "cancelled": true}
+
+// partialTextCodes are the known codes whose errors may carry partial_text.
+var partialTextCodes = map[string]bool{"expired": true, "cancelled": true}
 
 var codeRE = regexp.MustCompile(`^[a-z][a-z_]*$`)
 
@@ -76,7 +79,10 @@ type Error struct {
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
 	Worker    string `json:"worker"`
-	Meta      Map    `json:"meta,omitempty"`
+	// PartialText is the text the run generated before it was stopped
+	// (expired or cancelled while generating); nil when absent.
+	PartialText *string `json:"partial_text,omitempty"`
+	Meta        Map     `json:"meta,omitempty"`
 }
 
 // Gpu is a GPU reading; nil for what the backend cannot read.
@@ -259,6 +265,12 @@ func readError(r *fieldReader) (Reply, error) {
 	e := &Error{Type: "error", ID: r.text("id", 0, IDMaxBytes), Run: r.text("run", 0, 0),
 		Code: code, Message: r.text("message", 0, 0), Retryable: retryable,
 		Worker: r.text("worker", 0, 0), Meta: r.meta()}
+	if _, ok := r.f.values["partial_text"]; ok {
+		e.PartialText = Ptr(r.text("partial_text", 0, 0))
+		if r.err == nil && (e.Run == "" || (KnownCodes[code] && !partialTextCodes[code])) {
+			r.err = &InvalidReply{"error.partial_text: only for a job that was generating, and of the known codes only expired and cancelled"}
+		}
+	}
 	return e, r.err
 }
 
@@ -311,29 +323,78 @@ func DecodeReply(data []byte) (Reply, error) {
 	return read(&fieldReader{f: f, where: typ})
 }
 
-// Cancel asks the workers to stop a job (schemas/spec.md, control topic):
-// Run, when given, names the only run to stop; Reason is for people.
+// Cancel asks the workers to stop a job (schemas/spec.md, "Cancellation"):
+// Run, when not "", names the only run to stop; Reason is for people; Extra
+// holds fields this version does not know, sent after the known ones.
 type Cancel struct {
 	ID     string
 	Run    string
 	Reason string
+	Extra  Map
+}
+
+// checkCancel returns an *InvalidJob naming the field a worker would refuse.
+func checkCancel(c Cancel) error {
+	if p := textProblem(c.ID, true); p != "" {
+		return &InvalidJob{Code: "invalid_id", Field: "id", Message: "id: " + p}
+	}
+	if len(c.ID) > IDMaxBytes {
+		return &InvalidJob{Code: "invalid_id", Field: "id", Message: fmt.Sprintf("id: must be at most %d bytes", IDMaxBytes)}
+	}
+	for _, kv := range []KV{{"run", c.Run}, {"reason", c.Reason}} {
+		if !textOK(kv.Value.(string)) {
+			return &InvalidJob{Code: "invalid_field", Field: kv.Key.(string),
+				Message: kv.Key.(string) + ": must be valid UTF-8 without NUL bytes"}
+		}
+	}
+	return nil
 }
 
 // EncodeCancel returns the msgpack bytes of a cancel message: v, type, id,
-// then run and reason when given.
+// then run and reason when not "", then Extra.
 func EncodeCancel(c Cancel) ([]byte, error) {
-	if p := textProblem(c.ID, true); p != "" || len(c.ID) > IDMaxBytes {
-		return nil, &InvalidJob{Code: "invalid_id", Field: "id", Message: "id: must be a non-empty string of at most 128 bytes"}
+	if err := checkCancel(c); err != nil {
+		return nil, err
 	}
 	m := Map{{"v", int64(Version)}, {"type", "cancel"}, {"id", c.ID}}
 	for _, kv := range []KV{{"run", c.Run}, {"reason", c.Reason}} {
-		if s := kv.Value.(string); s != "" {
-			if !textOK(s) {
-				return nil, &InvalidJob{Code: "invalid_field", Field: kv.Key.(string),
-					Message: kv.Key.(string) + ": must be valid UTF-8 without NUL bytes"}
-			}
+		if kv.Value.(string) != "" {
 			m = append(m, kv)
 		}
 	}
-	return encodeValue(m)
+	return encodeValue(append(m, c.Extra...))
+}
+
+// DecodeCancel reads a cancel message as a worker does; an *InvalidReply
+// says why a worker would ignore it.
+func DecodeCancel(data []byte) (*Cancel, error) {
+	root, err := readMessage(data)
+	if err != nil {
+		return nil, &InvalidReply{err.Error()}
+	}
+	m, ok := root.(Map)
+	if !ok {
+		return nil, &InvalidReply{"a cancel must be a msgpack map"}
+	}
+	f := index(m)
+	if v, isInt := f.values["v"].(int64); !isInt || v != Version {
+		return nil, &InvalidReply{fmt.Sprintf("v: must be the integer %d", Version)}
+	}
+	if t, _ := f.values["type"].(string); t != "cancel" {
+		return nil, &InvalidReply{"type: not a v1 control message type"}
+	}
+	r := &fieldReader{f: f, where: "cancel"}
+	c := &Cancel{ID: r.text("id", 1, IDMaxBytes)}
+	if _, ok := f.values["run"]; ok {
+		c.Run = r.text("run", 1, 0)
+	}
+	if _, ok := f.values["reason"]; ok {
+		c.Reason = r.text("reason", 0, 0)
+	}
+	for _, kv := range m {
+		if k, _ := kv.Key.(string); k != "v" && k != "type" && k != "id" && k != "run" && k != "reason" {
+			c.Extra = append(c.Extra, kv)
+		}
+	}
+	return c, r.err
 }
