@@ -13,6 +13,7 @@ export {
   STOP_MAX,
   TOPIC_MAX,
   VERSION,
+  decodeCancel,
   decodeJob,
   decodeReply,
   encodeCancel,

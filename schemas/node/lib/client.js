@@ -153,8 +153,12 @@ export class Client {
    * it. A job this client waits for then ends with the worker's error reply. */
   async cancel(id, { run, reason } = {}) {
     const value = Buffer.from(encodeCancel({ id, run, reason }));
+    const headers = new Map([
+      [Buffer.from("llmq-type"), Buffer.from("cancel")],
+      [Buffer.from("llmq-id"), Buffer.from(id)],
+    ]);
     await this.#producer.send({
-      messages: [{ topic: this.#opts.controlTopic, key: Buffer.from(id), value }],
+      messages: [{ topic: this.#opts.controlTopic, key: Buffer.from(id), value, headers }],
     });
   }
 
