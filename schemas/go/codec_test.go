@@ -17,13 +17,13 @@ import (
 )
 
 type vector struct {
-	Name         string `json:"name"`
-	Kind         string `json:"kind"`
-	Valid        bool   `json:"valid"`
-	File         string `json:"file"`
-	JSON         string `json:"json"`
-	ExpectedCode string `json:"expected_code"`
-	Stage        string `json:"stage"`
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	Valid        bool     `json:"valid"`
+	File         string   `json:"file"`
+	JSON         string   `json:"json"`
+	ExpectedCode string   `json:"expected_code"`
+	Stage        string   `json:"stage"`
 	Field        string   `json:"field"`
 	Requires     []string `json:"requires"`
 }

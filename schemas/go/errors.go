@@ -73,7 +73,7 @@ var classByCode = map[string]error{
 // not know matches none of the classes; Retryable (set by the worker) says
 // whether submitting the same job again may succeed.
 type JobError struct {
-	Reply *Error
+	Reply                          *Error
 	ID, Code, Message, Run, Worker string
 	Retryable                      bool
 }
