@@ -508,11 +508,9 @@ const READERS = {
   },
 };
 
-/** Decode a chunk, done, error or heartbeat into a plain object with its
- * `type` and known fields (unknown fields are ignored); InvalidReply when
- * the bytes are not such a v1 message. Timings and GPU readings are numbers
- * whether the writer sent an int or a float. */
-export function decodeReply(data) {
+/** The map node of a v1 message (v = 1) the workers write or read beside
+ * jobs; InvalidReply (naming `what`) otherwise. */
+function readV1Map(data, what) {
   let root;
   try {
     root = readMessage(data);
@@ -520,12 +518,21 @@ export function decodeReply(data) {
     if (!(e instanceof WireError)) throw e;
     throw new InvalidReply(`not one complete msgpack value (${e.message})`);
   }
-  if (root.t !== "map") throw new InvalidReply("a reply must be a msgpack map");
-  const { values } = index(root);
-  const v = values.get("v");
+  if (root.t !== "map") throw new InvalidReply(`a ${what} must be a msgpack map`);
+  const v = index(root).values.get("v");
   if (v === undefined) throw new InvalidReply("v: missing");
   if (!isInt(v) || v.v !== BigInt(VERSION))
     throw new InvalidReply(`v: must be the integer ${VERSION}`);
+  return root;
+}
+
+/** Decode a chunk, done, error or heartbeat into a plain object with its
+ * `type` and known fields (unknown fields are ignored); InvalidReply when
+ * the bytes are not such a v1 message. Timings and GPU readings are numbers
+ * whether the writer sent an int or a float. */
+export function decodeReply(data) {
+  const root = readV1Map(data, "reply");
+  const { values } = index(root);
   const type = values.get("type");
   const read = type?.t === "str" && Object.hasOwn(READERS, type.v) ? READERS[type.v] : null;
   if (!read)
@@ -565,18 +572,8 @@ export function encodeCancel({ id, run, reason, ...extra }) {
 /** Read a cancel message as a worker does: {id, run?, reason?, ...unknown},
  * or an InvalidReply saying why a worker would ignore it. */
 export function decodeCancel(data) {
-  let root;
-  try {
-    root = readMessage(data);
-  } catch (e) {
-    if (!(e instanceof WireError)) throw e;
-    throw new InvalidReply(`not one complete msgpack value (${e.message})`);
-  }
-  if (root.t !== "map") throw new InvalidReply("a cancel must be a msgpack map");
+  const root = readV1Map(data, "cancel");
   const r = new Reader(root, "cancel");
-  const v = r.values.get("v");
-  if (!v || !isInt(v) || v.v !== BigInt(VERSION))
-    throw new InvalidReply(`v: must be the integer ${VERSION}`);
   if (r.values.get("type")?.v !== "cancel")
     throw new InvalidReply("type: not a v1 control message type");
   const out = { id: r.text("id", 1, ID_MAX_BYTES) };
