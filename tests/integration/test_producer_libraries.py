@@ -48,7 +48,9 @@ def _run_check(cmd, cwd, env, bootstrap, topics, control):
                   topics["replies"], "--control", control, "--batch", str(BATCH)]
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=420)
     assert proc.returncode == 0, f"{args[0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{args[0]}: batch of {BATCH}: {out.get('batch')}")  # shown with pytest -s
+    return out
 
 
 def _check_results(out, kafka, control, worker):
