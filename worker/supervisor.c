@@ -14,13 +14,13 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "http.h"
 #include "loop.h"
+#include "random_id.h"
 
 extern char **environ;
 
@@ -566,17 +566,11 @@ static void describe_argv(char *const argv[], const char *api_key, char *out, si
 
 static int make_api_key(struct supervisor *sup)
 {
-    unsigned char raw[API_KEY_BYTES];
-    ssize_t got;
-    do {
-        got = getrandom(raw, sizeof(raw), 0);
-    } while (got < 0 && errno == EINTR);
-    if (got != (ssize_t)sizeof(raw)) {
-        set_error(sup, "getrandom failed: %s", got < 0 ? strerror(errno) : "short read");
+    errno = 0;
+    if (random_hex(sup->api_key, API_KEY_BYTES) != 0) {
+        set_error(sup, "getrandom failed: %s", errno ? strerror(errno) : "short read");
         return -1;
     }
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(sup->api_key + 2 * i, 3, "%02x", raw[i]);
     return 0;
 }
 
