@@ -51,8 +51,8 @@ const size_t config_env_override_count =
 /* State of one config_load call. */
 struct load_ctx {
     struct llmq_config *cfg;
-    const char *path;                  /* NULL: no file */
-    config_t *lc;                      /* the parsed file, NULL if none */
+    const char *path;                         /* NULL: no file */
+    config_t *lc;                             /* the parsed file, NULL if none */
     const char *env_origin[CONFIG_KEY_COUNT]; /* the variable that set each key last */
     char *err;
     size_t err_len;
@@ -521,7 +521,8 @@ static int set_defaults(struct llmq_config *cfg)
     char reason[REASON_LEN];
     for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
         if (config_keys[i].default_text != NULL &&
-            apply_text(cfg, &config_keys[i], config_keys[i].default_text, reason, sizeof(reason)) != 0)
+            apply_text(cfg, &config_keys[i], config_keys[i].default_text, reason, sizeof(reason)) !=
+                0)
             return -1;
     }
     char host[HOST_NAME_MAX + 1];

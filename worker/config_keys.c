@@ -102,8 +102,8 @@ static int check_worker_id(const char *s, char *reason, size_t len)
 static int topic_error(const char *s, char *reason, size_t len)
 {
     snprintf(reason, len,
-             "must be a Kafka topic name: at most %d of a-z A-Z 0-9 . _ - (got \"%s\")", KAFKA_TOPIC_MAX,
-             s);
+             "must be a Kafka topic name: at most %d of a-z A-Z 0-9 . _ - (got \"%s\")",
+             KAFKA_TOPIC_MAX, s);
     return -1;
 }
 
@@ -248,4 +248,3 @@ void config_free_key(struct llmq_config *cfg, const struct key_spec *k)
         break;
     }
 }
-

@@ -43,8 +43,21 @@ static int32_t partition_number(const char *key)
     return (int32_t)p;
 }
 
+/* How many partitions the statistics list, over every topic. */
+static size_t partition_count(json_t *topics)
+{
+    const char *name;
+    json_t *topic;
+    size_t n = 0;
+    json_object_foreach(topics, name, topic)
+    {
+        n += json_object_size(json_object_get(topic, "partitions"));
+    }
+    return n;
+}
+
 int kafka_stats_consumer_lag(const char *json, size_t len, struct kafka_partition_lag **lags,
-                               size_t *n_lags, char *err, size_t err_len)
+                             size_t *n_lags, char *err, size_t err_len)
 {
     *lags = NULL;
     *n_lags = 0;
@@ -63,11 +76,7 @@ int kafka_stats_consumer_lag(const char *json, size_t len, struct kafka_partitio
     }
     const char *topic_name;
     json_t *topic;
-    size_t cap = 0;
-    json_object_foreach(topics, topic_name, topic)
-    {
-        cap += json_object_size(json_object_get(topic, "partitions"));
-    }
+    size_t cap = partition_count(topics);
     struct kafka_partition_lag *out = cap ? calloc(cap, sizeof(*out)) : NULL;
     size_t n = 0;
     bool failed = cap && !out;

@@ -21,5 +21,4 @@ int kafka_stats_consumer_lag(const char *json, size_t len, struct kafka_partitio
                              size_t *n_lags, char *err, size_t err_len);
 void kafka_stats_lags_free(struct kafka_partition_lag *lags, size_t n_lags);
 
-
 #endif

@@ -130,8 +130,8 @@ static void on_done(void *ctx, const struct http_result *result)
         out.code = LLMQ_BACKEND_ERROR;
         snprintf(out.message, sizeof(out.message), "%s", run->failure);
     } else if (result->status != 0 && result->status != 200) {
-        out.code = llama_parse_error(result->status, run->error_body.data, run->error_body.len, out.message,
-                                     sizeof(out.message));
+        out.code = llama_parse_error(result->status, run->error_body.data, run->error_body.len,
+                                     out.message, sizeof(out.message));
     } else if (run->final_seen) {
         /* A break after the final event loses nothing. */
         memcpy(out.finish, run->finish, sizeof(out.finish));

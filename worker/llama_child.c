@@ -74,8 +74,8 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
         if (strncmp(e, "LLAMA_ARG_", 10) == 0) {
-            log_info(log, "supervisor", "not passing %.*s to llama-server",
-                     (int)strcspn(e, "="), e);
+            log_info(log, "supervisor", "not passing %.*s to llama-server", (int)strcspn(e, "="),
+                     e);
             continue;
         }
         bool replaced = false;
@@ -87,14 +87,15 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
             envp[k++] = environ[i];
     }
     for (size_t g = 0; gpu >= 0 && g < LLAMA_CHILD_GPU_ENV; g++) {
-        snprintf(c->gpu_env[g], sizeof(c->gpu_env[g]), "%s=%d", gpu_env_names[g], gpu_env_renumbered[g] ? 0 : gpu);
+        snprintf(c->gpu_env[g], sizeof(c->gpu_env[g]), "%s=%d", gpu_env_names[g],
+                 gpu_env_renumbered[g] ? 0 : gpu);
         envp[k++] = c->gpu_env[g];
     }
     return envp;
 }
 
-int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg,
-                         char *api_key, const struct logger *log)
+int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
+                         const struct logger *log)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->slots, sizeof(c->slots), "%d", cfg->llama.slots);
@@ -167,4 +168,3 @@ void llama_child_describe(const struct llama_child_cmd *c, const char *api_key, 
         pos += (size_t)snprintf(out + pos, cap - pos, "%s%s", i ? " " : "",
                                 c->argv[i] == api_key ? "<key>" : c->argv[i]);
 }
-

@@ -25,8 +25,8 @@ struct llama_child_cmd {
 
 /* Build the command for cfg; each LLAMA_ARG_* variable left out is logged
  * at info. Returns 0, or -1 when out of memory (nothing to free then). */
-int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg,
-                         char *api_key, const struct logger *log);
+int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
+                         const struct logger *log);
 
 /* Free the command's arrays. */
 void llama_child_cmd_free(struct llama_child_cmd *c);

@@ -168,8 +168,8 @@ static void single_u64(struct buf *t, const struct metrics *m, const char *name,
 }
 
 /* A gauge of one series, left out when its value is unknown (NAN). */
-static void single_gauge(struct buf *t, const struct metrics *m, const char *name,
-                         const char *help, double value)
+static void single_gauge(struct buf *t, const struct metrics *m, const char *name, const char *help,
+                         double value)
 {
     if (isnan(value)) {
         return;

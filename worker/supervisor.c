@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "http.h"
-#include "loop.h"
 #include "llama_child.h"
+#include "loop.h"
 #include "random_id.h"
 
 enum {

@@ -274,8 +274,7 @@ static void test_consumer_lag_parser(void **state)
     size_t n;
     char err[256] = "";
     assert_int_equal(
-        kafka_stats_consumer_lag(kafka_stats, strlen(kafka_stats), &lags, &n, err, sizeof(err)),
-        0);
+        kafka_stats_consumer_lag(kafka_stats, strlen(kafka_stats), &lags, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 4);
     const struct {
         const char *topic;
@@ -295,8 +294,7 @@ static void test_consumer_lag_parser(void **state)
     assert_int_equal(n, 0);
     kafka_stats_lags_free(lags, n);
 
-    assert_int_equal(kafka_stats_consumer_lag("{\"topics\":", 10, &lags, &n, err, sizeof(err)),
-                     -1);
+    assert_int_equal(kafka_stats_consumer_lag("{\"topics\":", 10, &lags, &n, err, sizeof(err)), -1);
     assert_true(strncmp(err, "kafka statistics: line 1 column ", 32) == 0);
     assert_int_equal(kafka_stats_consumer_lag("{\"topics\":[]}", 13, &lags, &n, err, sizeof(err)),
                      -1);
@@ -324,8 +322,7 @@ static void test_consumer_lag_series(void **state)
     free(page);
 
     char err[256] = "";
-    assert_int_equal(set_kafka_stats(m, kafka_stats, err, sizeof(err)),
-                     0);
+    assert_int_equal(set_kafka_stats(m, kafka_stats, err, sizeof(err)), 0);
     assert_int_equal(set_kafka_stats(m, "nonsense", err, sizeof(err)), -1);
     w.sample.producer_queue_messages = 17;
     page = render(m); /* the failed update kept the previous lags */

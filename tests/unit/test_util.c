@@ -106,8 +106,8 @@ static void test_hostport(void **state)
     assert_int_equal(hostport_split("[::1]:0", host, sizeof(host), port, sizeof(port)), 0);
     assert_string_equal(host, "::1");
     assert_string_equal(port, "0");
-    const char *bad[] = {"nohost", ":80", "h:", "h:65536", "h:12a", "h:000080", "[]:80",
-                         "a-host-name-too-long-for-16:1"};
+    const char *bad[] = {"nohost", ":80",      "h:",    "h:65536",
+                         "h:12a",  "h:000080", "[]:80", "a-host-name-too-long-for-16:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(hostport_split(bad[i], host, sizeof(host), port, sizeof(port)), -1);
 }
@@ -221,9 +221,9 @@ static void test_msgpack_skip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),        cmocka_unit_test(test_grow_array),
-        cmocka_unit_test(test_clock_and_ids),  cmocka_unit_test(test_topic_names),
-        cmocka_unit_test(test_hostport),       cmocka_unit_test(test_mpjson),
+        cmocka_unit_test(test_buf_cap),       cmocka_unit_test(test_grow_array),
+        cmocka_unit_test(test_clock_and_ids), cmocka_unit_test(test_topic_names),
+        cmocka_unit_test(test_hostport),      cmocka_unit_test(test_mpjson),
         cmocka_unit_test(test_msgpack_skip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,8 +19,8 @@
 #include "reply_decode.h"
 
 struct cli_stream {
-    char *run;         /* the streamed run; NULL before its first chunk */
-    uint64_t next_seq; /* the seq of its next chunk to print */
+    char *run;          /* the streamed run; NULL before its first chunk */
+    uint64_t next_seq;  /* the seq of its next chunk to print */
     struct buf printed; /* its text printed so far */
 };
 

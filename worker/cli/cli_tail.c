@@ -105,8 +105,8 @@ static bool show(const struct tail *t, const struct cli_message *msg)
     struct reply_msg r;
     char err[256];
     if (reply_decode(msg->payload, msg->len, &r, err, sizeof(err)) != 0) {
-        fprintf(stderr, "llmq tail: %s [%d] offset %lld: not a v1 reply: %s\n",
-                msg->topic, (int)msg->partition, (long long)msg->offset, err);
+        fprintf(stderr, "llmq tail: %s [%d] offset %lld: not a v1 reply: %s\n", msg->topic,
+                (int)msg->partition, (long long)msg->offset, err);
         return false;
     }
     bool shown = wanted(t, &r);

@@ -41,7 +41,6 @@ bool utf8_text_valid(const char *s, size_t len)
     return true;
 }
 
-
 static json_t *base64(const char *data, size_t len)
 {
     static const char alphabet[] =
@@ -144,8 +143,7 @@ static json_t *key_text(const msgpack_object *key, enum mpjson_mode mode, const 
     return s;
 }
 
-static json_t *from_map(const msgpack_object_map *map, enum mpjson_mode mode,
-                        const char **problem)
+static json_t *from_map(const msgpack_object_map *map, enum mpjson_mode mode, const char **problem)
 {
     json_t *obj = json_object();
     for (uint32_t i = 0; obj && i < map->size; i++) {

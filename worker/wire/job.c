@@ -8,8 +8,8 @@
 #include "job.h"
 
 #include "kafka_names.h"
-#include "msgpack_skip.h"
 #include "mpjson.h"
+#include "msgpack_skip.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -21,8 +21,8 @@
 #include <string.h>
 
 #define JOB_VERSION     1
-#define JOB_STOP_MAX    16  /* strings in `stop` */
-#define JOB_NESTING_MAX 32  /* containers inside containers (msgpack-c's own limit) */
+#define JOB_STOP_MAX    16 /* strings in `stop` */
+#define JOB_NESTING_MAX 32 /* containers inside containers (msgpack-c's own limit) */
 
 enum field {
     F_V,
