@@ -60,7 +60,7 @@ build_and_unit() { # DIR NAME CMAKE_ARGS...
 stage lint lint
 stage "unit tests" build_and_unit "$ROOT/build" unit
 tidy() { # its "N warnings generated" lines count suppressed system-header notes
-  clang-tidy -p "$ROOT/build" --quiet "$ROOT"/worker/*.c 2> >(grep -v 'warnings generated' >&2)
+  clang-tidy -p "$ROOT/build" --quiet $(find "$ROOT/worker" -name '*.c' | sort) 2> >(grep -v 'warnings generated' >&2)
 }
 stage clang-tidy tidy
 stage "unit tests (ASan+UBSan)" build_and_unit "$ROOT/build-asan" asan -DLLMQ_SANITIZE=ON

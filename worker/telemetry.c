@@ -204,6 +204,10 @@ void telemetry_observe(struct telemetry *t, enum metrics_histogram h, double sec
 void telemetry_kafka_stats(struct telemetry *t, const char *json, size_t len)
 {
     char err[128];
-    if (metrics_set_kafka_stats(t->metrics, json, len, err, sizeof(err)) != 0)
+    struct kafka_partition_lag *lags;
+    size_t n;
+    if (kafka_stats_consumer_lag(json, len, &lags, &n, err, sizeof(err)) != 0)
         log_debug(t->log, "telemetry", "librdkafka statistics not understood: %s", err);
+    else
+        metrics_set_consumer_lag(t->metrics, lags, n);
 }

@@ -19,11 +19,8 @@
 /* Append `value` to the packer. Returns 0, or -1 when the packer fails. */
 int cli_json_pack(msgpack_packer *pk, const json_t *value);
 
-/* The JSON form of a msgpack value; NULL only when out of memory. */
-json_t *cli_json_from_msgpack(const msgpack_object *o);
-
-/* The same for one msgpack value in bytes; NULL when they are not exactly
- * one complete msgpack value. */
+/* The JSON form of one msgpack value in bytes; NULL when they are not
+ * exactly one complete msgpack value, or when out of memory. */
 json_t *cli_json_from_msgpack_bytes(const void *buf, size_t len);
 
 #endif

@@ -8,7 +8,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
-#include "gpu.h"
+struct gpu_reading; /* gpu.h */
 
 struct heartbeat {
     const char *worker;

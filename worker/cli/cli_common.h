@@ -81,9 +81,6 @@ int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void 
 /* Whether SIGINT or SIGTERM arrived since the last call (never blocks). */
 bool cli_stop_requested(const struct cli_global *g);
 
-int64_t cli_mono_ms(void); /* a monotonic clock, for timeouts */
-int64_t cli_wall_ms(void); /* Unix time in ms, for deadlines */
-
 /* The whole content of a file ("-": standard input), NUL-terminated; NULL
  * with a message in err. The caller frees it. */
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_len);

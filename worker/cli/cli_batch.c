@@ -8,6 +8,9 @@
  * terminal reply is its result; later ones (a rerun) are ignored. */
 #include "cli_batch.h"
 
+#include "clock.h"
+#include "random_id.h"
+
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,7 +183,7 @@ static void progress(struct batch *b, bool final)
         fputs("\r\033[K", stderr);
         return;
     }
-    int64_t now = cli_mono_ms();
+    int64_t now = clock_mono_ms();
     if (now - b->progress_ms < BATCH_PROGRESS_MS)
         return;
     b->progress_ms = now;
@@ -296,13 +299,13 @@ static void send_job(struct batch *b, const struct cli_job *job)
     }
     s->line = b->line_no;
     s->serial = ++b->next_serial;
-    s->sent_ms = cli_mono_ms();
+    s->sent_ms = clock_mono_ms();
     b->n_pending++;
-    rd_kafka_resp_err_t err = cli_producer_send(
+    const char *err = cli_producer_send(
         b->producer, b->g->jobs_topic, job->id, job->wire.data, job->wire.size,
         (void *)(uintptr_t)s->serial); // NOLINT(performance-no-int-to-ptr): a tag, not a pointer
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        record(b, cli_result_undelivered(s->line, s->id, rd_kafka_err2str(err)));
+    if (err) {
+        record(b, cli_result_undelivered(s->line, s->id, err));
         slot_release(b, s);
     }
 }
@@ -377,18 +380,18 @@ static void read_next(struct batch *b)
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void on_delivery(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err)
+static void on_delivery(void *ctx, void *msg_opaque, const char *error)
 {
     struct batch *b = ctx;
     uint64_t serial = (uintptr_t)msg_opaque;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (!error)
         return;
     for (long i = 0; i < b->concurrency; i++) {
         struct slot *s = &b->slots[i];
         if (s->id && s->serial == serial) {
             char why[512];
             const char *last = cli_producer_last_error(b->producer);
-            snprintf(why, sizeof(why), "not acknowledged by Kafka: %s%s%s", rd_kafka_err2str(err),
+            snprintf(why, sizeof(why), "not acknowledged by Kafka: %s%s%s", error,
                      last[0] ? "; last error: " : "", last);
             record(b, cli_result_undelivered(s->line, s->id, why));
             slot_release(b, s);
@@ -397,7 +400,7 @@ static void on_delivery(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err)
     }
 }
 
-static void on_reply(struct batch *b, const rd_kafka_message_t *msg)
+static void on_reply(struct batch *b, const struct cli_message *msg)
 {
     char type[16];
     const char *t = cli_kafka_header(msg, "llmq-type", type, sizeof(type));
@@ -419,7 +422,7 @@ static void on_reply(struct batch *b, const rd_kafka_message_t *msg)
 
 static void expire(struct batch *b)
 {
-    int64_t now = cli_mono_ms();
+    int64_t now = clock_mono_ms();
     for (long i = 0; i < b->concurrency; i++) {
         struct slot *s = &b->slots[i];
         if (s->id && now - s->sent_ms >= (int64_t)(b->timeout_s * 1000)) {
@@ -468,7 +471,7 @@ static int open_kafka(struct batch *b)
 {
     char err[1024];
     b->slots = calloc((size_t)b->concurrency, sizeof(*b->slots));
-    if (!b->slots || cli_job_random_tag(b->tag) != 0) {
+    if (!b->slots || random_hex(b->tag, 8) != 0) {
         fprintf(stderr, "llmq batch: out of memory or random numbers\n");
         return CLI_EXIT_FAILED;
     }
@@ -488,7 +491,7 @@ static int open_kafka(struct batch *b)
 
 static int run(struct batch *b)
 {
-    b->start_ms = cli_mono_ms();
+    b->start_ms = clock_mono_ms();
     for (size_t i = 0; i < b->previous.n; i++) {
         if (!b->previous.items[i].retry) {
             record(b, json_incref(b->previous.items[i].result));
@@ -502,11 +505,12 @@ static int run(struct batch *b)
             read_next(b);
         cli_producer_poll(b->producer, 0);
         /* Wait for one reply, then take what else is there (chunks come in floods). */
-        rd_kafka_message_t *msg = cli_follower_poll(b->follower, BATCH_POLL_MS);
-        for (int n = 0; msg && n < BATCH_DRAIN_MAX; n++) {
-            on_reply(b, msg);
-            rd_kafka_message_destroy(msg);
-            msg = n + 1 < BATCH_DRAIN_MAX ? cli_follower_poll(b->follower, 0) : NULL;
+        struct cli_message msg;
+        bool got = cli_follower_poll(b->follower, BATCH_POLL_MS, &msg);
+        for (int n = 0; got && n < BATCH_DRAIN_MAX; n++) {
+            on_reply(b, &msg);
+            cli_message_free(&msg);
+            got = n + 1 < BATCH_DRAIN_MAX && cli_follower_poll(b->follower, 0, &msg);
         }
         expire(b);
         progress(b, false);
@@ -517,7 +521,7 @@ static int run(struct batch *b)
 
 static void summary(const struct batch *b)
 {
-    double elapsed_s = (double)(cli_mono_ms() - b->start_ms) / 1000.0;
+    double elapsed_s = (double)(clock_mono_ms() - b->start_ms) / 1000.0;
     size_t total = b->n_done + b->n_error + b->n_timeout + b->n_invalid;
     fprintf(stderr, "llmq batch: %zu job(s): %zu done, %zu error, %zu timeout, %zu invalid", total,
             b->n_done, b->n_error, b->n_timeout, b->n_invalid);

@@ -4,11 +4,13 @@
  * it queried (no group join, no commits). */
 #include "cli_kafka.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_job.h"
+#include "clock.h"
+#include "random_id.h"
 
 /* What librdkafka's callbacks write to: the first member of both clients,
  * so the opaque pointer of either client is also a struct client_state. */
@@ -109,7 +111,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 {
     struct cli_producer *p = opaque;
     (void)rk;
-    p->on_delivery(p->ctx, msg->_private, msg->err);
+    p->on_delivery(p->ctx, msg->_private, msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
 
 struct cli_producer *cli_producer_new(const struct cli_global *g, int message_timeout_ms,
@@ -140,13 +142,14 @@ struct cli_producer *cli_producer_new(const struct cli_global *g, int message_ti
     return p;
 }
 
-rd_kafka_resp_err_t cli_producer_send(struct cli_producer *p, const char *topic, const char *key,
-                                      const void *payload, size_t len, void *msg_opaque)
+const char *cli_producer_send(struct cli_producer *p, const char *topic, const char *key,
+                              const void *payload, size_t len, void *msg_opaque)
 {
-    return rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                             RD_KAFKA_V_VALUE((void *)payload, len),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+    return err ? rd_kafka_err2str(err) : NULL;
 }
 
 void cli_producer_poll(struct cli_producer *p, int timeout_ms)
@@ -178,7 +181,7 @@ void cli_producer_free(struct cli_producer *p)
 
 static int remaining_ms(int64_t deadline)
 {
-    int64_t left = deadline - cli_mono_ms();
+    int64_t left = deadline - clock_mono_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -235,9 +238,9 @@ struct cli_follower *cli_follower_new(const struct cli_global *g, const char *to
                                       bool from_beginning, int timeout_ms, char *err,
                                       size_t err_len)
 {
-    int64_t deadline = cli_mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     char group[64] = "llmq-cli-";
-    if (cli_job_random_tag(group + strlen(group)) != 0) {
+    if (random_hex(group + strlen(group), 8) != 0) {
         snprintf(err, err_len, "no random numbers for the consumer's group id");
         return NULL;
     }
@@ -284,7 +287,7 @@ struct cli_follower *cli_follower_new(const struct cli_global *g, const char *to
     return f;
 }
 
-rd_kafka_message_t *cli_follower_poll(struct cli_follower *f, int timeout_ms)
+bool cli_follower_poll(struct cli_follower *f, int timeout_ms, struct cli_message *out)
 {
     rd_kafka_message_t *msg = rd_kafka_consumer_poll(f->rk, timeout_ms);
     if (msg && msg->err) {
@@ -292,9 +295,23 @@ rd_kafka_message_t *cli_follower_poll(struct cli_follower *f, int timeout_ms)
         if (f->st.verbose)
             fprintf(stderr, "llmq: kafka: %s\n", f->st.last_error);
         rd_kafka_message_destroy(msg);
-        return NULL;
+        return false;
     }
-    return msg;
+    if (!msg)
+        return false;
+    out->topic = rd_kafka_topic_name(msg->rkt);
+    out->partition = msg->partition;
+    out->offset = msg->offset;
+    out->payload = msg->payload;
+    out->len = msg->len;
+    out->handle = msg;
+    return true;
+}
+
+void cli_message_free(struct cli_message *msg)
+{
+    rd_kafka_message_destroy(msg->handle);
+    memset(msg, 0, sizeof(*msg));
 }
 
 const char *cli_follower_last_error(const struct cli_follower *f)
@@ -312,12 +329,12 @@ void cli_follower_free(struct cli_follower *f)
     free(f);
 }
 
-const char *cli_kafka_header(const rd_kafka_message_t *msg, const char *name, char *buf, size_t len)
+const char *cli_kafka_header(const struct cli_message *msg, const char *name, char *buf, size_t len)
 {
     rd_kafka_headers_t *headers;
     const void *value;
     size_t n;
-    if (rd_kafka_message_headers((rd_kafka_message_t *)msg, &headers) != 0 ||
+    if (rd_kafka_message_headers(msg->handle, &headers) != 0 ||
         rd_kafka_header_get_last(headers, name, &value, &n) != 0 || n >= len)
         return NULL;
     if (n)

@@ -55,6 +55,25 @@ static int finish(msgpack_sbuffer *out, size_t start, int rc)
     return -1;
 }
 
+/* One key, then its value. */
+static int pack_kv_str(msgpack_packer *pk, const char *key, const char *value)
+{
+    int rc = pack_cstr(pk, key); /* key first: | leaves the order open */
+    return rc | pack_cstr(pk, value);
+}
+
+static int pack_kv_int(msgpack_packer *pk, const char *key, int64_t value)
+{
+    int rc = pack_cstr(pk, key); /* key first: | leaves the order open */
+    return rc | msgpack_pack_int64(pk, value);
+}
+
+static int pack_kv_double(msgpack_packer *pk, const char *key, double value)
+{
+    int rc = pack_cstr(pk, key); /* key first: | leaves the order open */
+    return rc | msgpack_pack_double(pk, value);
+}
+
 int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, uint64_t seq,
                        const char *text, size_t text_len)
 {
@@ -80,29 +99,21 @@ int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
     int rc = pack_head(&pk, has_meta ? 10 : 9, "done", done->id, done->run);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, done->text, done->text_len);
-    rc |= pack_cstr(&pk, "finish");
-    rc |= pack_cstr(&pk, done->finish);
+    rc |= pack_kv_str(&pk, "finish", done->finish);
 
     rc |= pack_cstr(&pk, "usage");
     rc |= msgpack_pack_map(&pk, 2);
-    rc |= pack_cstr(&pk, "prompt_tokens");
-    rc |= msgpack_pack_int64(&pk, done->usage.prompt_tokens);
-    rc |= pack_cstr(&pk, "completion_tokens");
-    rc |= msgpack_pack_int64(&pk, done->usage.completion_tokens);
+    rc |= pack_kv_int(&pk, "prompt_tokens", done->usage.prompt_tokens);
+    rc |= pack_kv_int(&pk, "completion_tokens", done->usage.completion_tokens);
 
     rc |= pack_cstr(&pk, "timings");
     rc |= msgpack_pack_map(&pk, 4);
-    rc |= pack_cstr(&pk, "queue_ms");
-    rc |= msgpack_pack_double(&pk, done->timings.queue_ms);
-    rc |= pack_cstr(&pk, "ttft_ms");
-    rc |= msgpack_pack_double(&pk, done->timings.ttft_ms);
-    rc |= pack_cstr(&pk, "gen_ms");
-    rc |= msgpack_pack_double(&pk, done->timings.gen_ms);
-    rc |= pack_cstr(&pk, "tokens_per_s");
-    rc |= msgpack_pack_double(&pk, done->timings.tokens_per_s);
+    rc |= pack_kv_double(&pk, "queue_ms", done->timings.queue_ms);
+    rc |= pack_kv_double(&pk, "ttft_ms", done->timings.ttft_ms);
+    rc |= pack_kv_double(&pk, "gen_ms", done->timings.gen_ms);
+    rc |= pack_kv_double(&pk, "tokens_per_s", done->timings.tokens_per_s);
 
-    rc |= pack_cstr(&pk, "worker");
-    rc |= pack_cstr(&pk, done->worker);
+    rc |= pack_kv_str(&pk, "worker", done->worker);
     if (has_meta)
         rc |= pack_meta(out, &pk, done->meta, done->meta_len);
     return finish(out, start, rc);
@@ -116,14 +127,11 @@ int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err)
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
 
     int rc = pack_head(&pk, has_meta ? 9 : 8, "error", err->id, err->run);
-    rc |= pack_cstr(&pk, "code");
-    rc |= pack_cstr(&pk, llmq_code_name(err->code));
-    rc |= pack_cstr(&pk, "message");
-    rc |= pack_cstr(&pk, err->message);
+    rc |= pack_kv_str(&pk, "code", llmq_code_name(err->code));
+    rc |= pack_kv_str(&pk, "message", err->message);
     rc |= pack_cstr(&pk, "retryable");
     rc |= llmq_code_retryable(err->code) ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-    rc |= pack_cstr(&pk, "worker");
-    rc |= pack_cstr(&pk, err->worker);
+    rc |= pack_kv_str(&pk, "worker", err->worker);
     if (has_meta)
         rc |= pack_meta(out, &pk, err->meta, err->meta_len);
     return finish(out, start, rc);

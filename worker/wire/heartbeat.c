@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "gpu.h"
+
 static int pack_str(msgpack_packer *pk, const char *s)
 {
     size_t len = strlen(s);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cli_json.h"
 
@@ -78,14 +77,4 @@ void cli_job_free(struct cli_job *job)
     free(job->id);
     msgpack_sbuffer_destroy(&job->wire);
     memset(job, 0, sizeof(*job));
-}
-
-int cli_job_random_tag(char out[17])
-{
-    unsigned char bytes[8];
-    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
-        return -1;
-    for (size_t i = 0; i < sizeof(bytes); i++)
-        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
-    return 0;
 }

@@ -28,7 +28,4 @@ enum llmq_code cli_job_build(json_t *obj, const char *default_id, const char *re
 
 void cli_job_free(struct cli_job *job);
 
-/* 16 random hex digits (and a NUL) for made-up ids. Returns 0 or -1. */
-int cli_job_random_tag(char out[17]);
-
 #endif

@@ -7,6 +7,10 @@
  * order of the keys in the message: the same job always gets the same code. */
 #include "job.h"
 
+#include "kafka_names.h"
+#include "mpjson.h"
+#include "msgpack_skip.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -17,9 +21,8 @@
 #include <string.h>
 
 #define JOB_VERSION     1
-#define JOB_STOP_MAX    16  /* strings in `stop` */
-#define JOB_TOPIC_MAX   249 /* Kafka's limit on a topic name */
-#define JOB_NESTING_MAX 32  /* containers inside containers (msgpack-c's own limit) */
+#define JOB_STOP_MAX    16 /* strings in `stop` */
+#define JOB_NESTING_MAX 32 /* containers inside containers (msgpack-c's own limit) */
 
 enum field {
     F_V,
@@ -96,145 +99,7 @@ static void verdict_clear(struct job_verdict *why)
     why->message[0] = '\0';
 }
 
-/* ---- wire-level checks ------------------------------------------------ */
-
-/* Read a big-endian unsigned integer of `width` bytes (0, 1, 2, 4 or 8). */
-static bool read_be(const uint8_t *buf, size_t len, size_t *off, unsigned width, uint64_t *out)
-{
-    if (width > len - *off)
-        return false;
-    *out = 0;
-    for (unsigned i = 0; i < width; i++)
-        *out = (*out << 8) | buf[*off + i];
-    *off += width;
-    return true;
-}
-
-enum wire_kind { WIRE_RESERVED = 0, WIRE_BYTES, WIRE_ARRAY, WIRE_MAP };
-
-/* The type bytes 0xc0..0xdf: a length (or count) prefix of `width` bytes,
- * plus `extra` payload bytes (fixed-size values, the ext type byte). */
-static const struct {
-    uint8_t kind, width, extra;
-} wire_forms[0x20] = {
-    [0x00] = {WIRE_BYTES, 0, 0},    /* nil */
-    [0x01] = {WIRE_RESERVED, 0, 0}, /* never used */
-    [0x02] = {WIRE_BYTES, 0, 0},    /* false */
-    [0x03] = {WIRE_BYTES, 0, 0},    /* true */
-    [0x04] = {WIRE_BYTES, 1, 0},    /* bin 8 */
-    [0x05] = {WIRE_BYTES, 2, 0},    /* bin 16 */
-    [0x06] = {WIRE_BYTES, 4, 0},    /* bin 32 */
-    [0x07] = {WIRE_BYTES, 1, 1},    /* ext 8 */
-    [0x08] = {WIRE_BYTES, 2, 1},    /* ext 16 */
-    [0x09] = {WIRE_BYTES, 4, 1},    /* ext 32 */
-    [0x0a] = {WIRE_BYTES, 0, 4},    /* float 32 */
-    [0x0b] = {WIRE_BYTES, 0, 8},    /* float 64 */
-    [0x0c] = {WIRE_BYTES, 0, 1},    /* uint 8 */
-    [0x0d] = {WIRE_BYTES, 0, 2},    /* uint 16 */
-    [0x0e] = {WIRE_BYTES, 0, 4},    /* uint 32 */
-    [0x0f] = {WIRE_BYTES, 0, 8},    /* uint 64 */
-    [0x10] = {WIRE_BYTES, 0, 1},    /* int 8 */
-    [0x11] = {WIRE_BYTES, 0, 2},    /* int 16 */
-    [0x12] = {WIRE_BYTES, 0, 4},    /* int 32 */
-    [0x13] = {WIRE_BYTES, 0, 8},    /* int 64 */
-    [0x14] = {WIRE_BYTES, 0, 2},    /* fixext 1 */
-    [0x15] = {WIRE_BYTES, 0, 3},    /* fixext 2 */
-    [0x16] = {WIRE_BYTES, 0, 5},    /* fixext 4 */
-    [0x17] = {WIRE_BYTES, 0, 9},    /* fixext 8 */
-    [0x18] = {WIRE_BYTES, 0, 17},   /* fixext 16 */
-    [0x19] = {WIRE_BYTES, 1, 0},    /* str 8 */
-    [0x1a] = {WIRE_BYTES, 2, 0},    /* str 16 */
-    [0x1b] = {WIRE_BYTES, 4, 0},    /* str 32 */
-    [0x1c] = {WIRE_ARRAY, 2, 0},    /* array 16 */
-    [0x1d] = {WIRE_ARRAY, 4, 0},    /* array 32 */
-    [0x1e] = {WIRE_MAP, 2, 0},      /* map 16 */
-    [0x1f] = {WIRE_MAP, 4, 0},      /* map 32 */
-};
-
-/* Step over one complete msgpack value at buf[*off]. False if it is cut
- * short, uses the reserved byte 0xc1 or nests deeper than JOB_NESTING_MAX.
- * Run before msgpack_unpack_next because msgpack-c allocates a container's
- * declared element count up front: a 5-byte array header could ask for
- * 100 GB. Once the whole value is known to be present, its allocations are
- * bounded by the input size. */
-static bool wire_skip(const uint8_t *buf, size_t len, size_t *off, unsigned depth)
-{
-    uint64_t n;
-    unsigned kind;
-
-    if (*off >= len)
-        return false;
-    uint8_t b = buf[(*off)++];
-    if (b <= 0x7f || b >= 0xe0)
-        return true; /* fixint */
-    if (b <= 0x8f) {
-        kind = WIRE_MAP;
-        n = b & 0x0f;
-    } else if (b <= 0x9f) {
-        kind = WIRE_ARRAY;
-        n = b & 0x0f;
-    } else if (b <= 0xbf) {
-        kind = WIRE_BYTES;
-        n = b & 0x1f;
-    } else {
-        kind = wire_forms[b - 0xc0].kind;
-        if (kind == WIRE_RESERVED || !read_be(buf, len, off, wire_forms[b - 0xc0].width, &n))
-            return false;
-        n += wire_forms[b - 0xc0].extra;
-    }
-    if (kind == WIRE_BYTES) {
-        if (n > len - *off)
-            return false;
-        *off += n;
-        return true;
-    }
-    if (depth >= JOB_NESTING_MAX)
-        return false;
-    if (kind == WIRE_MAP)
-        n *= 2;
-    for (uint64_t i = 0; i < n; i++) /* each value takes a byte at least: bounded by len */
-        if (!wire_skip(buf, len, off, depth + 1))
-            return false;
-    return true;
-}
-
 /* ---- value helpers ---------------------------------------------------- */
-
-/* Whether s[0..len) is UTF-8 (no overlong forms, no surrogates, <= U+10FFFF)
- * without NUL bytes: the text every string field of a job must be. */
-static bool text_valid(const char *s, size_t len)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        uint8_t c = p[i];
-        unsigned tail;
-        uint32_t cp, min;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c < 0xc2 || c > 0xf4) /* a continuation byte, or a lead that can only be overlong */
-            return false;
-        tail = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
-        cp = c & (0x3fu >> tail);
-        min = tail == 1 ? 0x80 : tail == 2 ? 0x800 : 0x10000;
-        if (tail > len - i - 1)
-            return false;
-        for (unsigned k = 1; k <= tail; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += tail + 1;
-    }
-    return true;
-}
 
 /* Why `o` is not acceptable text, or NULL when it is. */
 static const char *text_problem(const msgpack_object *o, bool non_empty)
@@ -243,7 +108,7 @@ static const char *text_problem(const msgpack_object *o, bool non_empty)
         return non_empty ? "must be a non-empty string" : "must be a string";
     if (non_empty && o->via.str.size == 0)
         return "must be a non-empty string";
-    if (!text_valid(o->via.str.ptr, o->via.str.size))
+    if (!utf8_text_valid(o->via.str.ptr, o->via.str.size))
         return "must be valid UTF-8 without NUL bytes";
     return NULL;
 }
@@ -300,75 +165,6 @@ static bool real_value(const msgpack_object *o, double *out)
         return false;
     }
     return isfinite(*out);
-}
-
-/* ---- json_schema: msgpack value -> jansson value ----------------------- */
-
-/* Convert a value to its JSON meaning, or set *problem and return NULL. */
-static json_t *json_from_msgpack(const msgpack_object *o, const char **problem)
-{
-    int64_t i;
-    double d;
-
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        if (!int_value(o, &i)) {
-            *problem = "integer out of the signed 64-bit range";
-            return NULL;
-        }
-        return json_integer((json_int_t)i);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        if (!real_value(o, &d)) {
-            *problem = "NaN and infinity have no JSON meaning";
-            return NULL;
-        }
-        return json_real(d);
-    case MSGPACK_OBJECT_STR:
-        if (!text_valid(o->via.str.ptr, o->via.str.size)) {
-            *problem = "strings must be valid UTF-8 without NUL bytes";
-            return NULL;
-        }
-        return json_stringn(o->via.str.ptr, o->via.str.size);
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *arr = json_array();
-        for (uint32_t k = 0; arr && k < o->via.array.size; k++) {
-            json_t *item = json_from_msgpack(&o->via.array.ptr[k], problem);
-            if (!item || json_array_append_new(arr, item) != 0) {
-                json_decref(arr);
-                return NULL;
-            }
-        }
-        return arr;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        json_t *obj = json_object();
-        for (uint32_t k = 0; obj && k < o->via.map.size; k++) {
-            const msgpack_object *key = &o->via.map.ptr[k].key;
-            if (key->type != MSGPACK_OBJECT_STR ||
-                !text_valid(key->via.str.ptr, key->via.str.size)) {
-                *problem = "map keys must be UTF-8 strings";
-            } else if (json_object_getn(obj, key->via.str.ptr, key->via.str.size)) {
-                *problem = "a map key is given more than once";
-            } else {
-                json_t *val = json_from_msgpack(&o->via.map.ptr[k].val, problem);
-                if (val && json_object_setn_new(obj, key->via.str.ptr, key->via.str.size, val) == 0)
-                    continue;
-            }
-            json_decref(obj);
-            return NULL;
-        }
-        return obj;
-    }
-    default:
-        *problem = "bin and ext values have no JSON meaning";
-        return NULL;
-    }
 }
 
 /* ---- field decoders ----------------------------------------------------- */
@@ -608,7 +404,7 @@ static void decode_json_schema(const struct fields *fs, struct job *job, struct 
         reject(why, LLMQ_INVALID_FIELD, "json_schema: must be a map");
         return;
     }
-    schema = json_from_msgpack(o, &problem);
+    schema = mpjson_from_msgpack(o, MPJSON_EXACT, &problem);
     if (!schema) {
         if (problem)
             reject(why, LLMQ_INVALID_FIELD, "json_schema: %s", problem);
@@ -633,32 +429,14 @@ static void decode_stream(const struct fields *fs, struct job *job, struct job_v
         job->stream = o->via.boolean;
 }
 
-/* Kafka's topic name rules: 1..249 of [a-zA-Z0-9._-], and not "." or "..". */
-static bool topic_name_valid(const msgpack_object *o)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > JOB_TOPIC_MAX)
-        return false;
-    uint32_t n = o->via.str.size;
-    const char *s = o->via.str.ptr;
-    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    for (uint32_t k = 0; k < n; k++) {
-        char c = s[k];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static void decode_reply_to(const struct fields *fs, struct job *job, struct job_verdict *why)
 {
     const msgpack_object *o = field(fs, F_REPLY_TO, why);
     if (!o)
         return;
-    if (!topic_name_valid(o))
+    if (o->type != MSGPACK_OBJECT_STR || !kafka_topic_valid(o->via.str.ptr, o->via.str.size))
         reject(why, LLMQ_INVALID_FIELD,
-               "reply_to: must be a Kafka topic name (1..%d of [a-zA-Z0-9._-])", JOB_TOPIC_MAX);
+               "reply_to: must be a Kafka topic name (1..%d of [a-zA-Z0-9._-])", KAFKA_TOPIC_MAX);
     else
         job->reply_to = text_copy(o, why);
 }
@@ -725,7 +503,7 @@ enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct j
     memset(job, 0, sizeof *job);
     job->stream = true;
 
-    if (!buf || !wire_skip(buf, len, &end, 0))
+    if (!buf || !msgpack_skip(buf, len, &end, JOB_NESTING_MAX))
         return reject(
             why, LLMQ_MALFORMED,
             "not one complete msgpack value (cut short, byte 0xc1, or nested over %d deep)",

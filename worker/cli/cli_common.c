@@ -2,12 +2,16 @@
  * the llmq subcommands. */
 #include "cli_common.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+enum { READ_CHUNK = 4096 }; /* bytes read at a time */
 
 #define CLI_DEFAULT_BROKERS "127.0.0.1:19092"
 
@@ -93,23 +97,6 @@ bool cli_stop_requested(const struct cli_global *g)
     return sigtimedwait(&g->stop_signals, NULL, &zero) > 0;
 }
 
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t cli_mono_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
-}
-
-int64_t cli_wall_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
-
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_len)
 {
     bool is_stdin = strcmp(path, "-") == 0;
@@ -118,33 +105,25 @@ char *cli_read_file(const char *path, size_t *len, char *err, size_t err_len)
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
+    struct buf b = {0};
+    while (buf_reserve(&b, READ_CHUNK) == 0) {
+        size_t got = fread(b.data + b.len, 1, b.cap - b.len - 1, f);
+        b.len += got;
+        b.data[b.len] = '\0';
+        if (got == 0)
             break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
     }
     bool failed = ferror(f);
     if (!is_stdin)
         fclose(f);
-    if (!buf || failed) {
+    if (b.failed || failed) {
         snprintf(err, err_len, "%s: %s", is_stdin ? "standard input" : path,
-                 buf ? "read error" : "out of memory");
-        free(buf);
+                 b.failed ? "out of memory" : "read error");
+        buf_free(&b);
         return NULL;
     }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    *len = b.len;
+    return b.data;
 }
 
 bool cli_parse_int(const char *s, int64_t *out)

@@ -15,13 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "reply_decode.h"
 
 struct cli_stream {
-    char *run;         /* the streamed run; NULL before its first chunk */
-    uint64_t next_seq; /* the seq of its next chunk to print */
-    char *printed;     /* its text printed so far */
-    size_t printed_len, printed_cap;
+    char *run;          /* the streamed run; NULL before its first chunk */
+    uint64_t next_seq;  /* the seq of its next chunk to print */
+    struct buf printed; /* its text printed so far */
 };
 
 enum cli_stream_what {

@@ -3,6 +3,9 @@
  * print its chunks live (cli_stream decides which) until its terminal reply. */
 #include "cli_submit.h"
 
+#include "clock.h"
+#include "random_id.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +167,7 @@ static int option_deadline(struct submit *s, const char *flag, const char *arg, 
         fprintf(stderr, "llmq submit: %s %s: not an integer\n", flag, arg);
         return -1;
     }
-    return set_field(s, "deadline_ms", json_integer(relative ? cli_wall_ms() + ms : ms));
+    return set_field(s, "deadline_ms", json_integer(relative ? clock_wall_ms() + ms : ms));
 }
 
 static int option(void *ctx, int opt, const char *arg)
@@ -283,27 +286,27 @@ static int parse(struct cli_global *g, struct submit *s, int argc, char **argv)
 
 struct ack {
     bool done;
-    rd_kafka_resp_err_t err;
+    const char *err; /* NULL: acknowledged */
 };
 
-static void on_ack(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err)
+static void on_ack(void *ctx, void *msg_opaque, const char *error)
 {
     struct ack *ack = ctx;
     (void)msg_opaque;
     ack->done = true;
-    ack->err = err;
+    ack->err = error;
 }
 
 static int remaining_ms(int64_t deadline)
 {
-    int64_t left = deadline - cli_mono_ms();
+    int64_t left = deadline - clock_mono_ms();
     return left > 0 ? (int)left : 0;
 }
 
 /* Produce the job and wait for the broker's ack. Returns -1 when acked, or the exit code. */
 static int produce(struct cli_global *g, const struct cli_job *job, int64_t deadline)
 {
-    struct ack ack = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
+    struct ack ack = {false, NULL};
     char err[512];
     struct cli_producer *p =
         cli_producer_new(g, remaining_ms(deadline), on_ack, &ack, err, sizeof(err));
@@ -312,9 +315,9 @@ static int produce(struct cli_global *g, const struct cli_job *job, int64_t dead
         return CLI_EXIT_KAFKA;
     }
     int rc = -1;
-    rd_kafka_resp_err_t sent =
+    const char *sent =
         cli_producer_send(p, g->jobs_topic, job->id, job->wire.data, job->wire.size, NULL);
-    if (sent != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (sent) {
         ack.done = true;
         ack.err = sent;
     }
@@ -323,10 +326,10 @@ static int produce(struct cli_global *g, const struct cli_job *job, int64_t dead
         if (cli_stop_requested(g))
             rc = CLI_EXIT_INTERRUPTED;
     }
-    if (rc == -1 && ack.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rc == -1 && ack.err) {
         const char *last = cli_producer_last_error(p);
         fprintf(stderr, "llmq submit: job %s not accepted by Kafka (%s): %s%s%s\n", job->id,
-                g->jobs_topic, rd_kafka_err2str(ack.err), last[0] ? "; last error: " : "", last);
+                g->jobs_topic, ack.err, last[0] ? "; last error: " : "", last);
         rc = CLI_EXIT_KAFKA;
     }
     cli_producer_free(p);
@@ -355,7 +358,7 @@ static int finish(const struct cli_stream *stream, const struct reply_msg *r,
                 r->id, r->run, stream->run);
     }
     fwrite(step->text, 1, step->len, stdout);
-    if (r->type == REPLY_DONE || stream->printed_len > 0 || step->len > 0)
+    if (r->type == REPLY_DONE || stream->printed.len > 0 || step->len > 0)
         fputc('\n', stdout);
     fflush(stdout);
     if (r->type == REPLY_DONE) {
@@ -381,18 +384,17 @@ static int follow(struct cli_global *g, struct cli_follower *f, const char *id, 
         int left = remaining_ms(deadline);
         if (left == 0) {
             fprintf(stderr, "%sllmq submit: no terminal reply for job %s within %g s on %s\n",
-                    stream.printed_len ? "\n" : "", id, timeout_s, g->reply_topic);
+                    stream.printed.len ? "\n" : "", id, timeout_s, g->reply_topic);
             rc = CLI_EXIT_TIMEOUT;
             break;
         }
-        rd_kafka_message_t *msg =
-            cli_follower_poll(f, left < SUBMIT_POLL_MS ? left : SUBMIT_POLL_MS);
-        if (!msg)
+        struct cli_message msg;
+        if (!cli_follower_poll(f, left < SUBMIT_POLL_MS ? left : SUBMIT_POLL_MS, &msg))
             continue;
         struct reply_msg reply;
         char err[256];
-        int decoded = reply_decode(msg->payload, msg->len, &reply, err, sizeof(err));
-        rd_kafka_message_destroy(msg);
+        int decoded = reply_decode(msg.payload, msg.len, &reply, err, sizeof(err));
+        cli_message_free(&msg);
         if (decoded != 0) {
             if (g->verbose)
                 fprintf(stderr, "llmq submit: skipping an undecodable reply: %s\n", err);
@@ -420,7 +422,7 @@ static int follow(struct cli_global *g, struct cli_follower *f, const char *id, 
 
 static int run(struct cli_global *g, const struct cli_job *job, double timeout_s)
 {
-    int64_t deadline = cli_mono_ms() + (int64_t)(timeout_s * 1000);
+    int64_t deadline = clock_mono_ms() + (int64_t)(timeout_s * 1000);
     char err[1024];
     /* Follow first: the end offsets are taken before the job exists. */
     struct cli_follower *f =
@@ -446,7 +448,7 @@ static int submit(struct cli_global *g, struct submit *s)
         fprintf(stderr, "llmq submit: %s\n", err);
         return CLI_EXIT_USAGE;
     }
-    if (cli_job_random_tag(tag) != 0) {
+    if (random_hex(tag, 8) != 0) {
         fprintf(stderr, "llmq submit: no random numbers for the job id\n");
         return CLI_EXIT_FAILED;
     }

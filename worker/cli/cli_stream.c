@@ -5,24 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int remember(struct cli_stream *s, const char *text, size_t len)
-{
-    if (s->printed_len + len + 1 > s->printed_cap) {
-        size_t cap = s->printed_cap ? s->printed_cap : 256;
-        while (cap < s->printed_len + len + 1)
-            cap *= 2;
-        char *bigger = realloc(s->printed, cap);
-        if (!bigger)
-            return -1;
-        s->printed = bigger;
-        s->printed_cap = cap;
-    }
-    memcpy(s->printed + s->printed_len, text, len);
-    s->printed_len += len;
-    s->printed[s->printed_len] = '\0';
-    return 0;
-}
-
 static int feed_chunk(struct cli_stream *s, const struct reply_msg *reply,
                       struct cli_stream_step *step)
 {
@@ -35,7 +17,7 @@ static int feed_chunk(struct cli_stream *s, const struct reply_msg *reply,
     }
     if (strcmp(s->run, reply->run) != 0 || reply->seq != s->next_seq)
         return 0;
-    if (remember(s, reply->text, reply->text_len) != 0)
+    if (buf_append(&s->printed, reply->text, reply->text_len) != 0)
         return -1;
     s->next_seq++;
     step->what = CLI_STREAM_TEXT;
@@ -52,12 +34,12 @@ static void feed_terminal(const struct cli_stream *s, const struct reply_msg *re
     step->len = 0;
     if (reply->type == REPLY_ERROR)
         return;
-    bool continues = s->printed_len == 0 ||
-                     (strcmp(s->run, reply->run) == 0 && reply->text_len >= s->printed_len &&
-                      memcmp(reply->text, s->printed, s->printed_len) == 0);
+    bool continues = s->printed.len == 0 ||
+                     (strcmp(s->run, reply->run) == 0 && reply->text_len >= s->printed.len &&
+                      memcmp(reply->text, s->printed.data, s->printed.len) == 0);
     step->restart = !continues;
-    step->text = continues ? reply->text + s->printed_len : reply->text;
-    step->len = continues ? reply->text_len - s->printed_len : reply->text_len;
+    step->text = continues ? reply->text + s->printed.len : reply->text;
+    step->len = continues ? reply->text_len - s->printed.len : reply->text_len;
 }
 
 int cli_stream_feed(struct cli_stream *s, const struct reply_msg *reply,
@@ -74,6 +56,6 @@ int cli_stream_feed(struct cli_stream *s, const struct reply_msg *reply,
 void cli_stream_free(struct cli_stream *s)
 {
     free(s->run);
-    free(s->printed);
+    buf_free(&s->printed);
     memset(s, 0, sizeof(*s));
 }

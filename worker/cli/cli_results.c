@@ -2,6 +2,8 @@
  * earlier results file for --retry-failed. */
 #include "cli_results.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,14 +112,8 @@ static const char *add_previous(struct cli_previous_set *set, size_t *cap, json_
         return "not a result line (an object with line and status)";
     if (id && !json_is_string(id) && !json_is_null(id))
         return "id: must be a string or null";
-    if (set->n == *cap) {
-        size_t bigger = *cap ? *cap * 2 : 64;
-        struct cli_previous *items = realloc(set->items, bigger * sizeof(*items));
-        if (!items)
-            return "out of memory";
-        set->items = items;
-        *cap = bigger;
-    }
+    if (grow_array((void **)&set->items, cap, set->n + 1, sizeof(*set->items), 64) != 0)
+        return "out of memory";
     struct cli_previous *p = &set->items[set->n];
     p->line = (long)json_integer_value(line);
     p->id = json_is_string(id) ? strdup(json_string_value(id)) : NULL;

@@ -100,13 +100,13 @@ static bool wanted(const struct tail *t, const struct reply_msg *r)
 }
 
 /* Print one message if it passes the filters; returns whether it did. */
-static bool show(const struct tail *t, const rd_kafka_message_t *msg)
+static bool show(const struct tail *t, const struct cli_message *msg)
 {
     struct reply_msg r;
     char err[256];
     if (reply_decode(msg->payload, msg->len, &r, err, sizeof(err)) != 0) {
-        fprintf(stderr, "llmq tail: %s [%d] offset %lld: not a v1 reply: %s\n",
-                rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset, err);
+        fprintf(stderr, "llmq tail: %s [%d] offset %lld: not a v1 reply: %s\n", msg->topic,
+                (int)msg->partition, (long long)msg->offset, err);
         return false;
     }
     bool shown = wanted(t, &r);
@@ -206,10 +206,10 @@ int cli_tail(struct cli_global *g, int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     int64_t shown = 0;
     while (!cli_stop_requested(g) && (t.count == 0 || shown < t.count)) {
-        rd_kafka_message_t *msg = cli_follower_poll(f, TAIL_POLL_MS);
-        if (msg) {
-            shown += show(&t, msg);
-            rd_kafka_message_destroy(msg);
+        struct cli_message msg;
+        if (cli_follower_poll(f, TAIL_POLL_MS, &msg)) {
+            shown += show(&t, &msg);
+            cli_message_free(&msg);
         }
     }
     cli_follower_free(f);
