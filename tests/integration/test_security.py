@@ -137,7 +137,7 @@ def test_client_without_tls_is_refused(secured, topics, llmq_cli):
     for props in (no_tls, {}):  # SASL without TLS; neither
         admin = AdminClient({"bootstrap.servers": secured.bootstrap, **props})
         with pytest.raises(KafkaException):
-            admin.list_topics(timeout=5)
+            admin.list_topics(timeout=3)
     r, took = timed(lambda: llmq_cli("submit", "--timeout", "5", "Hello",
                                      connection=secured.cli_args(**no_tls)))
     assert r.returncode == 4 and took < 15, (r.returncode, took, r.stderr)
@@ -151,10 +151,12 @@ def test_wrong_password_cli_and_python_fail_within_bounds(secured, topics, llmq_
         assert r.returncode == 4 and took < 15, (command, r.returncode, took, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     t0 = time.monotonic()
-    with pytest.raises(LlmqError, match="reply topic"):
+    with pytest.raises(LlmqError) as e:
         llmq.Client(secured.bootstrap, jobs_topic=topics["jobs"], reply_topic=topics["replies"],
                     **secured.client_props(**{"sasl.password": "wrong"}))
-    assert time.monotonic() - t0 < 20
+    assert time.monotonic() - t0 < 8
+    assert "refused the connection" in str(e.value) and "authentication" in str(e.value).lower()
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.xfail(strict=True, reason=(
