@@ -14,12 +14,13 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "commits.h"
+#include "delivery.h"
 #include "http.h"
 #include "job.h"
 #include "kafka.h"
 #include "llama.h"
 #include "loop.h"
-#include "offsets.h"
 #include "reply.h"
 #include "supervisor.h"
 #include "telemetry.h"
@@ -27,42 +28,18 @@
 /* How long a lost run waits before its rerun, so that the supervisor sees
  * llama-server's death before the rerun is sent to a dying process. */
 #define RETRY_HOLD_MS 500
-/* How soon done offsets are committed after a task finishes. */
-#define COMMIT_DELAY_MS 200
-/* A terminal reply the broker refused is produced again after this. */
-#define REPRODUCE_DELAY_MS 1000
 /* Waiting for in-flight replies when partitions are revoked. */
 #define REVOKE_FLUSH_MS 2000
-
-struct partition {
-    struct partition *next;
-    char *topic;
-    int32_t id;
-    struct offsets *offsets;
-    int64_t committed; /* the done prefix last handed to Kafka to commit; -1: none */
-};
+/* The longest header value sent; a longer error message is cut. */
+#define HEADER_VALUE_MAX 255
 
 enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_FINISHING };
 
-/* A message the broker must acknowledge before the task is done. */
-struct outgoing {
-    struct task *task;
-    char *topic;
-    msgpack_sbuffer payload;
-    struct kafka_header headers[5];
-    size_t n_headers;
-    /* Room for a whole job id (128 bytes) or topic name (249); a longer
-     * error message is cut in its header only. */
-    char header_values[5][256];
-    struct loop_timer *retry;
-    bool shrunk; /* replaced by a small error reply: the broker refused its size */
-};
-
 struct task {
     struct worker *w;
-    struct task *prev, *next; /* all live tasks */
-    struct task *queue_next;  /* queued tasks, FIFO */
-    struct partition *part;   /* NULL once its partition was revoked */
+    struct task *prev, *next;     /* all live tasks */
+    struct task *queue_next;      /* queued tasks, FIFO */
+    struct commits_ticket ticket; /* where its offset is tracked */
     char *source_topic;
     int32_t source_partition;
     int64_t offset;
@@ -86,8 +63,7 @@ struct task {
     size_t published_len; /* bytes of text already sent in chunks */
     struct loop_timer *coalesce_timer;
     struct loop_timer *deadline_timer;
-    struct outgoing *outgoing[2]; /* terminal reply and/or dead-letter copy */
-    unsigned deliveries_pending;
+    unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
 };
 
 struct worker {
@@ -97,10 +73,11 @@ struct worker {
     struct http *http;
     struct supervisor *sup;
     struct kafka *kafka;
+    struct delivery *delivery;
+    struct commits *commits;
     struct job_policy policy;
     struct llama_caps caps;
 
-    struct partition *partitions;
     struct task *tasks; /* every live task */
     struct task *queue_head, *queue_tail;
     unsigned n_tasks; /* queued + running + finishing */
@@ -119,7 +96,6 @@ struct worker {
     bool stopped;
     int64_t hold_until_ms; /* no run starts before this (after a lost run) */
     struct loop_timer *hold_timer;
-    struct loop_timer *commit_timer;
     struct loop_timer *drain_timer;
     struct worker_stats stats;
 };
@@ -128,108 +104,7 @@ static void schedule(struct worker *w);
 static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
                               bool dead_letter);
 
-/* ---- partitions ---- */
-
-static struct partition *partition_find(struct worker *w, const char *topic, int32_t id)
-{
-    for (struct partition *p = w->partitions; p; p = p->next)
-        if (p->id == id && strcmp(p->topic, topic) == 0)
-            return p;
-    return NULL;
-}
-
-static struct partition *partition_get(struct worker *w, const char *topic, int32_t id)
-{
-    struct partition *p = partition_find(w, topic, id);
-    if (p)
-        return p;
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->topic = strdup(topic);
-    p->id = id;
-    p->committed = -1;
-    p->offsets = offsets_new();
-    if (!p->topic || !p->offsets) {
-        free(p->topic);
-        offsets_free(p->offsets);
-        free(p);
-        return NULL;
-    }
-    p->next = w->partitions;
-    w->partitions = p;
-    return p;
-}
-
-static void partition_remove(struct worker *w, struct partition *p)
-{
-    for (struct partition **pp = &w->partitions; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    for (struct task *t = w->tasks; t; t = t->next)
-        if (t->part == p)
-            t->part = NULL;
-    offsets_free(p->offsets);
-    free(p->topic);
-    free(p);
-}
-
-/* When a done prefix moved, commit every partition's done prefix. An
- * asynchronous commit fails while the group rebalances (its generation is
- * gone), so each commit carries the prefixes already sent too: the next one
- * mends what a failed one left behind. */
-static void commit_now(struct worker *w, bool sync)
-{
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
-    bool moved = false;
-    for (struct partition *p = w->partitions; p; p = p->next) {
-        int64_t at = offsets_commit_point(p->offsets);
-        if (at < 0)
-            continue;
-        offsets_committed(p->offsets, at);
-        p->committed = at;
-        moved = true;
-    }
-    for (struct partition *p = w->partitions; moved && p; p = p->next)
-        if (p->committed >= 0)
-            rd_kafka_topic_partition_list_add(list, p->topic, p->id)->offset = p->committed;
-    if (list->cnt > 0) {
-        rd_kafka_resp_err_t err = kafka_commit(w->kafka, list, sync);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            log_warn(w->log, "worker", "commit failed: %s", rd_kafka_err2str(err));
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-}
-
-static void commit_due(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    w->commit_timer = NULL;
-    commit_now(w, false);
-}
-
-static void commit_soon(struct worker *w)
-{
-    if (!w->commit_timer)
-        w->commit_timer = loop_timer_after(w->loop, COMMIT_DELAY_MS, commit_due, w);
-}
-
 /* ---- tasks ---- */
-
-static void outgoing_free(struct worker *w, struct outgoing *o)
-{
-    if (!o)
-        return;
-    if (o->retry)
-        loop_timer_cancel(w->loop, o->retry);
-    msgpack_sbuffer_destroy(&o->payload);
-    free(o->topic);
-    free(o);
-}
 
 static void queue_remove(struct worker *w, struct task *t)
 {
@@ -281,8 +156,6 @@ static void task_free(struct task *t)
         loop_timer_cancel(w->loop, t->coalesce_timer);
     if (t->deadline_timer)
         loop_timer_cancel(w->loop, t->deadline_timer);
-    for (size_t i = 0; i < 2; i++)
-        outgoing_free(w, t->outgoing[i]);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -304,184 +177,14 @@ static void drain_check(struct worker *w);
 static void task_done(struct task *t)
 {
     struct worker *w = t->w;
-    if (t->part && offsets_done(t->part->offsets, t->offset) == 0)
-        commit_soon(w);
+    commits_done(w->commits, &t->ticket);
     task_free(t);
     drain_check(w);
 }
 
-static void produce_outgoing(struct outgoing *o);
-
-static void reproduce_due(struct loop *loop, void *ctx)
-{
-    struct outgoing *o = ctx;
-    (void)loop;
-    o->retry = NULL;
-    produce_outgoing(o);
-}
-
-/* Errors after which the broker will never take the message: producing it
- * again would hold its job's offset, and so every commit of the partition,
- * back forever. A missing or forbidden topic counts only for a job's own
- * reply_to (bad input): the worker's configured topics missing is a deployment
- * error, and their messages wait for the topic rather than be lost. */
-static bool produce_error_permanent(const struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    const struct llmq_config *cfg = o->task->w->cfg;
-    switch (err) {
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-        return true;
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-        return strcmp(o->topic, cfg->kafka.reply_topic) != 0 &&
-               strcmp(o->topic, cfg->kafka.dead_letter_topic) != 0;
-    default:
-        return false;
-    }
-}
-
-static void outgoing_header(struct outgoing *o, const char *name, const char *value);
-
-/* A terminal reply the broker refuses for its size (a huge meta, a long
- * text) becomes a small `internal` error reply, so the producer still learns
- * how its job ended. Returns whether it did (once per message). */
-static bool outgoing_shrink(struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    struct task *t = o->task;
-    bool size_error = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-                      err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
-    if (!size_error || o->shrunk || o != t->outgoing[0] || !t->job.id)
-        return false;
-    char message[512];
-    snprintf(message, sizeof(message),
-             "the %.16s reply (%zu bytes) is larger than the broker accepts (%s)",
-             o->header_values[0], o->payload.size, rd_kafka_err2str(err));
-    struct reply_error e = {
-        .id = t->job.id,
-        .run = t->attempts > 0 ? t->run : NULL,
-        .code = LLMQ_INTERNAL,
-        .message = message,
-        .worker = t->w->cfg->worker_id,
-    };
-    msgpack_sbuffer_clear(&o->payload);
-    if (reply_encode_error(&o->payload, &e) != 0)
-        return false;
-    o->n_headers = 0;
-    outgoing_header(o, "llmq-type", "error");
-    outgoing_header(o, "llmq-id", t->job.id);
-    o->shrunk = true;
-    log_error(t->w->log, "worker", "job %s: %s; sending an error reply instead", t->job.id,
-              message);
-    return true;
-}
-
-/* The message is acknowledged, or given up for good: one less to wait for. */
-static void outgoing_settled(struct outgoing *o)
-{
-    struct task *t = o->task;
-    if (--t->deliveries_pending == 0)
-        task_done(t);
-}
-
-static void abandon_due(struct loop *loop, void *ctx)
-{
-    struct outgoing *o = ctx;
-    (void)loop;
-    o->retry = NULL;
-    outgoing_settled(o);
-}
-
-static void log_abandoned(struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    struct task *t = o->task;
-    t->w->stats.deliveries_failed++;
-    log_error(t->w->log, "worker",
-              "job %s: the broker will never take its message to %s (%s); "
-              "giving it up",
-              t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-}
-
-static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
-{
-    struct outgoing *o = opaque;
-    struct task *t = o->task;
-    struct worker *w = t->w;
-    if (err && w->stopped)
-        return; /* shutting down: not acknowledged, so not committed either */
-    if (err && outgoing_shrink(o, err)) {
-        produce_outgoing(o);
-        return;
-    }
-    if (err && produce_error_permanent(o, err)) {
-        log_abandoned(o, err);
-        outgoing_settled(o);
-        return;
-    }
-    if (err) {
-        /* librdkafka already retried for message.timeout.ms; the reply must
-         * not be lost, so keep trying while the worker runs. */
-        w->stats.deliveries_failed++;
-        log_warn(w->log, "worker", "job %s: reply to %s not acknowledged (%s); producing again",
-                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
-        return;
-    }
-    outgoing_settled(o);
-}
-
-static void produce_outgoing(struct outgoing *o)
-{
-    struct task *t = o->task;
-    struct worker *w = t->w;
-    /* Replies are keyed by the job id, a dead-letter copy by the job message's own key. */
-    bool by_id = t->job.id && o != t->outgoing[1];
-    const char *key = by_id ? t->job.id : t->raw_key;
-    size_t key_len = by_id ? strlen(t->job.id) : t->raw_key_len;
-    rd_kafka_resp_err_t err =
-        kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
-                      o->headers, o->n_headers, outgoing_delivered, o);
-    if (err && outgoing_shrink(o, err)) {
-        o->retry = loop_timer_after(w->loop, 0, reproduce_due, o);
-    } else if (err && produce_error_permanent(o, err)) {
-        log_abandoned(o, err);
-        /* Not now: the caller may still be walking the task's messages. */
-        o->retry = loop_timer_after(w->loop, 0, abandon_due, o);
-    } else if (err) {
-        log_warn(w->log, "worker", "job %s: cannot produce to %s (%s); trying again",
-                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
-    }
-}
-
-static struct outgoing *outgoing_new(struct task *t, const char *topic)
-{
-    struct outgoing *o = calloc(1, sizeof(*o));
-    if (!o)
-        return NULL;
-    o->task = t;
-    o->topic = strdup(topic);
-    msgpack_sbuffer_init(&o->payload);
-    if (!o->topic) {
-        free(o);
-        return NULL;
-    }
-    return o;
-}
-
-static void outgoing_header(struct outgoing *o, const char *name, const char *value)
-{
-    size_t i = o->n_headers++;
-    snprintf(o->header_values[i], sizeof(o->header_values[i]), "%s", value);
-    o->headers[i].name = name;
-    o->headers[i].value = o->header_values[i];
-    o->headers[i].len = strlen(o->header_values[i]);
-}
-
-/* Move a task to finishing and send its terminal messages. */
-static void task_send_terminal(struct task *t)
+/* Move a task to finishing: it holds no slot and no timer any more. Its
+ * terminal messages follow (task_send), then task_sent(). */
+static void task_finishing(struct task *t)
 {
     struct worker *w = t->w;
     if (t->state == TASK_QUEUED)
@@ -500,17 +203,36 @@ static void task_send_terminal(struct task *t)
         t->deadline_timer = NULL;
     }
     t->deliveries_pending = 0;
-    for (size_t i = 0; i < 2; i++)
-        if (t->outgoing[i])
-            t->deliveries_pending++;
+}
+
+/* A terminal message is acknowledged, or given up for good. */
+static void terminal_settled(void *ctx, bool acknowledged)
+{
+    struct task *t = ctx;
+    (void)acknowledged;
+    if (--t->deliveries_pending == 0)
+        task_done(t);
+}
+
+/* Send one terminal message; 0, or -1 when it could not be sent at all. */
+static int task_send(struct task *t, const struct kafka_message *msg, const char *reply_type)
+{
+    struct delivery_job job = {t->job.id, t->attempts > 0 ? t->run : NULL, reply_type};
+    if (delivery_send(t->w->delivery, msg, &job, terminal_settled, t) != 0)
+        return -1;
+    t->deliveries_pending++;
+    return 0;
+}
+
+/* Every terminal message is sent: the task is done once they settle, or now
+ * when there were none. */
+static void task_sent(struct task *t)
+{
     if (t->deliveries_pending == 0) {
         task_done(t);
         return;
     }
-    for (size_t i = 0; i < 2; i++)
-        if (t->outgoing[i])
-            produce_outgoing(t->outgoing[i]);
-    schedule(w);
+    schedule(t->w);
 }
 
 /* The topic a task's replies go to, or NULL when none is permitted. */
@@ -521,17 +243,63 @@ static const char *task_reply_topic(const struct task *t)
     return job_reply_topic_allowed(&w->policy, topic) ? topic : NULL;
 }
 
-static struct outgoing *reply_outgoing(struct task *t, const char *type)
+/* A reply of `type` to the job (keyed by its id), with its two headers
+ * written to `headers`. */
+static struct kafka_message reply_message(const struct task *t, const char *topic, const char *type,
+                                          const msgpack_sbuffer *payload,
+                                          struct kafka_header headers[2])
+{
+    headers[0] = (struct kafka_header){"llmq-type", type, strlen(type)};
+    headers[1] = (struct kafka_header){"llmq-id", t->job.id, strlen(t->job.id)};
+    return (struct kafka_message){
+        .topic = topic,
+        .key = t->job.id,
+        .key_len = strlen(t->job.id),
+        .payload = payload->data,
+        .len = payload->size,
+        .headers = headers,
+        .n_headers = 2,
+    };
+}
+
+/* Send the terminal reply, unless the job has no id or no permitted topic. */
+static void send_reply(struct task *t, const char *type, const msgpack_sbuffer *payload)
 {
     const char *topic = task_reply_topic(t);
     if (!topic || !t->job.id)
-        return NULL;
-    struct outgoing *o = outgoing_new(t, topic);
-    if (!o)
-        return NULL;
-    outgoing_header(o, "llmq-type", type);
-    outgoing_header(o, "llmq-id", t->job.id);
-    return o;
+        return;
+    struct kafka_header headers[2];
+    struct kafka_message msg = reply_message(t, topic, type, payload, headers);
+    task_send(t, &msg, type);
+}
+
+/* Send the job message as it came to the dead-letter topic, with why. */
+static void send_dead_letter(struct task *t, enum llmq_code code, const char *message)
+{
+    struct worker *w = t->w;
+    char partition[16], offset[32];
+    snprintf(partition, sizeof(partition), "%" PRId32, t->source_partition);
+    snprintf(offset, sizeof(offset), "%" PRId64, t->offset);
+    const char *code_name = llmq_code_name(code);
+    struct kafka_header headers[5] = {
+        {"llmq-error-code", code_name, strlen(code_name)},
+        /* A long error message is cut in its header only. */
+        {"llmq-error-message", message, strnlen(message, HEADER_VALUE_MAX)},
+        {"llmq-source-topic", t->source_topic, strlen(t->source_topic)},
+        {"llmq-source-partition", partition, strlen(partition)},
+        {"llmq-source-offset", offset, strlen(offset)},
+    };
+    struct kafka_message msg = {
+        .topic = w->cfg->kafka.dead_letter_topic,
+        .key = t->raw_key, /* the job message's own key */
+        .key_len = t->raw_key_len,
+        .payload = t->raw,
+        .len = t->raw_len,
+        .headers = headers,
+        .n_headers = 5,
+    };
+    if (task_send(t, &msg, NULL) == 0)
+        w->stats.dead_lettered++;
 }
 
 static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
@@ -541,38 +309,24 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
     w->stats.jobs_error[code]++;
     log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
              llmq_code_name(code), message);
-
-    struct outgoing *reply = reply_outgoing(t, "error");
-    if (reply) {
-        struct reply_error e = {
-            .id = t->job.id,
-            .run = t->attempts > 0 ? t->run : NULL,
-            .code = code,
-            .message = message,
-            .worker = w->cfg->worker_id,
-            .meta = t->job.meta,
-            .meta_len = t->job.meta_len,
-        };
-        reply_encode_error(&reply->payload, &e);
-        t->outgoing[0] = reply;
-    }
-    if (dead_letter && w->cfg->kafka.dead_letter_topic[0]) {
-        struct outgoing *dl = outgoing_new(t, w->cfg->kafka.dead_letter_topic);
-        if (dl) {
-            char num[32];
-            msgpack_sbuffer_write(&dl->payload, (const char *)t->raw, t->raw_len);
-            outgoing_header(dl, "llmq-error-code", llmq_code_name(code));
-            outgoing_header(dl, "llmq-error-message", message);
-            outgoing_header(dl, "llmq-source-topic", t->source_topic);
-            snprintf(num, sizeof(num), "%" PRId32, t->source_partition);
-            outgoing_header(dl, "llmq-source-partition", num);
-            snprintf(num, sizeof(num), "%" PRId64, t->offset);
-            outgoing_header(dl, "llmq-source-offset", num);
-            t->outgoing[1] = dl;
-            w->stats.dead_lettered++;
-        }
-    }
-    task_send_terminal(t);
+    task_finishing(t);
+    struct reply_error e = {
+        .id = t->job.id,
+        .run = t->attempts > 0 ? t->run : NULL,
+        .code = code,
+        .message = message,
+        .worker = w->cfg->worker_id,
+        .meta = t->job.meta,
+        .meta_len = t->job.meta_len,
+    };
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    if (reply_encode_error(&payload, &e) == 0)
+        send_reply(t, "error", &payload);
+    msgpack_sbuffer_destroy(&payload);
+    if (dead_letter && w->cfg->kafka.dead_letter_topic[0])
+        send_dead_letter(t, code, message);
+    task_sent(t);
 }
 
 /* Milliseconds from `from` to `to` (microsecond clock readings); 0 when
@@ -592,15 +346,12 @@ static void publish_chunk(struct task *t)
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
-        struct kafka_header headers[2] = {
-            {"llmq-type", "chunk", 5},
-            {"llmq-id", t->job.id, strlen(t->job.id)},
-        };
-        rd_kafka_resp_err_t err = kafka_produce(w->kafka, topic, t->job.id, strlen(t->job.id),
-                                                buf.data, buf.size, headers, 2, NULL, NULL);
+        struct kafka_header headers[2];
+        struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
+        int err = kafka_produce(w->kafka, &msg, NULL, NULL);
         if (err)
             log_warn(w->log, "worker", "job %s: chunk %" PRIu64 " not produced: %s", t->job.id,
-                     t->seq, rd_kafka_err2str(err));
+                     t->seq, kafka_error_str(err));
         else
             w->stats.chunks_published++;
     }
@@ -649,52 +400,63 @@ static void run_text(void *ctx, const char *text, size_t len)
             loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
 }
 
+/* A done reply's timings, the run having ended at `end_us`. */
+static struct reply_timings run_timings(const struct task *t, const struct llama_outcome *out,
+                                        int64_t end_us)
+{
+    double gen_ms = ms_between_us(t->first_token_us, end_us);
+    /* The wall-clock time the request started, against the job message's
+     * (producer's) timestamp. */
+    double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
+    return (struct reply_timings){
+        .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
+                        ? started_wall_ms - (double)t->kafka_ts_ms
+                        : 0.0,
+        .ttft_ms = ms_between_us(t->start_us, t->first_token_us),
+        .gen_ms = gen_ms,
+        .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
+                            ? (double)out->completion_tokens * 1000.0 / gen_ms
+                            : 0.0,
+    };
+}
+
+/* The run ended well: the last chunk, then the done reply. */
+static void run_succeeded(struct task *t, const struct llama_outcome *out)
+{
+    struct worker *w = t->w;
+    publish_chunk(t);
+    int64_t end_us = loop_now_us();
+    struct reply_done d = {
+        .id = t->job.id,
+        .run = t->run,
+        .text = t->text ? t->text : "",
+        .text_len = t->text_len,
+        .finish = out->finish,
+        .usage = {out->prompt_tokens, out->completion_tokens},
+        .timings = run_timings(t, out, end_us),
+        .worker = w->cfg->worker_id,
+        .meta = t->job.meta,
+        .meta_len = t->job.meta_len,
+    };
+    w->stats.jobs_ok++;
+    telemetry_observe(w->telemetry, METRICS_JOB_DURATION, (double)(end_us - t->received_us) / 1e6);
+    task_finishing(t);
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    if (reply_encode_done(&payload, &d) == 0)
+        send_reply(t, "done", &payload);
+    msgpack_sbuffer_destroy(&payload);
+    task_sent(t);
+}
+
 static void run_done(void *ctx, const struct llama_outcome *out)
 {
     struct task *t = ctx;
     struct worker *w = t->w;
     t->llama = NULL;
     if (out->code == LLMQ_OK) {
-        publish_chunk(t);
-        int64_t end_us = loop_now_us();
-        struct outgoing *reply = reply_outgoing(t, "done");
-        if (reply) {
-            double gen_ms = ms_between_us(t->first_token_us, end_us);
-            /* The wall-clock time the request started, against the job
-             * message's (producer's) timestamp. */
-            double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
-            struct reply_done d = {
-                .id = t->job.id,
-                .run = t->run,
-                .text = t->text ? t->text : "",
-                .text_len = t->text_len,
-                .finish = out->finish,
-                .usage = {out->prompt_tokens, out->completion_tokens},
-                .timings =
-                    {
-                        .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
-                                        ? started_wall_ms - (double)t->kafka_ts_ms
-                                        : 0.0,
-                        .ttft_ms = ms_between_us(t->start_us, t->first_token_us),
-                        .gen_ms = gen_ms,
-                        .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
-                                            ? (double)out->completion_tokens * 1000.0 / gen_ms
-                                            : 0.0,
-                    },
-                .worker = w->cfg->worker_id,
-                .meta = t->job.meta,
-                .meta_len = t->job.meta_len,
-            };
-            reply_encode_done(&reply->payload, &d);
-            t->outgoing[0] = reply;
-        }
-        w->stats.jobs_ok++;
-        telemetry_observe(w->telemetry, METRICS_JOB_DURATION,
-                          (double)(end_us - t->received_us) / 1e6);
-        task_send_terminal(t);
-        return;
-    }
-    if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
+        run_succeeded(t, out);
+    } else if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
         w->n_running--;
         w->stats.runs_retried++;
         log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
@@ -702,15 +464,13 @@ static void run_done(void *ctx, const struct llama_outcome *out)
         queue_push(w, t, true);
         w->hold_until_ms = loop_now_ms() + RETRY_HOLD_MS;
         schedule(w);
-        return;
-    }
-    if (out->backend_lost) {
+    } else if (out->backend_lost) {
         char msg[300];
         snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
         task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
-        return;
+    } else {
+        task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
     }
-    task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
 }
 
 static void deadline_due(struct loop *loop, void *ctx)
@@ -799,27 +559,28 @@ static void schedule(struct worker *w)
 
 /* ---- Kafka events ---- */
 
-static void on_message(void *ctx, rd_kafka_message_t *msg)
+/* Free a task that was never linked (task_new's copies only). */
+static void task_unmade(struct task *t)
 {
-    struct worker *w = ctx;
-    const char *topic = rd_kafka_topic_name(msg->rkt);
+    free(t->source_topic);
+    free(t->raw);
+    free(t->raw_key);
+    free(t);
+}
+
+/* A task for a job message, not linked anywhere yet: NULL when out of
+ * memory. It keeps the message as it came, for a dead-letter copy. */
+static struct task *task_new(struct worker *w, const struct kafka_message *msg)
+{
     struct task *t = calloc(1, sizeof(*t));
-    struct partition *p = partition_get(w, topic, msg->partition);
-    if (!t || !p || offsets_track(p->offsets, msg->offset) != 0) {
-        /* Not tracked means not committed: another run will see it again. */
-        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message", topic,
-                  msg->partition, msg->offset);
-        free(t);
-        rd_kafka_message_destroy(msg);
-        return;
-    }
-    w->stats.jobs_received++;
+    if (!t)
+        return NULL;
     t->w = w;
     t->received_us = loop_now_us();
-    t->part = p;
-    t->source_topic = strdup(topic);
+    t->source_topic = strdup(msg->topic);
     t->source_partition = msg->partition;
     t->offset = msg->offset;
+    t->kafka_ts_ms = msg->timestamp_ms;
     t->raw = malloc(msg->len ? msg->len : 1);
     t->raw_len = msg->len;
     if (t->raw && msg->len)
@@ -830,22 +591,43 @@ static void on_message(void *ctx, rd_kafka_message_t *msg)
         if (t->raw_key)
             memcpy(t->raw_key, msg->key, msg->key_len);
     }
-    rd_kafka_timestamp_type_t ts_type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-    t->kafka_ts_ms = ts > 0 ? ts : 0;
+    if (!t->source_topic || !t->raw || (msg->key_len && !t->raw_key)) {
+        task_unmade(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Count a new task in and link it (as queued; in the queue once admitted). */
+static void task_link(struct worker *w, struct task *t)
+{
+    w->stats.jobs_received++;
     t->next = w->tasks;
     if (w->tasks)
         w->tasks->prev = t;
     w->tasks = t;
     w->n_tasks++;
     w->n_unfinished++;
-    t->state = TASK_QUEUED; /* not in the queue until admitted */
+    t->state = TASK_QUEUED;
+}
 
+static void on_message(void *ctx, const struct kafka_message *msg)
+{
+    struct worker *w = ctx;
+    struct task *t = task_new(w, msg);
+    if (!t || commits_track(w->commits, msg->topic, msg->partition, msg->offset, &t->ticket) != 0) {
+        /* Not tracked means not committed: another run will see it again. */
+        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message",
+                  msg->topic, msg->partition, msg->offset);
+        if (t)
+            task_unmade(t);
+        return;
+    }
+    task_link(w, t);
     struct job_verdict why = {0};
     enum llmq_code code = job_decode(msg->payload, msg->len, &t->job, &why);
     if (code == LLMQ_OK)
         code = job_admit(&t->job, &w->policy, loop_wall_ms(), &why);
-    rd_kafka_message_destroy(msg);
     if (code != LLMQ_OK) {
         task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
         return;
@@ -859,47 +641,38 @@ static void on_message(void *ctx, rd_kafka_message_t *msg)
     schedule(w);
 }
 
-static void on_assigned(void *ctx, const rd_kafka_topic_partition_list_t *parts)
+static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n)
 {
     struct worker *w = ctx;
-    for (int i = 0; i < parts->cnt; i++)
-        partition_get(w, parts->elems[i].topic, parts->elems[i].partition);
+    commits_assigned(w->commits, parts, n);
     schedule(w);
 }
 
-static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                        rd_kafka_topic_partition_list_t *commit)
+static bool task_in(const struct task *t, const struct kafka_partition *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t->source_partition == parts[i].partition &&
+            strcmp(t->source_topic, parts[i].topic) == 0)
+            return true;
+    return false;
+}
+
+static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
 {
     struct worker *w = ctx;
     /* Cancel what has not finished: the next owner runs it again. */
-    for (int i = 0; i < parts->cnt; i++) {
-        struct partition *p = partition_find(w, parts->elems[i].topic, parts->elems[i].partition);
-        if (!p)
-            continue;
-        struct task *next;
-        for (struct task *t = w->tasks; t; t = next) {
-            next = t->next;
-            if (t->part == p && t->state != TASK_FINISHING) {
-                log_info(w->log, "worker", "job %s: cancelled, partition %s[%" PRId32 "] revoked",
-                         t->job.id ? t->job.id : "?", p->topic, p->id);
-                task_free(t);
-            }
+    struct task *next;
+    for (struct task *t = w->tasks; t; t = next) {
+        next = t->next;
+        if (t->state != TASK_FINISHING && task_in(t, parts, n)) {
+            log_info(w->log, "worker", "job %s: cancelled, partition %s[%" PRId32 "] revoked",
+                     t->job.id ? t->job.id : "?", t->source_topic, t->source_partition);
+            task_free(t);
         }
     }
     /* Replies already sent may still be acknowledged in time to commit. */
     kafka_flush(w->kafka, REVOKE_FLUSH_MS);
-    for (int i = 0; i < commit->cnt; i++) {
-        struct partition *p = partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
-        if (!p)
-            continue;
-        /* The whole done prefix, even if sent before: that asynchronous
-         * commit may have failed in this very rebalance. */
-        int64_t at = offsets_commit_point(p->offsets);
-        if (at < 0)
-            at = p->committed;
-        commit->elems[i].offset = at >= 0 ? at : RD_KAFKA_OFFSET_INVALID;
-        partition_remove(w, p);
-    }
+    commits_revoke(w->commits, parts, n);
     schedule(w);
 }
 
@@ -1005,12 +778,8 @@ static void drain_finish(struct worker *w)
         loop_timer_cancel(w->loop, w->drain_timer);
         w->drain_timer = NULL;
     }
-    if (w->commit_timer) {
-        loop_timer_cancel(w->loop, w->commit_timer);
-        w->commit_timer = NULL;
-    }
-    if (w->subscribed)
-        commit_now(w, true);
+    delivery_stop(w->delivery);
+    commits_flush(w->commits);
     log_info(w->log, "worker", "drained; stopping");
     loop_stop(w->loop);
 }
@@ -1059,6 +828,7 @@ void worker_drain(struct worker *w)
 static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
 {
     struct worker *w = ctx;
+    w->stats.deliveries_failed = delivery_failures(w->delivery);
     out->stats = &w->stats;
     out->jobs_in_flight = w->n_unfinished;
     out->slots_busy = w->n_running;
@@ -1125,6 +895,12 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->kafka = kafka_new(loop, cfg, log, &kafka_events, w, err, err_len);
     if (!w->kafka)
         goto fail;
+    w->delivery = delivery_new(loop, w->kafka, cfg, log);
+    w->commits = commits_new(loop, w->kafka, log);
+    if (!w->delivery || !w->commits) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     w->sup = supervisor_new(loop, w->http, cfg, log, &sup_events, w);
     if (!w->sup) {
         snprintf(err, err_len, "cannot create the llama-server supervisor");
@@ -1150,26 +926,24 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     w->stopped = true;
+    if (w->delivery)
+        delivery_stop(w->delivery);
     /* Close Kafka while the tasks live: revocation and the last delivery
      * reports still refer to them. */
     if (w->kafka)
         kafka_close(w->kafka, 5000);
     while (w->tasks) {
         /* task_free unlinks the head, so no freed task is seen again. */
-        struct task *t = w->tasks;
-        t->part = NULL; // NOLINT(clang-analyzer-unix.Malloc)
-        task_free(t);
+        task_free(w->tasks); // NOLINT(clang-analyzer-unix.Malloc)
     }
-    while (w->partitions)
-        partition_remove(w, w->partitions);
+    delivery_free(w->delivery);
+    commits_free(w->commits);
     if (w->sup) {
         supervisor_stop(w->sup, 5000);
         supervisor_free(w->sup);
     }
     if (w->hold_timer)
         loop_timer_cancel(w->loop, w->hold_timer);
-    if (w->commit_timer)
-        loop_timer_cancel(w->loop, w->commit_timer);
     if (w->drain_timer)
         loop_timer_cancel(w->loop, w->drain_timer);
     if (w->topic_check_timer)
@@ -1177,19 +951,4 @@ void worker_free(struct worker *w)
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);
-}
-
-bool worker_ready(const struct worker *w)
-{
-    return w->backend_ready && w->subscribed && kafka_joined(w->kafka);
-}
-
-const struct worker_stats *worker_stats(const struct worker *w)
-{
-    return &w->stats;
-}
-
-unsigned worker_running(const struct worker *w)
-{
-    return w->n_running;
 }
