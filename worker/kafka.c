@@ -269,6 +269,19 @@ fail:
     return NULL;
 }
 
+void kafka_client_free(struct kafka *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int pipefd[2])
+{
+    if (pipefd[0] >= 0)
+        loop_unwatch(k->loop, pipefd[0]);
+    if (queue)
+        rd_kafka_queue_destroy(queue);
+    if (rk)
+        rd_kafka_destroy(rk);
+    for (int i = 0; i < 2; i++)
+        if (pipefd[i] >= 0)
+            close(pipefd[i]);
+}
+
 /* librdkafka's headers for a message to produce; NULL when there are none. */
 static rd_kafka_headers_t *headers_of(const struct kafka_message *msg)
 {
@@ -364,14 +377,6 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
     kafka_consumer_free(k);
     if (k->replace_producer)
         loop_timer_cancel(k->loop, k->replace_producer);
-    if (k->producer_pipe[0] >= 0)
-        loop_unwatch(k->loop, k->producer_pipe[0]);
-    if (k->producer_queue)
-        rd_kafka_queue_destroy(k->producer_queue);
-    if (k->producer)
-        rd_kafka_destroy(k->producer);
-    for (int i = 0; i < 2; i++)
-        if (k->producer_pipe[i] >= 0)
-            close(k->producer_pipe[i]);
+    kafka_client_free(k, k->producer, k->producer_queue, k->producer_pipe);
     free(k);
 }

@@ -360,13 +360,5 @@ void kafka_consumer_free(struct kafka *k)
     free(k->held);
     if (k->consumer_more)
         loop_timer_cancel(k->loop, k->consumer_more);
-    if (k->consumer_pipe[0] >= 0)
-        loop_unwatch(k->loop, k->consumer_pipe[0]);
-    if (k->consumer_queue)
-        rd_kafka_queue_destroy(k->consumer_queue);
-    if (k->consumer)
-        rd_kafka_destroy(k->consumer);
-    for (int i = 0; i < 2; i++)
-        if (k->consumer_pipe[i] >= 0)
-            close(k->consumer_pipe[i]);
+    kafka_client_free(k, k->consumer, k->consumer_queue, k->consumer_pipe);
 }

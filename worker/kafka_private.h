@@ -69,6 +69,10 @@ rd_kafka_conf_t *kafka_base_conf(struct kafka *k, char *err, size_t err_len);
 /* Route a client's event queue to a pipe the loop watches (0 or -1). */
 int kafka_wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2], loop_fd_fn fn);
 
+/* Stop watching a client's pipe, destroy its queue and the client, close
+ * the pipe; each may be missing (NULL, -1). */
+void kafka_client_free(struct kafka *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int pipefd[2]);
+
 /* Whether the producer's queue is too full to hand out a new job (with the
  * hysteresis described at struct kafka's `backlogged`). */
 bool kafka_producer_backlogged(struct kafka *k);

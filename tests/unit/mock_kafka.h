@@ -132,6 +132,20 @@ static inline void mock_run(struct mock *m)
     loop_timer_cancel(m->loop, guard);
 }
 
+/* Keys "msg-0" .. "msg-7" that tests send and count. */
+#define MOCK_N_KEYS 8
+
+/* A mock_read_topic callback: count each key "msg-N" into `ctx`, an
+ * unsigned[MOCK_N_KEYS]. */
+static inline void mock_count_key(void *ctx, const rd_kafka_message_t *msg)
+{
+    unsigned *counts = ctx;
+    int i = -1;
+    if (msg->key_len > 4 && sscanf((const char *)msg->key, "msg-%d", &i) == 1 && i >= 0 &&
+        i < MOCK_N_KEYS)
+        counts[i]++;
+}
+
 /* Read partition 0 of `topic` from the start to its end, calling `fn` with
  * each message. Returns how many there were. */
 static inline unsigned mock_read_topic(const struct mock *m, const char *topic,

@@ -11,7 +11,7 @@
 
 #include "delivery.h"
 
-#define N_MESSAGES 8
+#define N_MESSAGES MOCK_N_KEYS
 
 struct sending {
     struct mock *m;
@@ -189,15 +189,6 @@ static void test_oversized_done_shrinks(void **state)
     sending_close(&s);
 }
 
-static void count_key(void *ctx, const rd_kafka_message_t *msg)
-{
-    unsigned *counts = ctx;
-    int i = -1;
-    if (msg->key_len > 4 && sscanf((const char *)msg->key, "msg-%d", &i) == 1 && i >= 0 &&
-        i < N_MESSAGES)
-        counts[i]++;
-}
-
 /* A sequence error on the first Produce request is fatal to the idempotent
  * producer: kafka.c replaces it, and every message goes again through the
  * new one, each once on the topic. */
@@ -218,7 +209,7 @@ static void test_producer_replaced(void **state)
     assert_int_equal(s.acknowledged, N_MESSAGES);
     assert_true(mock_log_has(&m, "producer replaced after a fatal error (1 so far)"));
     unsigned counts[N_MESSAGES] = {0};
-    assert_int_equal(mock_read_topic(&m, "replies", count_key, counts), N_MESSAGES);
+    assert_int_equal(mock_read_topic(&m, "replies", mock_count_key, counts), N_MESSAGES);
     for (int i = 0; i < N_MESSAGES; i++)
         assert_int_equal(counts[i], 1);
     sending_close(&s);

@@ -7,7 +7,7 @@
  * offset tracker relies on it). */
 #include "mock_kafka.h"
 
-#define N_MESSAGES 8
+#define N_MESSAGES MOCK_N_KEYS
 #define N_JOBS     24
 
 /* ---- a fatal producer error ---- */
@@ -70,16 +70,6 @@ static void ignore_message(void *ctx, const struct kafka_message *msg)
     (void)msg;
 }
 
-/* How many times each key "msg-N" is on the topic. */
-static void count_key(void *ctx, const rd_kafka_message_t *msg)
-{
-    unsigned *counts = ctx;
-    int i = -1;
-    if (msg->key_len > 4 && sscanf((const char *)msg->key, "msg-%d", &i) == 1 && i >= 0 &&
-        i < N_MESSAGES)
-        counts[i]++;
-}
-
 static void test_fatal_producer_error_replaces_producer(void **state)
 {
     (void)state;
@@ -111,7 +101,7 @@ static void test_fatal_producer_error_replaces_producer(void **state)
     /* Each message is on the topic once: the failed request wrote nothing,
      * and the new producer wrote each message once. */
     unsigned counts[N_MESSAGES] = {0};
-    assert_int_equal(mock_read_topic(&m, "replies", count_key, counts), N_MESSAGES);
+    assert_int_equal(mock_read_topic(&m, "replies", mock_count_key, counts), N_MESSAGES);
     for (int i = 0; i < N_MESSAGES; i++)
         assert_int_equal(counts[i], 1);
     mock_close(&m);
