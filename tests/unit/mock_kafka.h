@@ -40,6 +40,7 @@ struct mock {
     struct logger log;
     FILE *log_file;
     struct kafka *kafka;
+    const char *env[4][2]; /* more variables for the configuration (set before mock_open) */
 };
 
 static const struct mock *mock_env_source; /* read by mock_getenv during config_load only */
@@ -53,6 +54,9 @@ static inline char *mock_getenv(const char *name)
     };
     if (strcmp(name, "LLMQ_KAFKA_BROKERS") == 0)
         return (char *)mock_env_source->bootstraps;
+    for (size_t i = 0; i < 4 && mock_env_source->env[i][0]; i++)
+        if (strcmp(name, mock_env_source->env[i][0]) == 0)
+            return (char *)mock_env_source->env[i][1];
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (strcmp(name, fixed[i][0]) == 0)
             return (char *)fixed[i][1];
