@@ -87,6 +87,67 @@ public final class Codec {
     return ReplyReader.read(map, t);
   }
 
+  /**
+   * The bytes of a cancel message (spec.md, "Cancellation"): v, type, id, then run and reason
+   * when given. Throws {@link IllegalArgumentException} naming the field when the cancel breaks
+   * the spec's rules (a worker would ignore it).
+   */
+  public static byte[] encodeCancel(Cancel cancel) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("v", Job.VERSION);
+    m.put("type", "cancel");
+    m.put("id", cancel.id());
+    putIfPresent(m, "run", cancel.run());
+    putIfPresent(m, "reason", cancel.reason());
+    try {
+      return new Msgpack.Writer().value(checkCancel(m)).bytes();
+    } catch (InvalidReplyException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Decodes a control-topic message; throws {@link InvalidReplyException} naming the field when
+   * it is not a v1 cancel (a worker ignores such messages). Unknown fields are ignored.
+   */
+  public static Cancel decodeCancel(byte[] data) {
+    Object m;
+    try {
+      m = Msgpack.read(data);
+    } catch (Msgpack.MalformedException e) {
+      throw new InvalidReplyException(e.getMessage());
+    }
+    Map<?, ?> map = checkCancel(m);
+    return new Cancel((String) map.get("id"), (String) map.get("run"), (String) map.get("reason"));
+  }
+
+  private static Map<?, ?> checkCancel(Object m) {
+    if (!(m instanceof Map<?, ?> map) || (map instanceof Msgpack.DecodedMap d
+        && (d.oddKeys() || !d.repeated().isEmpty()))) {
+      throw new InvalidReplyException("cancel: must be a map with string keys, none twice");
+    }
+    Object v = map.get("v");
+    if (!JobRules.isInt(v) || ((Number) v).longValue() != Job.VERSION) {
+      throw new InvalidReplyException("cancel.v: must be the integer " + Job.VERSION);
+    }
+    if (!"cancel".equals(map.get("type"))) {
+      throw new InvalidReplyException("cancel.type: must be \"cancel\"");
+    }
+    Object id = map.get("id");
+    if (JobRules.textProblem(id, true) != null
+        || Msgpack.utf8((String) id).length > JobRules.ID_MAX_BYTES) {
+      throw new InvalidReplyException("cancel.id: must be a string of 1.."
+          + JobRules.ID_MAX_BYTES + " UTF-8 bytes without NUL");
+    }
+    if (map.containsKey("run") && JobRules.textProblem(map.get("run"), true) != null) {
+      throw new InvalidReplyException("cancel.run: must be a non-empty string");
+    }
+    if (map.containsKey("reason") && JobRules.textProblem(map.get("reason"), false) != null) {
+      throw new InvalidReplyException("cancel.reason: must be a string");
+    }
+    return map;
+  }
+
   /** The bytes a worker writes for a reply: fields in the spec's order, v = 1 first. */
   public static byte[] encodeReply(Reply reply) {
     Map<String, Object> m = new LinkedHashMap<>();
@@ -106,6 +167,7 @@ public final class Codec {
       m.put("message", e.message());
       m.put("retryable", e.retryable());
       m.put("worker", e.worker());
+      putIfPresent(m, "partial_text", e.partialText());
       putIfPresent(m, "meta", e.meta());
     } else if (reply instanceof Heartbeat h) {
       putHeartbeat(m, h);

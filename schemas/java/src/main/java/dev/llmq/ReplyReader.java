@@ -20,7 +20,7 @@ final class ReplyReader {
   private static final Set<String> NOT_RETRYABLE =
       Set.of(
           "malformed", "unsupported_version", "invalid_id", "invalid_field", "invalid_input",
-          "prompt_too_large", "reply_to_denied", "expired", "context_exceeded");
+          "prompt_too_large", "reply_to_denied", "expired", "context_exceeded", "cancelled");
 
   private static final Pattern CODE = Pattern.compile("[a-z][a-z_]*");
   private static final Object MISSING = new Object();
@@ -75,7 +75,8 @@ final class ReplyReader {
           + " for code " + code);
     }
     return new ErrorReply(text("id", 0, JobRules.ID_MAX_BYTES), text("run", 0, 0), (String) code,
-        text("message", 0, 0), retryable, text("worker", 0, 0), meta());
+        text("message", 0, 0), retryable, text("worker", 0, 0), optionalText("partial_text"),
+        meta());
   }
 
   private Heartbeat heartbeat() {
@@ -151,6 +152,10 @@ final class ReplyReader {
         && (min == null || ((Number) v).doubleValue() >= min)
         && (max == null || ((Number) v).doubleValue() <= max)), what);
     return x == null ? null : ((Number) x).doubleValue();
+  }
+
+  private String optionalText(String name) {
+    return m.containsKey(name) ? (String) value(name, JobRules::textOk, "a string") : null;
   }
 
   @SuppressWarnings("unchecked")
