@@ -22,6 +22,9 @@ final class ReplyReader {
           "malformed", "unsupported_version", "invalid_id", "invalid_field", "invalid_input",
           "prompt_too_large", "reply_to_denied", "expired", "context_exceeded", "cancelled");
 
+  /** The codes whose errors may carry partial_text (spec.md, error). */
+  private static final Set<String> PARTIAL_TEXT_CODES = Set.of("expired", "cancelled");
+
   private static final Pattern CODE = Pattern.compile("[a-z][a-z_]*");
   private static final Object MISSING = new Object();
 
@@ -74,9 +77,14 @@ final class ReplyReader {
       throw new InvalidReplyException("error.retryable: must be " + RETRYABLE.contains(code)
           + " for code " + code);
     }
-    return new ErrorReply(text("id", 0, JobRules.ID_MAX_BYTES), text("run", 0, 0), (String) code,
-        text("message", 0, 0), retryable, text("worker", 0, 0), optionalText("partial_text"),
-        meta());
+    String run = text("run", 0, 0);
+    String partial = optionalText("partial_text");
+    if (partial != null && (run.isEmpty() || !PARTIAL_TEXT_CODES.contains(code))) {
+      throw new InvalidReplyException("error.partial_text: only for codes " + PARTIAL_TEXT_CODES
+          + " of a job that ran (run not empty)");
+    }
+    return new ErrorReply(text("id", 0, JobRules.ID_MAX_BYTES), run, (String) code,
+        text("message", 0, 0), retryable, text("worker", 0, 0), partial, meta());
   }
 
   private Heartbeat heartbeat() {

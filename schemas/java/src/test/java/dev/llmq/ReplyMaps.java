@@ -25,6 +25,9 @@ final class ReplyMaps {
     } else if (r instanceof ErrorReply e) {
       m.putAll(ordered("id", e.id(), "run", e.run(), "code", e.code(), "message", e.message(),
           "retryable", e.retryable(), "worker", e.worker()));
+      if (e.partialText() != null) {
+        m.put("partial_text", e.partialText());
+      }
       if (e.meta() != null) {
         m.put("meta", e.meta());
       }

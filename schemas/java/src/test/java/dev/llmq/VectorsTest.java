@@ -31,10 +31,28 @@ class VectorsTest {
   /** Written with a float32 on purpose; this library writes float64. */
   static final Set<String> FLOAT32 = Set.of("job_ok_float32");
 
+  /**
+   * The features added to v1 after its first release (index.json "features") that this library
+   * implements. An addition is judged when it requires only these; the others are skipped and
+   * counted. prompt_bytes_roles, reply_routing and utf8_cut change only what a worker does at
+   * admission or how it shortens messages: the decode verdicts a producer reaches are the same.
+   */
+  static final Set<String> FEATURES =
+      Set.of("cancel", "partial_text", "prompt_bytes_roles", "reply_routing", "utf8_cut");
+
   @SuppressWarnings("unchecked")
-  static final List<Map<String, Object>> ALL =
-      (List<Map<String, Object>>) ((Map<String, Object>) Json.parse(read("index.json")))
-          .get("vectors");
+  static final Map<String, Object> INDEX = (Map<String, Object>) Json.parse(read("index.json"));
+
+  @SuppressWarnings("unchecked")
+  static final List<Map<String, Object>> ADDITIONS =
+      (List<Map<String, Object>>) INDEX.getOrDefault("additions", List.of());
+
+  /** Every vector, and every addition whose required features this library implements. */
+  @SuppressWarnings("unchecked")
+  static final List<Map<String, Object>> ALL = Stream.concat(
+          ((List<Map<String, Object>>) INDEX.get("vectors")).stream(),
+          ADDITIONS.stream().filter(v -> FEATURES.containsAll((List<String>) v.get("requires"))))
+      .toList();
 
   static String read(String name) {
     try {
@@ -82,8 +100,23 @@ class VectorsTest {
   }
 
   @Test
+  @SuppressWarnings("unchecked")
+  void additionsBeyondTheseFeaturesAreSkippedAndCounted() {
+    Map<String, Integer> skipped = new java.util.TreeMap<>();
+    for (Map<String, Object> v : ADDITIONS) {
+      for (String f : (List<String>) v.get("requires")) {
+        if (!FEATURES.contains(f)) {
+          skipped.merge(f, 1, Integer::sum);
+        }
+      }
+    }
+    System.out.println("vectors: " + ALL.size() + " judged; additions skipped by missing feature: "
+        + (skipped.isEmpty() ? "none" : skipped));
+  }
+
+  @Test
   void everyVectorIsCovered() {
-    Set<String> kinds = Set.of("job", "chunk", "done", "error", "heartbeat");
+    Set<String> kinds = Set.of("job", "chunk", "done", "error", "heartbeat", "cancel");
     for (Map<String, Object> v : ALL) {
       assertTrue(kinds.contains(v.get("kind")), "a vector kind this test does not know: " + v);
     }
@@ -154,8 +187,24 @@ class VectorsTest {
   }
 
   @TestFactory
+  Stream<DynamicTest> cancelsDecodeAndEncodeByteForByte() {
+    return each(kind("cancel"), "decodeCancel", v -> {
+      if (!valid(v)) {
+        assertThrows(InvalidReplyException.class, () -> Codec.decodeCancel(raw(v)));
+        return;
+      }
+      Cancel c = Codec.decodeCancel(raw(v));
+      Map<String, Object> m = jobMeaning(v);
+      assertEquals(new Cancel((String) m.get("id"), (String) m.get("run"), (String) m.get("reason")), c);
+      if (m.keySet().stream().allMatch(k -> Set.of("v", "type", "id", "run", "reason").contains(k))) {
+        assertEquals(HexFormat.of().formatHex(raw(v)), HexFormat.of().formatHex(Codec.encodeCancel(c)));
+      }
+    });
+  }
+
+  @TestFactory
   Stream<DynamicTest> repliesDecodeAndReencodeByteForByte() {
-    return each(kind("job").negate(), "decodeReply", v -> {
+    return each(kind("job").negate().and(kind("cancel").negate()), "decodeReply", v -> {
       if (!valid(v)) {
         assertThrows(InvalidReplyException.class, () -> Codec.decodeReply(raw(v)));
         return;
