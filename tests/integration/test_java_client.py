@@ -1,6 +1,6 @@
 """test_java_client.py — the Java client library (schemas/java) against the real broker and a
 real llmq-worker with the tiny model. A small Java program (ClientCheck, in the library's test
-sources) submits a job, streams one, checks that rejected jobs raise their typed errors
+sources) checks that a missing reply topic is refused, submits a job, streams one, checks that rejected jobs raise their typed errors
 (model_mismatch, expired, and a job refused before sending), runs a batch of 100 through
 submitMany/collect, and sends a cancel, which this test then reads off the control topic.
 
@@ -56,14 +56,14 @@ def test_java_client_against_a_real_worker(java_classpath, kafka, topics, start_
                                             bootstrap):
     control = topics["jobs"].replace(".jobs", ".control")
     kafka.create_topic(control, 1)
-    start_worker(**{"limits.default_max_tokens": "8"})
+    start_worker()
     r = subprocess.run(["java", "-cp", java_classpath, "dev.llmq.it.ClientCheck", bootstrap,
                         topics["jobs"], topics["replies"], control, str(BATCH)],
                        capture_output=True, text=True, timeout=420)
     lines = r.stdout.splitlines()
     assert r.returncode == 0, f"ClientCheck failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr[-4000:]}"
     steps = [ln.split()[1] for ln in lines if ln.startswith("ok ")]
-    assert steps == ["submit", "stream", "rejected", "batch", "cancel"], lines
+    assert steps == ["missing-reply-topic", "submit", "stream", "rejected", "batch", "cancel"], lines
 
     # The cancel reached the control topic as spec.md says: keyed by the id, with headers.
     cancel_id = lines[-1].split()[2]

@@ -109,15 +109,20 @@ public final class LlmqClient implements AutoCloseable {
 
   /**
    * Sends many jobs; returns their futures, in order. All are validated before any is sent: an
-   * {@link InvalidJobException} names the index ({@code jobs[3]: temperature: ...}).
+   * {@link InvalidJobException} names the index ({@code jobs[3]: temperature: ...}), and an id
+   * given twice is an IllegalArgumentException.
    */
   public List<JobFuture> submitMany(List<Job> jobs) {
     List<Prepared> prepared = new ArrayList<>(jobs.size());
+    java.util.Set<String> ids = new java.util.HashSet<>();
     for (int i = 0; i < jobs.size(); i++) {
       try {
         prepared.add(prepare(jobs.get(i), false));
       } catch (InvalidJobException e) {
         throw new InvalidJobException(e.code(), e.field(), "jobs[" + i + "]: " + e.getMessage());
+      }
+      if (!ids.add(prepared.get(i).id)) {
+        throw new IllegalArgumentException("jobs[" + i + "]: id " + prepared.get(i).id + " given twice");
       }
     }
     return send(prepared, null);

@@ -32,6 +32,13 @@ public final class ClientCheck {
 
   /** Usage: ClientCheck BOOTSTRAP JOBS_TOPIC REPLY_TOPIC CONTROL_TOPIC BATCH_SIZE */
   public static void main(String[] args) throws Exception {
+    try {
+      LlmqClient.builder(args[0]).replyTopic(args[2] + ".missing").build().close();
+      throw new AssertionError("a client was built on a reply topic that does not exist");
+    } catch (dev.llmq.LlmqException e) {
+      check(e.getMessage().contains("reply topic"), e.getMessage());
+      System.out.println("ok missing-reply-topic");
+    }
     try (LlmqClient client = LlmqClient.builder(args[0]).jobsTopic(args[1]).replyTopic(args[2])
         .controlTopic(args[3]).ackTimeout(Duration.ofSeconds(30)).build()) {
       submit(client);
