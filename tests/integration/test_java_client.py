@@ -25,14 +25,18 @@ BATCH = 100
 
 
 def _stale():
-    """Whether the built classes are missing or older than a source or the pom."""
+    """Whether the built classes are missing or older than their sources or the pom (Maven
+    recompiles a whole source tree when one of its files changed)."""
     stamp = JAVA / "target" / "classpath.txt"
-    main = JAVA / "target" / "test-classes" / "dev" / "llmq" / "it" / "ClientCheck.class"
-    if not stamp.exists() or not main.exists():
+    built = {"main": JAVA / "target" / "classes" / "dev" / "llmq" / "LlmqClient.class",
+             "test": JAVA / "target" / "test-classes" / "dev" / "llmq" / "it" / "ClientCheck.class"}
+    if not stamp.exists() or not all(p.exists() for p in built.values()):
         return True
-    built = min(stamp.stat().st_mtime, main.stat().st_mtime)
-    sources = [JAVA / "pom.xml", *(JAVA / "src").rglob("*.java")]
-    return any(p.stat().st_mtime > built for p in sources)
+    for tree, cls in built.items():
+        sources = [JAVA / "pom.xml", *(JAVA / "src" / tree).rglob("*.java")]
+        if any(p.stat().st_mtime > cls.stat().st_mtime for p in sources):
+            return True
+    return False
 
 
 @pytest.fixture(scope="session")
