@@ -65,13 +65,7 @@ public final class Codec {
    * sent an int or a float.
    */
   public static Reply decodeReply(byte[] data) {
-    Object m;
-    try {
-      m = Msgpack.read(data);
-    } catch (Msgpack.MalformedException e) {
-      throw new InvalidReplyException(e.getMessage());
-    }
-    if (!(m instanceof Map<?, ?> map)) {
+    if (!(readMessage(data) instanceof Map<?, ?> map)) {
       throw new InvalidReplyException("a reply must be a msgpack map");
     }
     Object v = map.get("v");
@@ -111,14 +105,17 @@ public final class Codec {
    * it is not a v1 cancel (a worker ignores such messages). Unknown fields are ignored.
    */
   public static Cancel decodeCancel(byte[] data) {
-    Object m;
+    Map<?, ?> map = checkCancel(readMessage(data));
+    return new Cancel((String) map.get("id"), (String) map.get("run"), (String) map.get("reason"));
+  }
+
+  /** One complete msgpack value, or an InvalidReplyException saying why not. */
+  private static Object readMessage(byte[] data) {
     try {
-      m = Msgpack.read(data);
+      return Msgpack.read(data);
     } catch (Msgpack.MalformedException e) {
       throw new InvalidReplyException(e.getMessage());
     }
-    Map<?, ?> map = checkCancel(m);
-    return new Cancel((String) map.get("id"), (String) map.get("run"), (String) map.get("reason"));
   }
 
   private static Map<?, ?> checkCancel(Object m) {

@@ -16,6 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -268,24 +269,23 @@ public final class LlmqClient implements AutoCloseable {
   /** Produces one record; the broker's ack completes {@code acked}, a failure also {@code job}. */
   private void produce(ProducerRecord<byte[], byte[]> rec, String id, CompletableFuture<Void> acked,
       JobFuture job) {
-    try {
-      producer.send(rec, (meta, err) -> {
-        if (err == null) {
-          acked.complete(null);
-          return;
-        }
-        DeliveryFailedException failure = new DeliveryFailedException(id, err);
-        acked.completeExceptionally(failure);
-        if (job != null) {
-          job.completeExceptionally(failure);
-        }
-      });
-    } catch (RuntimeException err) { // metadata timeout, closed producer, record too large
+    Consumer<Throwable> fail = err -> {
       DeliveryFailedException failure = new DeliveryFailedException(id, err);
       acked.completeExceptionally(failure);
       if (job != null) {
         job.completeExceptionally(failure);
       }
+    };
+    try {
+      producer.send(rec, (meta, err) -> {
+        if (err == null) {
+          acked.complete(null);
+        } else {
+          fail.accept(err);
+        }
+      });
+    } catch (RuntimeException err) { // metadata timeout, closed producer, record too large
+      fail.accept(err);
     }
   }
 
