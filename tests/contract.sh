@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # contract.sh — the producer libraries against the wire contract's vectors:
 # the Python package (schemas/python, pytest), the Node.js package
-# (schemas/node, node --test; npm packages cached in $LLMQ_CACHE/npm) and the
-# Go module (schemas/go, go test; modules and build cache in $LLMQ_CACHE/go).
-# Needs the test venv (tests/requirements.txt) on PATH or in
-# $LLMQ_CACHE/venv, node/npm and go. Exit status non-zero if any fails; all
-# always run. With RESULTS_DIR set, each also writes a JUnit XML file there
-# (for tests/summarize.py; Python and Node only).
+# (schemas/node, node --test; npm packages cached in $LLMQ_CACHE/npm), the
+# Go module (schemas/go, go test; modules and build cache in $LLMQ_CACHE/go)
+# and the Java library (schemas/java, Maven and JUnit 5; dependencies cached
+# in $LLMQ_CACHE/m2). Needs the test venv (tests/requirements.txt) on PATH or
+# in $LLMQ_CACHE/venv, node/npm, go and a JDK 17 with mvn. Exit status
+# non-zero if any fails; all always run. With RESULTS_DIR set, each also
+# writes a JUnit XML file there (for tests/summarize.py; Go writes none).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${LLMQ_CACHE:-$HOME/.cache/llmq}"
@@ -36,5 +37,12 @@ if command -v go >/dev/null; then
 else
   echo "go is not installed (Go >= 1.21; a go.mod asking for a newer Go is fetched by the toolchain itself)"
   status=1
+fi
+echo "== java: schemas/java"
+bash "$ROOT/schemas/java/build.sh" || status=1
+if [ -n "${RESULTS_DIR:-}" ]; then
+  for xml in "$ROOT"/schemas/java/target/surefire-reports/TEST-*.xml; do
+    [ -f "$xml" ] && cp "$xml" "$RESULTS_DIR/contract-java-$(basename "$xml" .xml | sed 's/^TEST-dev.llmq.//').xml"
+  done
 fi
 exit $status
