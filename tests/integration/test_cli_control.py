@@ -15,6 +15,7 @@ import msgpack
 import pytest
 
 from llmq_harness import ROOT
+from test_python_steering import drain
 from test_cli import jobs_sent, llmq, read_jsonl, write_jsonl  # noqa: F401 (llmq: a fixture)
 
 COMMANDS = {  # each command with the arguments it needs, as a new user would type it
@@ -52,18 +53,8 @@ def argv(name, tmp_path):
 
 def messages(kafka, topic, count, timeout=30):
     """The first `count` messages of `topic` as (key, headers, decoded value)."""
-    consumer = kafka.consumer(topic)
-    got, deadline = [], time.time() + timeout
-    try:
-        while len(got) < count and time.time() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                got.append((msg.key().decode(), dict(msg.headers() or []),
-                            msgpack.unpackb(msg.value(), raw=False)))
-    finally:
-        consumer.close()
-    assert len(got) == count, f"{topic}: {len(got)} of {count} messages"
-    return got
+    return [(msg.key().decode(), dict(msg.headers() or []), msgpack.unpackb(msg.value(), raw=False))
+            for msg in drain(kafka, topic, count, timeout)]
 
 
 def stop_after(proc, delay, sig):
@@ -143,13 +134,7 @@ def test_cancel_lands_on_control_topic(llmq, kafka, control):
     r = llmq("cancel", "--control-topic", control, "--run", "w1-000009", "--reason",
              "user pressed Ctrl-C", "job-5")
     assert r.returncode == 0, r.stderr
-    consumer = kafka.consumer(control)
-    values = []
-    while len(values) < 5:
-        msg = consumer.poll(1)
-        if msg is not None and not msg.error():
-            values.append(msg.value())
-    consumer.close()
+    values = [msg.value() for msg in drain(kafka, control, 5)]
     assert values[4] == (ROOT / "schemas/vectors/cancel_run_reason.msgpack").read_bytes()
 
 

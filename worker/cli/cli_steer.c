@@ -131,12 +131,6 @@ static int set_int(struct cli_steer *s, const char *key, const char *arg)
 
 int cli_steer_option(struct cli_steer *s, const char *command, int opt, const char *arg)
 {
-    static const char *const flags[] = {
-        [CLI_OPT_LANE - CLI_OPT_LANE] = "--lane",
-        [CLI_OPT_LOGPROBS - CLI_OPT_LANE] = "--logprobs",
-        [CLI_OPT_LORA - CLI_OPT_LANE] = "--lora",
-        [CLI_OPT_CHUNK_MS - CLI_OPT_LANE] = "--chunk-ms",
-    };
     int rc;
     if (opt == CLI_OPT_LANE) {
         s->lane = arg;
@@ -151,6 +145,7 @@ int cli_steer_option(struct cli_steer *s, const char *command, int opt, const ch
     struct job_verdict why = {LLMQ_OK, ""};
     if (rc == 0 && (!s->fields || cli_steer_check(s->fields, &why) == LLMQ_OK))
         return 0;
+    static const char *const flags[] = {"--lane", "--logprobs", "--lora", "--chunk-ms"};
     fprintf(stderr, "llmq %s: %s %s: %s\n", command, flags[opt - CLI_OPT_LANE], arg,
             why.code != LLMQ_OK   ? why.message
             : opt == CLI_OPT_LANE ? "not a Kafka topic name"
