@@ -4,8 +4,12 @@
 #   stack.sh up [PROMPT]   install, build, start everything, stream a sample job
 #   stack.sh down          stop the worker (which stops llama-server) and Kafka
 #   stack.sh status        what is running
+#   stack.sh submit PROMPT another chat job, streamed
 # Safe to run twice: what already runs is reused. State and logs live under
 # $LLMQ_STATE/stack (default ~/.cache/llmq/state/stack).
+# LLMQ_STACK_MODEL picks the model: smollm2 (default; SmolLM2 135M Instruct, which
+# answers) or gemma (Gemma 3 270M, a base model). LLMQ_KAFKA_PORT (19092),
+# LLMQ_KAFKA_CONTROLLER_PORT (19093) and LLMQ_METRICS_PORT (9464) move the ports.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$LLMQ_ROOT"
@@ -13,7 +17,33 @@ cd "$LLMQ_ROOT"
 STACK="$LLMQ_STATE/stack"
 BUILD="$LLMQ_ROOT/build"
 PIDFILE="$STACK/worker.pid"
+STACK_MODEL=${LLMQ_STACK_MODEL:-smollm2}
+METRICS_PORT=${LLMQ_METRICS_PORT:-9464}
+BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
 mkdir -p "$STACK"
+
+# create_topics NAME=PARTITIONS...: one admin request from the test venv's
+# confluent-kafka (kafka.sh create-topic starts two JVMs per topic, ~8 s for four).
+create_topics() {
+  local t0=$SECONDS
+  "$LLMQ_CACHE/venv/bin/python" - "$BOOTSTRAP" "$@" <<'PY' || die "could not create the stack's topics"
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+want = {name: int(n) for name, n in (arg.split("=") for arg in sys.argv[2:])}
+have = admin.list_topics(timeout=30).topics
+new = [NewTopic(t, n, 1) for t, n in want.items() if t not in have]
+for topic, future in (admin.create_topics(new, request_timeout=30) if new else {}).items():
+    future.result()
+    print(f"created topic {topic}", file=sys.stderr)
+have = admin.list_topics(timeout=30).topics
+for topic, n in want.items():
+    got = len(have[topic].partitions)
+    if got != n:
+        sys.exit(f"topic {topic} has {got} partitions, not {n} (delete it or use another LLMQ_STATE)")
+PY
+  log "topics ready ($((SECONDS - t0)) s)"
+}
 
 worker_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
@@ -24,21 +54,27 @@ up() {
   log "building llmq"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-  local llama model
+  local llama model template
   llama=$(bash deploy/local/llama.sh path)
-  model=$(bash deploy/local/models.sh real)
+  case "$STACK_MODEL" in
+    # Its GGUF carries a chatml template (with a default system prompt);
+    # --jinja makes llama-server apply that template as written.
+    smollm2) template='"--jinja"' ;;
+    # The Gemma GGUF carries no chat template; without this llama-server
+    # would fall back to chatml, the wrong format for Gemma.
+    gemma) template="\"--chat-template-file\", \"$LLMQ_ROOT/deploy/local/gemma3-chat.jinja\"" ;;
+    *) die "LLMQ_STACK_MODEL=$STACK_MODEL: expected smollm2 or gemma" ;;
+  esac
+  model=$(bash deploy/local/models.sh "$STACK_MODEL")
   bash deploy/local/kafka.sh fetch
   bash deploy/local/kafka.sh start
-  bash deploy/local/kafka.sh create-topic llmq.jobs 4
-  bash deploy/local/kafka.sh create-topic llmq.replies 4
-  bash deploy/local/kafka.sh create-topic llmq.dead 1
-  bash deploy/local/kafka.sh create-topic llmq.metrics 1
+  create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1
 
   cat >"$STACK/worker.cfg" <<CFG
 # Written by deploy/local/stack.sh; see deploy/worker.example.cfg for every key.
 worker = { id = "local-1"; };
 kafka = {
-  brokers = "127.0.0.1:$LLMQ_KAFKA_PORT";
+  brokers = "$BOOTSTRAP";
   group_id = "llmq-local";
   jobs_topics = ["llmq.jobs"];
   reply_topic = "llmq.replies";
@@ -51,11 +87,9 @@ llama = {
   gpu = -1;
   context = 4096;
   slots = 2;
-  # The Gemma GGUF carries no chat template; without this llama-server
-  # would fall back to chatml, the wrong format for Gemma.
-  extra_args = ["--chat-template-file", "$LLMQ_ROOT/deploy/local/gemma3-chat.jinja"];
+  extra_args = [$template];
 };
-metrics = { listen = "127.0.0.1:9464"; };
+metrics = { listen = "127.0.0.1:$METRICS_PORT"; };
 CFG
   if worker_running; then
     log "worker already running (pid $(cat "$PIDFILE"))"
@@ -72,17 +106,32 @@ CFG
     sleep 0.2
   done
   grep -q "assigned" "$STACK/worker.log" || die "worker not ready after 120 s (log: $STACK/worker.log)"
-  log "stack up in $((SECONDS - t0)) s; sending a sample job"
+  log "stack up in $((SECONDS - t0)) s ($STACK_MODEL); sending a sample job"
   submit "$prompt"
-  log "the stack keeps running: '$0 down' stops it"
+  next_steps
+}
+
+# What to try next, with this stack's broker and metrics port.
+next_steps() {
+  local llmq="build/llmq" b=""
+  [ "$BOOTSTRAP" = "127.0.0.1:19092" ] || b=" -b $BOOTSTRAP"
+  cat >&2 <<EOF
+
+The stack keeps running. Next:
+  $llmq submit$b --chat "Name three uses of a message queue."   # another job
+  $llmq tail$b                                                   # every reply as it comes (Ctrl-C)
+  echo '{"prompt": "The sea is", "max_tokens": 16}' | $llmq batch$b  # JSON lines in, results out
+  curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^llmq_jobs   # the worker's metrics
+  $0 down                                          # stop the worker and Kafka
+EOF
 }
 
 submit() {
   local prompt=$1
   if [ -x "$BUILD/llmq" ]; then
-    "$BUILD/llmq" submit -b "127.0.0.1:$LLMQ_KAFKA_PORT" --chat --max-tokens 64 "$prompt"
+    "$BUILD/llmq" submit -b "$BOOTSTRAP" --chat --max-tokens 96 "$prompt"
   else
-    "$LLMQ_CACHE/venv/bin/python" deploy/local/sample_job.py "127.0.0.1:$LLMQ_KAFKA_PORT" "$prompt"
+    "$LLMQ_CACHE/venv/bin/python" deploy/local/sample_job.py "$BOOTSTRAP" "$prompt"
   fi
 }
 
