@@ -66,7 +66,6 @@ up() {
     *) die "LLMQ_STACK_MODEL=$STACK_MODEL: expected smollm2 or gemma" ;;
   esac
   model=$(bash deploy/local/models.sh "$STACK_MODEL")
-  bash deploy/local/kafka.sh fetch
   bash deploy/local/kafka.sh start
   create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1
 
@@ -113,23 +112,20 @@ CFG
 
 # What to try next, with this stack's broker and metrics port.
 next_steps() {
-  local llmq="build/llmq" b=""
-  [ "$BOOTSTRAP" = "127.0.0.1:19092" ] || b=" -b $BOOTSTRAP"
-  cat >&2 <<EOF
-
-The stack keeps running. Next:
-  $llmq submit$b --chat "Name three uses of a message queue."   # another job
-  $llmq tail$b                                                   # every reply as it comes (Ctrl-C)
-  echo '{"prompt": "The sea is", "max_tokens": 16}' | $llmq batch$b  # JSON lines in, results out
-  curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^llmq_jobs   # the worker's metrics
-  $0 down                                          # stop the worker and Kafka
-EOF
+  printf '\nThe stack keeps running. Next:\n' >&2
+  [ "$BOOTSTRAP" = "127.0.0.1:19092" ] || printf '  %-14s %s\n' "this broker:" "export LLMQ_BROKERS=$BOOTSTRAP" >&2
+  printf '  %-14s %s\n' >&2 \
+    "another job:" 'build/llmq submit --chat "Why do people use Kafka?"' \
+    "every reply:" 'build/llmq tail   (Ctrl-C stops it)' \
+    "a batch:" "echo '{\"prompt\": \"Once upon a time\", \"max_tokens\": 32}' | build/llmq batch" \
+    "metrics:" "curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^llmq_" \
+    "stop it all:" "$0 down"
 }
 
 submit() {
   local prompt=$1
   if [ -x "$BUILD/llmq" ]; then
-    "$BUILD/llmq" submit -b "$BOOTSTRAP" --chat --max-tokens 96 "$prompt"
+    "$BUILD/llmq" submit -b "$BOOTSTRAP" --chat --temperature 0 --max-tokens 96 "$prompt"
   else
     "$LLMQ_CACHE/venv/bin/python" deploy/local/sample_job.py "$BOOTSTRAP" "$prompt"
   fi
