@@ -47,29 +47,9 @@ PY
 
 worker_running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-up() {
-  local prompt=${1:-"Write one sentence about message queues."}
-  local t0=$SECONDS
-  bash deploy/local/deps.sh >/dev/null
-  log "building llmq"
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-  local llama model template
-  llama=$(bash deploy/local/llama.sh path)
-  case "$STACK_MODEL" in
-    # Its GGUF carries a chatml template (with a default system prompt);
-    # --jinja makes llama-server apply that template as written.
-    smollm2) template='"--jinja"' ;;
-    # The Gemma GGUF carries no chat template; without this llama-server
-    # would fall back to chatml, the wrong format for Gemma.
-    gemma) template="\"--chat-template-file\", \"$LLMQ_ROOT/deploy/local/gemma3-chat.jinja\"" ;;
-    *) die "LLMQ_STACK_MODEL=$STACK_MODEL: expected smollm2 or gemma" ;;
-  esac
-  model=$(bash deploy/local/models.sh "$STACK_MODEL")
-  bash deploy/local/kafka.sh start
-  create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1
-
-  cat >"$STACK/worker.cfg" <<CFG
+# worker_config LLAMA_SERVER MODEL EXTRA_ARGS: the worker's configuration, on stdout.
+worker_config() {
+  cat <<CFG
 # Written by deploy/local/stack.sh; see deploy/worker.example.cfg for every key.
 worker = { id = "local-1"; };
 kafka = {
@@ -81,18 +61,46 @@ kafka = {
   metrics_topic = "llmq.metrics";
 };
 llama = {
-  binary = "$llama";
-  model = "$model";
+  binary = "$1";
+  model = "$2";
   gpu = -1;
   context = 4096;
   slots = 2;
-  extra_args = [$template];
+  extra_args = [$3];
 };
 metrics = { listen = "127.0.0.1:$METRICS_PORT"; };
 CFG
+}
+
+up() {
+  local prompt=${1:-"Write one sentence about message queues."}
+  local t0=$SECONDS llama model template
+  case "$STACK_MODEL" in
+    # Its GGUF carries a chatml template (with a default system prompt);
+    # --jinja makes llama-server apply that template as written.
+    smollm2) template='"--jinja"' ;;
+    # The Gemma GGUF carries no chat template; without this llama-server
+    # would fall back to chatml, the wrong format for Gemma.
+    gemma) template="\"--chat-template-file\", \"$LLMQ_ROOT/deploy/local/gemma3-chat.jinja\"" ;;
+    *) die "LLMQ_STACK_MODEL=$STACK_MODEL: expected smollm2 or gemma" ;;
+  esac
+  bash deploy/local/deps.sh >/dev/null
+  log "building llmq"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD" -j "$(nproc)" >/dev/null
+  llama=$(bash deploy/local/llama.sh path)
+  model=$(bash deploy/local/models.sh "$STACK_MODEL")
+  bash deploy/local/kafka.sh start
+  create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1
+
+  worker_config "$llama" "$model" "$template" >"$STACK/worker.cfg.new"
   if worker_running; then
     log "worker already running (pid $(cat "$PIDFILE"))"
+    cmp -s "$STACK/worker.cfg.new" "$STACK/worker.cfg" \
+      || log "it runs with the previous configuration (another model?): '$0 down', then up, to change"
+    rm -f "$STACK/worker.cfg.new"
   else
+    mv -f "$STACK/worker.cfg.new" "$STACK/worker.cfg"
     log "starting llmq-worker (log: $STACK/worker.log)"
     setsid "$BUILD/llmq-worker" -c "$STACK/worker.cfg" >"$STACK/worker.log" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
@@ -118,7 +126,7 @@ next_steps() {
     "another job:" 'build/llmq submit --chat "Why do people use Kafka?"' \
     "every reply:" 'build/llmq tail   (Ctrl-C stops it)' \
     "a batch:" "echo '{\"prompt\": \"Once upon a time\", \"max_tokens\": 32}' | build/llmq batch" \
-    "metrics:" "curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^llmq_" \
+    "metrics:" "curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep 'status=\"ok\"'" \
     "stop it all:" "$0 down"
 }
 
