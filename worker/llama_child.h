@@ -1,0 +1,43 @@
+/* llama_child.h — how the supervisor starts llama-server: the command line
+ * (model, 127.0.0.1 on a free port, the API key, slots, context, GPU layers,
+ * then llama.extra_args), the environment (LLAMA_ARG_* dropped, the GPU
+ * pinned to llama.gpu through ROCR/HIP/CUDA_VISIBLE_DEVICES), and fork +
+ * exec with stdout and stderr on one pipe. The child dies with the worker
+ * (PR_SET_PDEATHSIG). */
+#ifndef LLMQ_LLAMA_CHILD_H
+#define LLMQ_LLAMA_CHILD_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "log.h"
+
+enum { LLAMA_CHILD_GPU_ENV = 3 }; /* GPU variables set when pinning */
+
+/* A command to run; its strings point into cfg, api_key and itself. */
+struct llama_child_cmd {
+    char **argv; /* NULL-terminated */
+    char **envp; /* NULL-terminated; the rest points into environ */
+    char slots[16], context[16], layers[16];
+    char gpu_env[LLAMA_CHILD_GPU_ENV][48];
+};
+
+/* Build the command for cfg; each LLAMA_ARG_* variable left out is logged
+ * at info. Returns 0, or -1 when out of memory (nothing to free then). */
+int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
+                         const struct logger *log);
+
+/* Free the command's arrays. */
+void llama_child_cmd_free(struct llama_child_cmd *c);
+
+/* Fork and exec the command. Returns the pid, with *out_fd the read end
+ * (non-blocking, close-on-exec) of the child's stdout and stderr; or -1
+ * with errno set and *what naming the call that failed ("pipe", "fork"). */
+pid_t llama_child_spawn(const struct llama_child_cmd *c, int *out_fd, const char **what);
+
+/* The command line for the log, the argument that is api_key masked. */
+void llama_child_describe(const struct llama_child_cmd *c, const char *api_key, char *out,
+                          size_t cap);
+
+#endif
