@@ -46,7 +46,7 @@ struct metrics_sample {
     uint64_t chunks_published;
     uint64_t dead_letters;
     uint64_t runs_retried;
-    uint64_t producer_queue_messages; /* rd_kafka_outq_len of the producer */
+    uint64_t producer_queue_messages; /* kafka_outq_len(): produced, not acknowledged */
     bool llama_up;
     uint64_t llama_restarts;
     unsigned llama_slots_busy;
