@@ -149,13 +149,8 @@ func loraFromValue(v any) []Lora {
 	out := []Lora{}
 	for _, item := range v.([]any) {
 		entry := item.(Map)
-		a := Lora{Name: str(entry, "name"), Scale: floatField(entry, "scale")}
-		for _, kv := range entry {
-			if kv.Key != "name" && kv.Key != "scale" {
-				a.Extra = append(a.Extra, kv)
-			}
-		}
-		out = append(out, a)
+		out = append(out, Lora{Name: str(entry, "name"), Scale: floatField(entry, "scale"),
+			Extra: others(entry, "name", "scale")})
 	}
 	return out
 }
@@ -248,13 +243,8 @@ func jobFromMap(m Map) *Job {
 	if v, ok := m.Get("messages"); ok {
 		for _, item := range v.([]any) {
 			mm := item.(Map)
-			msg := Message{Role: str(mm, "role"), Content: str(mm, "content")}
-			for _, kv := range mm {
-				if kv.Key != "role" && kv.Key != "content" {
-					msg.Extra = append(msg.Extra, kv)
-				}
-			}
-			j.Messages = append(j.Messages, msg)
+			j.Messages = append(j.Messages, Message{Role: str(mm, "role"),
+				Content: str(mm, "content"), Extra: others(mm, "role", "content")})
 		}
 	}
 	j.MaxTokens, j.TopK = intField(m, "max_tokens"), intField(m, "top_k")
@@ -290,6 +280,17 @@ func jobFromMap(m Map) *Job {
 		}
 	}
 	return j
+}
+
+// others returns the entries of m whose key is neither a nor b, in order (nil when none).
+func others(m Map, a, b string) Map {
+	var out Map
+	for _, kv := range m {
+		if k, _ := kv.Key.(string); k != a && k != b {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func str(m Map, key string) string {
