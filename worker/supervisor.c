@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gpu.h"
 #include "http.h"
 #include "loop.h"
 
@@ -40,16 +41,6 @@ enum {
     API_KEY_BYTES = 16,       /* random bytes, 32 hex chars */
 };
 
-/* How the child is pinned to llama.gpu = N. ROCm applies ROCR_VISIBLE_DEVICES
- * first and numbers what is left from 0, so HIP must then ask for device 0
- * (HIP_VISIBLE_DEVICES=N would pick the N-th of a list of one, and find no
- * GPU for N >= 1). HIP_VISIBLE_DEVICES also takes precedence over
- * CUDA_VISIBLE_DEVICES, which HIP would otherwise read too; a CUDA build
- * reads only CUDA_VISIBLE_DEVICES, so it gets N. */
-static const char *const gpu_env_names[] = {"ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
-                                            "CUDA_VISIBLE_DEVICES"};
-static const bool gpu_env_renumbered[] = {false, true, false}; /* 0 instead of N */
-enum { GPU_ENV_COUNT = sizeof(gpu_env_names) / sizeof(gpu_env_names[0]) };
 
 struct supervisor {
     struct loop *loop;
@@ -520,17 +511,29 @@ static void exec_child(char *const argv[], char *const envp[], int out_fd, pid_t
 }
 
 /* The environment without LLAMA_ARG_* (and, when pinning, without the
- * inherited GPU variables), plus the GPU variables. `gpu_env` holds the
- * added strings; the rest points into environ. */
-static char **child_env(const struct supervisor *sup, char gpu_env[GPU_ENV_COUNT][48])
+ * inherited GPU variables), plus the variables that pin llama.gpu's card
+ * (gpu.h: N counts within the lists the worker inherited). `gpu_env` holds
+ * the added strings; the rest points into environ. NULL with last_error set
+ * when llama.gpu does not fit the inherited lists or memory runs out. */
+static char **child_env(struct supervisor *sup, char gpu_env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN])
 {
+    int gpu = sup->cfg->llama.gpu;
+    struct gpu_visible vis;
+    struct gpu_target target;
+    char why[256];
+    gpu_visible_from_environ(&vis);
+    if (gpu_target_resolve(gpu, &vis, &target, why, sizeof(why)) != 0) {
+        set_error(sup, "%s", why);
+        return NULL;
+    }
     size_t n = 0;
     while (environ[n])
         n++;
-    char **envp = calloc(n + GPU_ENV_COUNT + 1, sizeof(*envp));
-    if (!envp)
+    char **envp = calloc(n + GPU_CHILD_ENV + 1, sizeof(*envp));
+    if (!envp) {
+        set_error(sup, "out of memory");
         return NULL;
-    int gpu = sup->cfg->llama.gpu;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
@@ -539,17 +542,13 @@ static char **child_env(const struct supervisor *sup, char gpu_env[GPU_ENV_COUNT
                      (int)strcspn(e, "="), e);
             continue;
         }
-        bool replaced = false;
-        for (size_t g = 0; gpu >= 0 && g < GPU_ENV_COUNT; g++) {
-            size_t len = strlen(gpu_env_names[g]);
-            replaced |= strncmp(e, gpu_env_names[g], len) == 0 && e[len] == '=';
-        }
-        if (!replaced)
+        if (gpu < 0 || !gpu_child_env_replaces(e))
             envp[k++] = environ[i];
     }
-    for (size_t g = 0; gpu >= 0 && g < GPU_ENV_COUNT; g++) {
-        snprintf(gpu_env[g], 48, "%s=%d", gpu_env_names[g], gpu_env_renumbered[g] ? 0 : gpu);
-        envp[k++] = gpu_env[g];
+    if (gpu >= 0) {
+        gpu_target_child_env(&target, gpu_env);
+        for (size_t g = 0; g < GPU_CHILD_ENV; g++)
+            envp[k++] = gpu_env[g];
     }
     return envp;
 }
@@ -605,11 +604,12 @@ static int spawn(struct supervisor *sup)
     /* clang-format on */
     size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
     char **argv = calloc(n_fixed + cfg->llama.n_extra_args + 1, sizeof(*argv));
-    char gpu_env[GPU_ENV_COUNT][48];
-    char **envp = child_env(sup, gpu_env);
+    char gpu_env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN];
+    char **envp = argv ? child_env(sup, gpu_env) : NULL;
     int fds[2] = {-1, -1};
     if (!argv || !envp) {
-        set_error(sup, "out of memory");
+        if (!argv)
+            set_error(sup, "out of memory");
         goto fail;
     }
     memcpy(argv, fixed, sizeof(fixed));
