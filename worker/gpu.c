@@ -101,7 +101,8 @@ static void log_opened(struct gpu *g, const char *why, const char *skipped)
     gpu_read(g, &r);
     char vram[48] = "VRAM unreadable";
     if (r.vram_valid)
-        snprintf(vram, sizeof(vram), "%llu MiB VRAM", (unsigned long long)(r.vram_total_bytes >> 20));
+        snprintf(vram, sizeof(vram), "%llu MiB VRAM",
+                 (unsigned long long)(r.vram_total_bytes >> 20));
     log_info(g->log, "gpu", "gpu backend: %s, card %s (%s), %s; llama.gpu is %s%s%s%s",
              g->ops->name, r.pci_bus_id[0] ? r.pci_bus_id : "at an unknown address",
              r.name[0] ? r.name : "unnamed", vram, why, skipped[0] ? " (" : "", skipped,

@@ -32,11 +32,11 @@
 #include "log.h"
 
 struct gpu_reading {
-    bool present;         /* a device was read (false for the none backend) */
-    char backend[8];      /* "rocm", "nvml" or "none" */
-    char name[128];       /* the device's marketing name; "" if unknown */
-    char pci_bus_id[20];  /* "0000:c1:00.0"; "" if unknown */
-    bool vram_valid;      /* both VRAM figures below were read */
+    bool present;        /* a device was read (false for the none backend) */
+    char backend[8];     /* "rocm", "nvml" or "none" */
+    char name[128];      /* the device's marketing name; "" if unknown */
+    char pci_bus_id[20]; /* "0000:c1:00.0"; "" if unknown */
+    bool vram_valid;     /* both VRAM figures below were read */
     uint64_t vram_total_bytes;
     uint64_t vram_used_bytes;
     double temp_edge_c; /* degrees Celsius; NAN when the sensor is absent */
@@ -60,9 +60,9 @@ struct gpu_ops {
 /* ---- pinning (gpu_pin.c) ---- */
 
 enum {
-    GPU_CARD_LEN = 96,     /* a card: a host index ("3") or an id ("GPU-...", "MIG-...") */
-    GPU_WHY_LEN = 224,     /* how llama.gpu became that card, for the log */
-    GPU_CHILD_ENV = 4,     /* variables a pinned llama-server is given */
+    GPU_CARD_LEN = 96, /* a card: a host index ("3") or an id ("GPU-...", "MIG-...") */
+    GPU_WHY_LEN = 224, /* how llama.gpu became that card, for the log */
+    GPU_CHILD_ENV = 4, /* variables a pinned llama-server is given */
     GPU_CHILD_ENV_LEN = 128,
 };
 
@@ -76,10 +76,10 @@ struct gpu_visible {
 
 /* The card llama.gpu names, once for each vendor stack. */
 struct gpu_target {
-    int gpu;                      /* llama.gpu; -1 = not pinned (the rest is empty) */
-    char rocm[GPU_CARD_LEN];      /* for ROCm: host index in PCI order, or "GPU-<hex>" */
-    char cuda[GPU_CARD_LEN];      /* for CUDA: host index in PCI order, "GPU-..." or "MIG-..." */
-    char rocm_why[GPU_WHY_LEN];   /* e.g. "entry 1 of inherited ROCR_VISIBLE_DEVICES=2,3" */
+    int gpu;                    /* llama.gpu; -1 = not pinned (the rest is empty) */
+    char rocm[GPU_CARD_LEN];    /* for ROCm: host index in PCI order, or "GPU-<hex>" */
+    char cuda[GPU_CARD_LEN];    /* for CUDA: host index in PCI order, "GPU-..." or "MIG-..." */
+    char rocm_why[GPU_WHY_LEN]; /* e.g. "entry 1 of inherited ROCR_VISIBLE_DEVICES=2,3" */
     char cuda_why[GPU_WHY_LEN];
 };
 

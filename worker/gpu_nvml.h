@@ -59,10 +59,10 @@ typedef enum nvmlTemperatureSensors_enum {
 
 /* The NVML functions the backend calls; the comment names each symbol. */
 struct nvml_api {
-    nvmlReturn_t (*init)(void);                               /* nvmlInit_v2 */
-    nvmlReturn_t (*shutdown)(void);                           /* nvmlShutdown */
-    const char *(*error_string)(nvmlReturn_t result);         /* nvmlErrorString */
-    nvmlReturn_t (*device_get_count)(unsigned int *count);    /* nvmlDeviceGetCount_v2 */
+    nvmlReturn_t (*init)(void);                            /* nvmlInit_v2 */
+    nvmlReturn_t (*shutdown)(void);                        /* nvmlShutdown */
+    const char *(*error_string)(nvmlReturn_t result);      /* nvmlErrorString */
+    nvmlReturn_t (*device_get_count)(unsigned int *count); /* nvmlDeviceGetCount_v2 */
     nvmlReturn_t (*device_get_handle_by_index)(unsigned int index,
                                                nvmlDevice_t *device); /* ..ByIndex_v2 */
     nvmlReturn_t (*device_get_handle_by_uuid)(const char *uuid,
@@ -73,8 +73,7 @@ struct nvml_api {
                                     unsigned int length); /* nvmlDeviceGetName */
     nvmlReturn_t (*device_get_memory_info)(nvmlDevice_t device,
                                            nvmlMemory_t *memory); /* ..GetMemoryInfo */
-    nvmlReturn_t (*device_get_temperature)(nvmlDevice_t device,
-                                           nvmlTemperatureSensors_t sensor,
+    nvmlReturn_t (*device_get_temperature)(nvmlDevice_t device, nvmlTemperatureSensors_t sensor,
                                            unsigned int *temp); /* ..GetTemperature */
     nvmlReturn_t (*device_get_power_usage)(nvmlDevice_t device,
                                            unsigned int *milliwatts); /* ..GetPowerUsage */

@@ -68,8 +68,8 @@ static int list_entry(const char *name, const char *value, unsigned n, char *out
         bool index = span > 0 && strspn(p, "0123456789") >= span;
         if ((!id && !index) || span >= len) {
             snprintf(err, err_len,
-                     "inherited %s=%.64s: entry %u is neither a GPU index nor a GPU-/MIG- id",
-                     name, value, count);
+                     "inherited %s=%.64s: entry %u is neither a GPU index nor a GPU-/MIG- id", name,
+                     value, count);
             return -1;
         }
         if (count++ == n)
@@ -99,8 +99,8 @@ static int resolve_rocm(unsigned n, const struct gpu_visible *v, struct gpu_targ
     if (sel) {
         if (list_entry(sel_name, sel, n, entry, sizeof(entry), err, err_len) != 0)
             return -1;
-        w += (size_t)snprintf(t->rocm_why, sizeof(t->rocm_why), "entry %u of inherited %s=%.48s",
-                              n, sel_name, sel);
+        w += (size_t)snprintf(t->rocm_why, sizeof(t->rocm_why), "entry %u of inherited %s=%.48s", n,
+                              sel_name, sel);
         if (!gpu_card_index(entry, &k)) { /* an id names its card whatever ROCR says */
             snprintf(t->rocm, sizeof(t->rocm), "%s", entry);
             return 0;
@@ -139,8 +139,8 @@ int gpu_target_resolve(int gpu, const struct gpu_visible *vis, struct gpu_target
     if (list_entry("CUDA_VISIBLE_DEVICES", vis->cuda, n, out->cuda, sizeof(out->cuda), err,
                    err_len) != 0)
         return -1;
-    snprintf(out->cuda_why, sizeof(out->cuda_why), "entry %u of inherited CUDA_VISIBLE_DEVICES=%.48s",
-             n, vis->cuda);
+    snprintf(out->cuda_why, sizeof(out->cuda_why),
+             "entry %u of inherited CUDA_VISIBLE_DEVICES=%.48s", n, vis->cuda);
     return 0;
 }
 

@@ -77,8 +77,7 @@ static int find_card(const struct rsmi_api *rsmi, uint32_t devices, const char *
                 found = (int)i;
         }
         if (found < 0)
-            snprintf(err, err_len, "no device with unique id %.*s (rocm-smi sees %u)", 40, card,
-                     n);
+            snprintf(err, err_len, "no device with unique id %.*s (rocm-smi sees %u)", 40, card, n);
     }
     if (found >= 0)
         *bdf_out = bdf[found];

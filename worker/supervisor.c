@@ -41,7 +41,6 @@ enum {
     API_KEY_BYTES = 16,       /* random bytes, 32 hex chars */
 };
 
-
 struct supervisor {
     struct loop *loop;
     struct http *http;

@@ -245,7 +245,7 @@ static int scripted_read(void *state, struct gpu_reading *out)
     out->present = true;
     out->vram_valid = true;
     out->vram_total_bytes = 1000;
-    out->vram_used_bytes = 100u * (unsigned)s->reads;
+    out->vram_used_bytes = 100ull * (unsigned)s->reads;
     return 0;
 }
 
