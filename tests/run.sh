@@ -81,23 +81,37 @@ if [ "$unit_only" -eq 0 ]; then
     --junitxml="$RESULTS/pytest.xml" "${pytest_args[@]}" tests/integration
   [ "$kafka_was_running" -eq 1 ] || bash deploy/local/kafka.sh stop || true
 
+  # fuzz_runtime_check: the fuzzers link clang's sanitizer and libFuzzer
+  # runtime, which Debian ships apart from clang; name the package if absent.
+  fuzz_runtime_check() {
+    command -v clang >/dev/null || { echo "clang missing: apt-get install clang"; return 1; }
+    compgen -G "$(clang -print-resource-dir)/lib/*/libclang_rt.fuzzer*.a" >/dev/null && return 0
+    echo "clang's libFuzzer/sanitizer runtime is missing: apt-get install" \
+      "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev (deploy/local/deps.sh does)"
+    return 1
+  }
   fuzz() {
-    command -v clang >/dev/null || { echo "clang missing"; return 1; }
+    fuzz_runtime_check || return 1
     CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -G Ninja -DLLMQ_FUZZ=ON -DLLMQ_TESTS=OFF \
       >/dev/null && cmake --build "$ROOT/build-fuzz" -j 2 || return 1
-    local ok=0 f
+    local ok=0 f name cases=""
+    mkdir -p "$RESULTS/fuzz"
     for f in "$ROOT"/build-fuzz/fuzz_*; do
       [ -x "$f" ] || continue
-      local corpus="$ROOT/tests/fuzz/corpus/$(basename "$f")"
-      mkdir -p "$RESULTS/fuzz"
+      name=$(basename "$f")
+      local corpus="$ROOT/tests/fuzz/corpus/$name"
       if "$f" -max_total_time="${LLMQ_FUZZ_SECONDS:-30}" -print_final_stats=0 \
           -artifact_prefix="$RESULTS/fuzz/" $( [ -d "$corpus" ] && echo "$corpus" ) \
-          >"$RESULTS/fuzz/$(basename "$f").log" 2>&1; then
-        log "fuzz $(basename "$f"): no findings"
+          >"$RESULTS/fuzz/$name.log" 2>&1; then
+        log "fuzz $name: no findings"
+        cases+="<testcase classname=\"fuzz\" name=\"$name\"/>"
       else
-        tail -30 "$RESULTS/fuzz/$(basename "$f").log"; ok=1
+        tail -30 "$RESULTS/fuzz/$name.log"; ok=1
+        cases+="<testcase classname=\"fuzz\" name=\"$name\"><failure message=\"finding: see $RESULTS/fuzz/$name.log\"/></testcase>"
       fi
     done
+    # One JUnit file so the closing line counts the fuzzers like any test.
+    printf '<testsuite name="fuzz">%s</testsuite>\n' "$cases" >"$RESULTS/fuzz.xml"
     return $ok
   }
   stage fuzz fuzz

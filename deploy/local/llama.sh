@@ -11,6 +11,14 @@ SRC_ROOT="$LLMQ_CACHE/llama.cpp-nlc$NODE_LLAMA_CPP_VERSION"
 SRC="$SRC_ROOT/src"
 BIN="$SRC_ROOT/bin/llama-server"
 
+# One llama.sh at a time fetches or builds into $SRC_ROOT: several test runs
+# (or worktrees) share the cache, and two clones into one src.tmp corrupt it.
+lock_cache() {
+  mkdir -p "$SRC_ROOT"
+  exec 8>"$SRC_ROOT/.lock"
+  flock -w 1800 8 || die "another llama.sh holds $SRC_ROOT/.lock"
+}
+
 fetch_source() {
   [ -f "$SRC/CMakeLists.txt" ] && return 0
   command -v npm >/dev/null || die "npm is needed to fetch node-llama-cpp (apt-get install npm)"
@@ -62,8 +70,8 @@ path() {
 }
 
 case "${1:-path}" in
-  path) path ;;
-  build) build ;;
-  src) fetch_source; echo "$SRC" ;;
+  path) lock_cache; path ;;
+  build) lock_cache; build ;;
+  src) lock_cache; fetch_source; echo "$SRC" ;;
   *) die "usage: $0 {path|build|src}" ;;
 esac

@@ -3,7 +3,9 @@
 
 For each vector NAME: NAME.msgpack (the message bytes) and, when the message
 has a JSON meaning, NAME.json beside it; index.json lists them all with the
-verdict a worker must reach (see schemas/spec.md, "Test vectors").
+verdict a worker must reach (see schemas/spec.md, "Test vectors"): in
+`vectors` those every implementation judges, in `additions` those of the
+features added to v1 later (each names the features it `requires`).
 
 The output is deterministic: running this again gives identical bytes.
 When the `jsonschema` package is installed, every JSON meaning is also checked
@@ -13,6 +15,7 @@ Needs the `msgpack` package (pip install msgpack).
 """
 import json
 import os
+import struct
 import sys
 
 import msgpack
@@ -27,11 +30,24 @@ POLICY = {
     "default_reply_topic": "llmq.replies",
     "model": "tiny",
     "now_ms": 1700000000000,
+    "lora": ["tiny-lora", "style"],
 }
 NOW = POLICY["now_ms"]
 
 # Which codes a producer may retry (worker/codes.c).
 RETRYABLE = {"model_mismatch", "backend_error", "backend_failed", "internal"}
+
+# The parts of v1 added after its first release; additions[] name the ones they need.
+FEATURES = {
+    "cancel": "the control topic's cancel message and the error code cancelled",
+    "partial_text": "partial_text in expired and cancelled errors of a job that was generating",
+    "logprobs": "the job field logprobs and the logprobs of chunk and done replies",
+    "lora": "the job field lora, and its adapter names checked at admission",
+    "chunk_ms": "the job field chunk_ms",
+    "prompt_bytes_roles": "message roles count toward max_prompt_bytes",
+    "reply_routing": "a job whose reply_to is present but unusable gets no error reply",
+    "utf8_cut": "error messages and header values shortened between UTF-8 characters",
+}
 
 
 class Raw:
@@ -63,29 +79,38 @@ def raw_str(data):
 
 
 VECTORS = []
+ADDITIONS = []
+NO_REPLY = object()  # reply_topic: the job's error reply goes nowhere
 
 # Invalid jobs whose JSON meaning a JSON Schema cannot tell from a valid one:
 # integers that are floats with a zero fraction, nesting depth, byte lengths.
 SCHEMA_BLIND = {"job_bad_v_float", "job_bad_top_k_float", "job_bad_too_deep",
-                "job_bad_id_long_utf8"}
+                "job_bad_id_long_utf8", "job_bad_logprobs_float", "job_bad_lora_name_twice"}
 
 
 def add(name, kind, value=None, *, raw=None, valid, code=None, stage=None, field=None,
-        description):
+        description, requires=None, reply_topic=None):
     """Record one vector. `value` is the JSON meaning (None: there is none);
-    `raw` the bytes when they are not simply msgpack.packb(value)."""
+    `raw` the bytes when they are not simply msgpack.packb(value). With
+    `requires` (feature names) it is an addition; `reply_topic` (a topic or
+    NO_REPLY) says where a rejected job's error reply goes."""
     entry = {"name": name, "kind": kind, "valid": valid}
     if not valid and kind == "job":
         entry["expected_code"] = code
         entry["stage"] = stage
         if field:
             entry["field"] = field
+    if reply_topic is not None:
+        entry["reply_topic"] = None if reply_topic is NO_REPLY else reply_topic
     entry["file"] = name + ".msgpack"
     if value is not None:
         entry["json"] = name + ".json"
     entry["description"] = description
+    if requires:
+        assert all(f in FEATURES for f in requires), requires
+        entry["requires"] = list(requires)
     data = raw if raw is not None else pack(value)
-    VECTORS.append((entry, data, value))
+    (ADDITIONS if requires else VECTORS).append((entry, data, value))
 
 
 def job(name, **fields):
@@ -96,17 +121,18 @@ def job(name, **fields):
     return {k: v for k, v in base.items() if v is not None}
 
 
-def bad_job(name, code, description, field=None, stage="decode", value=None, raw=None, **fields):
+def bad_job(name, code, description, field=None, stage="decode", value=None, raw=None,
+            requires=None, reply_topic=None, **fields):
     if value is None and raw is None:
         value = job(name, **fields)
     add(name, "job", value, raw=raw, valid=False, code=code, stage=stage, field=field,
-        description=description)
+        description=description, requires=requires, reply_topic=reply_topic)
 
 
-def good_job(name, description, value=None, raw=None, **fields):
+def good_job(name, description, value=None, raw=None, requires=None, **fields):
     if value is None and raw is None:
         value = job(name, **fields)
-    add(name, "job", value, raw=raw, valid=True, description=description)
+    add(name, "job", value, raw=raw, valid=True, description=description, requires=requires)
 
 
 # ---- jobs: valid -----------------------------------------------------------
@@ -326,8 +352,9 @@ def error(id, run, code, message, worker, meta=None):
     return e
 
 
-def reply(name, value, description, valid=True):
-    add(name, name.split("_")[0], value, valid=valid, description=description)
+def reply(name, value, description, valid=True, raw=None, requires=None):
+    add(name, name.split("_")[0], value, raw=raw, valid=valid, description=description,
+        requires=requires)
 
 
 reply("chunk_first", chunk("job-1", "w1-000001", 0, "Hello"), "The first chunk of a run.")
@@ -402,6 +429,250 @@ add("heartbeat_bad_slots", "heartbeat", heartbeat("ready", GPU_NONE, 0, 0, (0, 0
     valid=False, description="A heartbeat with slots_total 0.")
 
 
+# ---- later rules every implementation already meets ---------------------------------
+
+good_job("job_ok_messages_at_limit",
+         "Roles and contents adding up to exactly max_prompt_bytes (6 + 500 + 4 + 514).",
+         prompt=None, messages=[{"role": "system", "content": "s" * 500},
+                                {"role": "user", "content": "u" * 514}])
+reply("done_bad_negative_usage",
+      dict(done("job-1", "w1", "a", "stop", (1, 1), (1, 1, 1, 1), "w"),
+           usage={"prompt_tokens": 5, "completion_tokens": -1}),
+      "A done reply with a negative completion_tokens (usage is never negative).", valid=False)
+
+# ---- additions: cancellation -----------------------------------------------------------
+
+
+def cancel(id, **fields):
+    c = {"v": 1, "type": "cancel", "id": id}
+    c.update(fields)
+    return c
+
+
+def control(name, value, description, valid=True, raw=None):
+    add(name, "cancel", value, raw=raw, valid=valid, description=description,
+        requires=["cancel"])
+
+
+control("cancel_ok", cancel("job-5"), "The smallest cancel: every run of job-5.")
+control("cancel_run_reason", cancel("job-5", run="w1-000009", reason="user pressed Ctrl-C"),
+        "A cancel of one run, with a reason for people.")
+control("cancel_utf8_unknown_field", cancel("vec-utf8-é", reason="zu spät 🙂", future=[1, 2]),
+        "Non-ASCII id and reason, and an unknown field (ignored).")
+control("cancel_bad_no_id", {"v": 1, "type": "cancel"}, "A cancel without id.", valid=False)
+control("cancel_bad_id_long", cancel("i" * 129), "A cancel whose id is 129 bytes.", valid=False)
+control("cancel_bad_run_empty", cancel("job-5", run=""), "A cancel with an empty run.",
+        valid=False)
+control("cancel_bad_reason_int", cancel("job-5", reason=3), "A cancel whose reason is an integer.",
+        valid=False)
+control("cancel_bad_v_2", cancel("job-5", v=2), "A cancel with v 2.", valid=False)
+control("cancel_bad_type", cancel("job-5", type="pause"),
+        "A control message of a type v1 does not know (ignored by workers).", valid=False)
+
+reply("error_cancelled_queued",
+      error("job-5", "", "cancelled", "cancelled: user pressed Ctrl-C", "gpu-node-1/0", META),
+      "A job cancelled before it ran (empty run), with the cancel's reason and the job's meta.",
+      requires=["cancel"])
+reply("error_cancelled_running",
+      dict(error("job-6", "w1-000009", "cancelled", "cancelled", "gpu-node-1/0"),
+           partial_text="Once upon a"),
+      "A job cancelled while generating: partial_text holds what its run generated.",
+      requires=["cancel", "partial_text"])
+reply("error_bad_cancelled_retryable",
+      dict(error("job-5", "", "cancelled", "cancelled", "w"), retryable=True),
+      "A cancelled error claiming to be retryable.", valid=False, requires=["cancel"])
+
+# ---- additions: deadlines (partial_text) -----------------------------------------------
+
+reply("error_expired_partial_text",
+      dict(error("job-3", "w1-000003", "expired", "deadline_ms: passed while generating",
+                 "gpu-node-1/0"), partial_text="The sea is wide and déep", meta=META),
+      "A job whose deadline passed while generating: expired with the text so far.",
+      requires=["partial_text"])
+reply("error_expired_partial_empty",
+      dict(error("job-3", "w1-000004", "expired", "deadline_ms: passed while generating",
+                 "gpu-node-1/0"), partial_text=""),
+      "Expired during prompt processing: the run generated nothing yet.",
+      requires=["partial_text"])
+reply("error_bad_partial_text_internal",
+      dict(error("job-3", "w1-000004", "internal", "m", "w"), partial_text="x"),
+      "partial_text on a code other than expired and cancelled.", valid=False,
+      requires=["partial_text"])
+reply("error_bad_partial_text_no_run",
+      dict(error("job-3", "", "expired", "m", "w"), partial_text="x"),
+      "partial_text on a job that never ran (empty run).", valid=False,
+      requires=["partial_text"])
+
+# ---- additions: log-probabilities ------------------------------------------------------
+
+F32_LOWEST = -3.4028234663852886e38
+
+
+def f32(x):
+    """x rounded to float32 (the JSON meaning of a logprob as written)."""
+    return struct.unpack(">f", struct.pack(">f", x))[0]
+
+
+def pack_f32(x):
+    return b"\xca" + struct.pack(">f", x)
+
+
+def pack_logprobs(entries):
+    """The logprobs array with its logprobs as float32, as the worker writes it."""
+    out = msgpack.Packer().pack_array_header(len(entries))
+    for token, lp, top in entries:
+        out += msgpack.Packer().pack_array_header(3) + pack(token) + pack_f32(lp)
+        out += msgpack.Packer().pack_array_header(len(top))
+        for alt, alp in top:
+            out += msgpack.Packer().pack_array_header(2) + pack(alt) + pack_f32(alp)
+    return out
+
+
+def with_logprobs(message, entries, after="text"):
+    """A reply's JSON meaning (or None when a token is bin) and its bytes,
+    logprobs placed right after `after`."""
+    entries = [[t, f32(lp), [[a, f32(alp)] for a, alp in top]] for t, lp, top in entries]
+    pairs = []
+    for k, v in message.items():
+        pairs.append((k, v))
+        if k == after:
+            pairs.append(("logprobs", Raw(pack_logprobs(entries))))
+    has_bin = any(isinstance(t, bytes) or any(isinstance(a, bytes) for a, _ in top)
+                  for t, _, top in entries)
+    value = None if has_bin else dict(
+        (k, entries if isinstance(v, Raw) else v) for k, v in pairs)
+    return value, pack_pairs(pairs)
+
+
+TOKENS = [["Hello", -0.25, [["Hello", -0.25], ["Hi", -1.75]]],
+          [" world", -0.5, [[" world", -0.5], [" there", -1.125]]],
+          ["!", -3.0, [[".", -0.0625], ["!", -3.0]]]]
+
+value, data = with_logprobs(chunk("job-7", "w1-000010", 0, "Hello world"), TOKENS[:2])
+reply("chunk_logprobs", value, "A chunk of two tokens with their log-probabilities (logprobs 2).",
+      raw=data, requires=["logprobs"])
+value, data = with_logprobs(chunk("job-7", "w1-000010", 1, "!"), TOKENS[2:])
+reply("chunk_logprobs_last", value, "The next chunk of that run: the chunks' logprobs joined "
+      "are the done's (done_logprobs).", raw=data, requires=["logprobs"])
+value, data = with_logprobs(chunk("job-8", "w1-000011", 0, "🙂"),
+                            [[b"\xf0\x9f", -0.5, [[b"\xf0\x9f", -0.5]]],
+                             [b"\x99\x82", -0.015625, [[b"\x99\x82", -0.015625]]]])
+reply("chunk_logprobs_split_char", value,
+      "One character split over two tokens: each token is a bin holding its bytes.",
+      raw=data, requires=["logprobs"])
+value, data = with_logprobs(
+    done("job-7", "w1-000010", "Hello world!", "stop", (4, 3), (1.5, 20.0, 30.0, 66.5),
+         "gpu-node-1/0", META), TOKENS)
+reply("done_logprobs", value, "A done reply with the logprobs of each of its tokens.",
+      raw=data, requires=["logprobs"])
+value, data = with_logprobs(
+    done("job-9", "w1-000012", "a", "length", (1, 1), (0.0, 1.0, 0.0, 0.0), "gpu-node-1/0"),
+    [["a", -0.125, [["a", -0.125], ["b", F32_LOWEST]]]])
+reply("done_logprobs_zero_probability", value,
+      "An alternative of probability 0: the lowest float32 as its logprob.",
+      raw=data, requires=["logprobs"])
+value, data = with_logprobs(chunk("job-7", "w1", 0, "a"), [["a", 0.5, []]])
+reply("chunk_bad_logprob_positive", value, "A logprob above 0.", valid=False, raw=data,
+      requires=["logprobs"])
+reply("done_bad_logprobs_entry_short",
+      dict(done("job-7", "w1", "a", "stop", (1, 1), (1, 1, 1, 1), "w"),
+           logprobs=[["a", -0.5]]), "A logprobs entry without its top list.", valid=False,
+      requires=["logprobs"])
+
+good_job("job_ok_logprobs", "Five alternatives per token.", logprobs=5, requires=["logprobs"])
+good_job("job_ok_logprobs_limits", "logprobs at its limit, 20.", logprobs=20,
+         requires=["logprobs"])
+good_job("job_ok_logprobs_zero", "logprobs 0: no log-probabilities.", logprobs=0,
+         requires=["logprobs"])
+for name, value, why in [("21", 21, "logprobs is 21"), ("negative", -1, "logprobs is -1"),
+                         ("float", 2.0, "logprobs is the float 2.0"),
+                         ("bool", True, "logprobs is a boolean")]:
+    bad_job("job_bad_logprobs_" + name, "invalid_field", why + ".", field="logprobs",
+            requires=["logprobs"], logprobs=value)
+
+# ---- additions: LoRA --------------------------------------------------------------------
+
+good_job("job_ok_lora", "One adapter at half strength.",
+         lora=[{"name": "tiny-lora", "scale": 0.5}], requires=["lora"])
+good_job("job_ok_lora_two_default_scale",
+         "Two adapters; scale defaults to 1.0; a negative scale and unknown entry keys are fine.",
+         lora=[{"name": "style"}, {"name": "tiny-lora", "scale": -0.25, "note": "x"}],
+         requires=["lora"])
+good_job("job_ok_lora_empty", "An empty lora list: the base model.", lora=[], requires=["lora"])
+for name, value, why in [
+    ("not_array", {"name": "style"}, "lora is a map, not an array"),
+    ("entry_string", ["style"], "a lora entry is a string"),
+    ("no_name", [{"scale": 1.0}], "a lora entry without name"),
+    ("name_empty", [{"name": ""}], "a lora name is empty"),
+    ("scale_string", [{"name": "style", "scale": "1"}], "a lora scale is a string"),
+    ("name_twice", [{"name": "style"}, {"name": "style", "scale": 0.5}],
+     "the adapter style is named twice"),
+    ("too_many", [{"name": "a%02d" % k} for k in range(17)], "lora has 17 entries"),
+]:
+    bad_job("job_bad_lora_" + name, "invalid_field", why + ".", field="lora", requires=["lora"],
+            lora=value)
+bad_job("job_deny_lora_unknown", "invalid_field",
+        "lora names an adapter the worker did not load.", stage="admit", field="lora",
+        requires=["lora"], lora=[{"name": "style"}, {"name": "pirate"}])
+
+# ---- additions: chunk_ms -----------------------------------------------------------------
+
+good_job("job_ok_chunk_ms_zero", "chunk_ms 0: token by token.", chunk_ms=0,
+         requires=["chunk_ms"])
+good_job("job_ok_chunk_ms", "chunk_ms at its limit, 60000.", chunk_ms=60000,
+         requires=["chunk_ms"])
+good_job("job_ok_steering", "logprobs, lora and chunk_ms together, after meta in table order.",
+         stream=True, meta={"k": "v"}, logprobs=3, lora=[{"name": "style", "scale": 2}],
+         chunk_ms=25, requires=["logprobs", "lora", "chunk_ms"])
+for name, value, why in [("negative", -1, "chunk_ms is -1"),
+                         ("too_large", 60001, "chunk_ms is 60001"),
+                         ("float", 20.5, "chunk_ms is 20.5")]:
+    bad_job("job_bad_chunk_ms_" + name, "invalid_field", why + ".", field="chunk_ms",
+            requires=["chunk_ms"], chunk_ms=value)
+
+# ---- additions: the wire contract, exactly (issue 16) -----------------------------------
+
+bad_job("job_deny_messages_roles_too_large", "prompt_too_large",
+        "Contents of 1020 bytes fit, but with their roles (6 + 4) the messages are 1030 bytes.",
+        stage="admit", field="messages", requires=["prompt_bytes_roles"], prompt=None,
+        messages=[{"role": "system", "content": "s" * 510},
+                  {"role": "user", "content": "u" * 510}])
+for name, model in [("long_utf8", "x" + "模型" * 100), ("long_emoji", "ab" + "🙂" * 150)]:
+    bad_job("job_deny_model_" + name, "model_mismatch",
+            "A %d-byte model name of multi-byte characters: the verdict's message (which "
+            "quotes it, as the dead-letter header does) must stay valid UTF-8 when shortened."
+            % len(model.encode()), stage="admit", field="model", requires=["utf8_cut"],
+            model=model)
+ROUTING = ["reply_routing"]
+bad_job("job_route_default", "invalid_field",
+        "A bad field and no reply_to: the error goes to the default reply topic.",
+        field="temperature", requires=ROUTING, reply_topic="llmq.replies", temperature=-1)
+bad_job("job_route_own", "invalid_field",
+        "A bad field and an allowed reply_to: the error goes to the job's reply_to.",
+        field="temperature", requires=ROUTING, reply_topic="team.alpha", temperature=-1,
+        reply_to="team.alpha")
+bad_job("job_route_reply_to_invalid", "invalid_field",
+        "reply_to is not a topic name: no error reply (only the dead-letter copy).",
+        field="reply_to", requires=ROUTING, reply_topic=NO_REPLY, reply_to="team/alpha")
+bad_job("job_route_reply_to_int", "invalid_field",
+        "reply_to is an integer: no error reply.", field="reply_to", requires=ROUTING,
+        reply_topic=NO_REPLY, reply_to=7)
+bad_job("job_route_reply_to_twice", "invalid_field",
+        "reply_to given twice (both allowed): no error reply.", field="reply_to",
+        requires=ROUTING, reply_topic=NO_REPLY,
+        raw=pack_pairs([("v", 1), ("id", "vec-route-twice"), ("prompt", "x"),
+                        ("reply_to", "team.a"), ("reply_to", "team.b")]))
+bad_job("job_route_reply_to_denied", "reply_to_denied",
+        "reply_to not in the allowlist: no error reply.", stage="admit", field="reply_to",
+        requires=ROUTING, reply_topic=NO_REPLY, reply_to="other.replies")
+bad_job("job_route_no_id", "invalid_id",
+        "No id: no error reply, whatever the reply_to.", field="id", requires=ROUTING,
+        reply_topic=NO_REPLY, id=None, reply_to="team.alpha")
+bad_job("job_route_v_2", "unsupported_version",
+        "v 2 with a readable id: the error goes to the default reply topic.", field="v",
+        requires=ROUTING, reply_topic="llmq.replies", v=2)
+
+
 # ---- output ---------------------------------------------------------------------------
 
 def schema_check(entry, value):
@@ -420,39 +691,50 @@ def write(path, data):
         f.write(data)
 
 
+def write_vector(entry, data, value):
+    """Write one vector's files; check its JSON meaning against its schema.
+    Returns whether the schema could be checked (jsonschema installed)."""
+    write(os.path.join(HERE, entry["file"]), data)
+    if value is None:
+        return True
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    write(os.path.join(HERE, entry["json"]), text.encode("utf-8"))
+    ok = schema_check(entry, value)
+    if ok is None:
+        return False
+    # A message that passes decoding passes the schema, and most decode
+    # failures fail it; the exceptions are listed in spec.md.
+    expected = entry["valid"] or entry.get("stage") == "admit"
+    if (ok != expected) != (entry["name"] in SCHEMA_BLIND):
+        sys.exit("%s: schema says %s, expected %s" % (entry["name"], ok, expected))
+    return True
+
+
 def main():
     for old in os.listdir(HERE):
         if old.endswith((".msgpack", ".json")):
             os.remove(os.path.join(HERE, old))
     names = set()
-    index = []
+    lists = {"vectors": [], "additions": []}
     checked = True
-    for entry, data, value in VECTORS:
-        assert entry["name"] not in names, entry["name"]
-        names.add(entry["name"])
-        write(os.path.join(HERE, entry["file"]), data)
-        if value is not None:
-            text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-            write(os.path.join(HERE, entry["json"]), text.encode("utf-8"))
-            ok = schema_check(entry, value)
-            if ok is None:
-                checked = False
-            else:
-                # A message that passes decoding passes the schema, and most
-                # decode failures fail it; the exceptions are listed in spec.md.
-                expected = entry["valid"] or entry.get("stage") == "admit"
-                if (ok != expected) != (entry["name"] in SCHEMA_BLIND):
-                    sys.exit("%s: schema says %s, expected %s" % (entry["name"], ok, expected))
-        index.append(entry)
+    for key, vectors in (("vectors", VECTORS), ("additions", ADDITIONS)):
+        for entry, data, value in vectors:
+            assert entry["name"] not in names, entry["name"]
+            names.add(entry["name"])
+            checked = write_vector(entry, data, value) and checked
+            lists[key].append(entry)
     doc = {
         "contract": "llmq wire contract v1",
         "generator": "schemas/vectors/generate.py",
         "policy": POLICY,
-        "vectors": index,
+        "vectors": lists["vectors"],
+        "features": FEATURES,
+        "additions": lists["additions"],
     }
     write(os.path.join(HERE, "index.json"),
           (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    print("%d vectors written%s" % (len(index), "" if checked else
+    print("%d vectors and %d additions written%s" % (
+        len(lists["vectors"]), len(lists["additions"]), "" if checked else
                                     " (jsonschema not installed: schemas not checked)"))
 
 

@@ -9,6 +9,10 @@ a job this client waits for, and routes them to that job's future or stream.
 At-least-once delivery is handled as schemas/spec.md says: the first terminal
 reply (done or error) of a job decides it; later ones are ignored. A stream
 follows the runs of a job as described in Client.stream().
+
+Steering: submit(lane=...) sends a job to the jobs topic of a priority lane;
+cancel(id), JobFuture.cancel() and closing a Stream early send a `cancel` to
+the control topic, which every worker reads (schemas/spec.md "Cancellation").
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from .codec import VERSION, Chunk, Done, Error, Job, decode_reply, encode_job
+from .control import CONTROL_TOPIC, Cancel, encode_cancel
 from .errors import (ClientClosed, DeliveryFailed, InvalidJob, InvalidReply, LlmqError, Timeout,
                      job_failed)
 
@@ -37,13 +42,27 @@ class JobFuture(concurrent.futures.Future):
     """The outcome of one submitted job: result() returns its Done reply or
     raises JobFailed (an error reply), Timeout, DeliveryFailed or ClientClosed.
     It is a concurrent.futures.Future, so concurrent.futures.wait() and
-    as_completed() work on it; cancel() stops waiting for the job (the job
-    itself still runs on its worker)."""
+    as_completed() work on it. cancel() stops waiting for the job and asks
+    the workers to cancel it (a `cancel` on the control topic, sent without
+    waiting for the broker; a failure is logged): a queued job never runs, a
+    running one stops. Its `cancelled` error reply is not waited for."""
 
-    def __init__(self, job: Dict[str, Any]):
+    def __init__(self, job: Dict[str, Any], client: Optional["Client"] = None):
         super().__init__()
         self.job = job
         self.id: str = job["id"]
+        self._client = client
+
+    def cancel(self) -> bool:
+        """Cancel the job, here and on the workers; False (nothing sent) when
+        its outcome is already known."""
+        if self.cancelled():
+            return True
+        if not super().cancel():
+            return False
+        if self._client is not None:
+            self._client._cancel_later(self.id)
+        return True
 
     def result(self, timeout: Optional[float] = None) -> Done:
         try:
@@ -126,7 +145,8 @@ class Stream:
             self.close()
 
     def close(self) -> None:
-        """Stop waiting for the job (its future is cancelled unless it ended)."""
+        """Stop waiting for the job. Unless it ended, its future is cancelled,
+        which cancels the job on the workers too (nobody reads its text)."""
         self.future.cancel()
 
     def _switch(self, run: str) -> Iterator[StreamRestarted]:
@@ -165,6 +185,14 @@ class Stream:
         self.done = done
 
 
+def _recorder(outcomes: Dict[str, Optional[str]], job_id: str):
+    """A delivery callback that stores outcomes[job_id]: None when the broker
+    acknowledged the message, else the error."""
+    def delivered(err, _msg):
+        outcomes[job_id] = None if err is None else str(err)
+    return delivered
+
+
 class _Tracker:
     """What the reply thread needs to know about one job it waits for."""
 
@@ -190,13 +218,21 @@ class Client:
     workers' reply allowlist must allow it unless it is their default reply
     topic. The reply consumer starts at the end of the reply topic when the
     client is created: replies of jobs submitted earlier are not seen.
-    Partitions added to the reply topic later are not read."""
+    Partitions added to the reply topic later are not read.
+
+    Priority lanes are jobs topics that the workers weigh (kafka.lanes):
+    `lanes` maps a lane name to its topic, e.g. {"urgent": "llmq.jobs.urgent"},
+    and submit(..., lane="urgent") sends there; without a lane a job goes to
+    `jobs_topic`. Cancels go to `control_topic`."""
 
     def __init__(self, bootstrap: str, jobs_topic: str = "llmq.jobs",
                  reply_topic: str = "llmq.replies", *, ack_timeout: float = 30.0,
+                 lanes: Optional[Dict[str, str]] = None, control_topic: str = CONTROL_TOPIC,
                  **kafka_config: Any):
         self.jobs_topic = jobs_topic
         self.reply_topic = reply_topic
+        self.lanes: Dict[str, str] = dict(lanes or {})
+        self.control_topic = control_topic
         self._ack_timeout = ack_timeout
         self._pending: Dict[str, _Tracker] = {}
         self._lock = threading.Lock()
@@ -231,10 +267,12 @@ class Client:
                **fields: Any) -> JobFuture:
         """Send one job and return its future once the broker has it.
 
-        `fields` are job fields (max_tokens, temperature, stop, meta, ...);
-        None values are left out. `id` defaults to a fresh random id; give
-        your own to make resubmission idempotent. Raises InvalidJob (before
-        sending anything) when a worker would reject the job's fields, and
+        `fields` are job fields (max_tokens, temperature, stop, meta,
+        logprobs, lora, chunk_ms, ...); None values are left out. `id`
+        defaults to a fresh random id; give your own to make resubmission
+        idempotent. `lane` (a name in the client's `lanes`) picks the jobs
+        topic. Raises InvalidJob (before sending anything) when a worker would
+        reject the job's fields, ValueError for an unknown lane, and
         DeliveryFailed when the broker does not acknowledge it."""
         future = self._send([self._prepare(dict(fields, prompt=prompt, messages=messages))])[0]
         if future.done() and isinstance(future.exception(0), DeliveryFailed):
@@ -245,7 +283,7 @@ class Client:
         """Send many jobs at once; return their futures, in order.
 
         Each job is a Job or a dict of job fields as submit() takes them
-        (prompt or messages, id optional). All are validated before any is
+        (prompt or messages, id optional, `lane` too). All are validated before any is
         sent (InvalidJob names the index). A job the broker did not
         acknowledge has a future failed with DeliveryFailed."""
         prepared = []
@@ -255,6 +293,8 @@ class Client:
                                               else dict(spec)))
             except InvalidJob as e:
                 raise InvalidJob(e.code, f"jobs[{i}]: {e.message}", e.field) from None
+            except ValueError as e:
+                raise ValueError(f"jobs[{i}]: {e}") from None
         return self._send(prepared)
 
     def stream(self, prompt: Optional[str] = None,
@@ -316,6 +356,27 @@ class Client:
                 outcomes.append(Outcome(future.id, "failed", error=e))
         return outcomes
 
+    def cancel(self, job_id: str, run: Optional[str] = None,
+               reason: Optional[str] = None) -> None:
+        """Ask every worker to cancel job `job_id` (any job, not only this
+        client's) and return once the broker has the cancel.
+
+        A queued job is answered without running, a running one is stopped,
+        and one not consumed yet is cancelled when a worker takes it; each
+        ends with an error reply of code `cancelled` (llmq.errors.JobCancelled,
+        with the text generated so far in `partial_text`). A finished or
+        unknown id is left alone. With `run`, only that run is stopped, and
+        only if it is running. Raises InvalidCancel for an invalid id, run or
+        reason and DeliveryFailed when the broker does not acknowledge it. A
+        future of this client waiting for the job keeps waiting for that reply
+        (JobFuture.cancel() stops waiting at once instead)."""
+        outcome: Dict[str, Optional[str]] = {}
+        self._produce_cancel(Cancel(job_id, run, reason), _recorder(outcome, job_id))
+        if self._producer.flush(self._ack_timeout + 5) > 0 or job_id not in outcome:
+            raise DeliveryFailed(job_id, "no acknowledgement of the cancel")
+        if outcome[job_id] is not None:
+            raise DeliveryFailed(job_id, f"cancel: {outcome[job_id]}")
+
     # ---- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
@@ -340,19 +401,28 @@ class Client:
 
     # ---- internals -------------------------------------------------------------
 
-    def _prepare(self, fields: Dict[str, Any]) -> Tuple[Dict[str, Any], bytes]:
-        """A complete job map from submit()'s fields and its bytes (InvalidJob
-        when a worker would reject it)."""
+    def _prepare(self, fields: Dict[str, Any]) -> Tuple[Dict[str, Any], bytes, str]:
+        """A complete job map from submit()'s fields, its bytes and its jobs
+        topic (InvalidJob when a worker would reject it)."""
+        topic = self._lane_topic(fields.pop("lane", None))
         job = {"v": VERSION, "id": fields.pop("id", None) or uuid.uuid4().hex}
         job.update((k, v) for k, v in fields.items() if v is not None)
         reply_to = job.setdefault("reply_to", self.reply_topic)
         if reply_to != self.reply_topic:
             raise ValueError(f"reply_to {reply_to!r}: this client reads its replies from "
                              f"{self.reply_topic!r}; use a Client with that reply_topic")
-        return job, encode_job(job)
+        return job, encode_job(job), topic
+
+    def _lane_topic(self, lane: Optional[str]) -> str:
+        if lane is None:
+            return self.jobs_topic
+        if lane not in self.lanes:
+            raise ValueError(f"lane {lane!r}: not one of this client's lanes "
+                             f"{sorted(self.lanes)}")
+        return self.lanes[lane]
 
     def _track(self, job: Dict[str, Any], events) -> JobFuture:
-        future = JobFuture(job)
+        future = JobFuture(job, self)
         with self._lock:
             if self._closed:
                 raise ClientClosed("the client is closed")
@@ -368,18 +438,19 @@ class Client:
             if t is not None and t.future is future:
                 del self._pending[future.id]
 
-    def _send(self, jobs: List[Tuple[Dict[str, Any], bytes]], events=None) -> List[JobFuture]:
+    def _send(self, jobs: List[Tuple[Dict[str, Any], bytes, str]],
+              events=None) -> List[JobFuture]:
         """Track, produce and await the broker's acks for prepared jobs. A job
         whose delivery failed has its future failed with DeliveryFailed."""
         futures, failures = [], {}
         try:
-            for job, payload in jobs:
+            for job, payload, topic in jobs:
                 future = self._track(job, events)
                 futures.append(future)
-                self._produce(future.id, payload, failures)
+                self._produce(topic, future.id, payload, _recorder(failures, future.id))
         except BaseException:
-            for future in futures:
-                future.cancel()
+            for future in futures:  # stop waiting; no cancel: the ids may be submitted again
+                concurrent.futures.Future.cancel(future)
             raise
         if self._producer.flush(self._ack_timeout + 5) > 0:
             log.warning("producer still holds undelivered messages after %.0f s",
@@ -390,17 +461,37 @@ class Client:
                 future._settle(error=DeliveryFailed(future.id, reason or "no acknowledgement"))
         return futures
 
-    def _produce(self, job_id: str, payload: bytes, failures: Dict[str, Optional[str]]) -> None:
-        def delivered(err, _msg):
-            failures[job_id] = None if err is None else str(err)
-
+    def _produce(self, topic: str, job_id: str, payload: bytes, delivered,
+                 headers=None) -> None:
+        """Produce one message keyed by job_id; delivered(err, msg) runs on
+        the broker's answer."""
         while True:
             try:
-                self._producer.produce(self.jobs_topic, payload, key=job_id.encode("utf-8"),
-                                       on_delivery=delivered)
+                self._producer.produce(topic, payload, key=job_id.encode("utf-8"),
+                                       headers=headers, on_delivery=delivered)
                 return
             except BufferError:  # the local queue is full: let deliveries drain
                 self._producer.poll(0.1)
+
+    def _produce_cancel(self, cancel: Cancel, delivered) -> None:
+        """Produce a cancel to the control topic (InvalidCancel when it is bad)."""
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        headers = [("llmq-type", b"cancel"), ("llmq-id", cancel.id.encode("utf-8"))]
+        self._produce(self.control_topic, cancel.id, encode_cancel(cancel), delivered, headers)
+
+    def _cancel_later(self, job_id: str) -> None:
+        """Send a cancel without waiting for the broker (JobFuture.cancel());
+        a failure is logged, as there is nobody left to tell."""
+        def delivered(err, _msg):
+            if err is not None:
+                log.warning("job %s: the cancel was not delivered: %s", job_id, err)
+
+        try:
+            self._produce_cancel(Cancel(job_id), delivered)
+            self._producer.poll(0)
+        except LlmqError as e:
+            log.warning("job %s: no cancel sent: %s", job_id, e)
 
     def _reply_partitions(self) -> List[TopicPartition]:
         """All partitions of the reply topic, each at its current end."""

@@ -12,8 +12,9 @@ table order wins, as in the worker. decode_job() does the same for bytes, so
 tools can judge a raw message. Admission (allowlist, prompt size, model,
 deadline) needs the worker's policy and clock and is left to the worker.
 
-decode_reply() reads a chunk, done, error or heartbeat into a dataclass,
-checking each field's type; unknown fields are ignored (evolution rule).
+decode_reply() (from llmq.replies, re-exported here) reads a chunk, done,
+error or heartbeat into a dataclass. Cancel messages (the control topic) are
+in llmq.control.
 """
 
 from __future__ import annotations
@@ -21,28 +22,31 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import msgpack
 
-from .errors import InvalidJob, InvalidReply
+from .errors import InvalidJob
 
 VERSION = 1
 ID_MAX_BYTES = 128
 STOP_MAX = 16
 TOPIC_MAX = 249
 NESTING_MAX = 32
+LOGPROBS_MAX = 20
+LORA_MAX = 16
+CHUNK_MS_MAX = 60000
 
 # The job fields, in the order of the field table in schemas/spec.md.
 JOB_FIELDS = ("v", "id", "prompt", "messages", "max_tokens", "temperature", "top_p", "top_k",
               "min_p", "seed", "repeat_penalty", "stop", "grammar", "json_schema", "stream",
-              "reply_to", "deadline_ms", "model", "meta")
+              "reply_to", "deadline_ms", "model", "meta", "logprobs", "lora", "chunk_ms")
 
 # Error codes whose replies say retryable = true; the other known codes say false.
 RETRYABLE_CODES = frozenset({"model_mismatch", "backend_error", "backend_failed", "internal"})
 KNOWN_CODES = RETRYABLE_CODES | frozenset({
     "malformed", "unsupported_version", "invalid_id", "invalid_field", "invalid_input",
-    "prompt_too_large", "reply_to_denied", "expired", "context_exceeded"})
+    "prompt_too_large", "reply_to_denied", "expired", "context_exceeded", "cancelled"})
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _UINT64_MAX = 2 ** 64 - 1
@@ -76,6 +80,9 @@ class Job:
     deadline_ms: Optional[int] = None
     model: Optional[str] = None
     meta: Optional[Dict[Any, Any]] = None
+    logprobs: Optional[int] = None
+    lora: Optional[List[Dict[str, Any]]] = None
+    chunk_ms: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict)
     v: int = VERSION
 
@@ -86,104 +93,6 @@ class Job:
         return d
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Milliseconds, and tokens per second. queue_ms counts from the job's
-    Kafka timestamp, so the producer's clock skew shows in it."""
-
-    queue_ms: float
-    ttft_ms: float
-    gen_ms: float
-    tokens_per_s: float
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A piece of output of one run of a job."""
-
-    type: ClassVar[str] = "chunk"
-    id: str
-    run: str
-    seq: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    """The terminal reply of a job that generated: `text` is the whole output
-    of `run`."""
-
-    type: ClassVar[str] = "done"
-    id: str
-    run: str
-    text: str
-    finish: str
-    usage: Usage
-    timings: Timings
-    worker: str
-    meta: Optional[Dict[Any, Any]] = None
-
-
-@dataclass(frozen=True)
-class Error:
-    """The terminal reply of a job that failed or was rejected. `id` is ""
-    when the job's id could not be read; `run` is "" when it never ran."""
-
-    type: ClassVar[str] = "error"
-    id: str
-    run: str
-    code: str
-    message: str
-    retryable: bool
-    worker: str
-    meta: Optional[Dict[Any, Any]] = None
-
-
-@dataclass(frozen=True)
-class Gpu:
-    """A GPU reading; None for what the backend cannot read (all of it for `none`)."""
-
-    backend: str
-    name: Optional[str]
-    vram_total_bytes: Optional[int]
-    vram_used_bytes: Optional[int]
-    temp_edge_c: Optional[float]
-    temp_junction_c: Optional[float]
-    temp_mem_c: Optional[float]
-    power_w: Optional[float]
-    busy_percent: Optional[float]
-
-
-@dataclass(frozen=True)
-class Counters:
-    jobs_done: int
-    jobs_failed: int
-    tokens: int
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """A worker's periodic status, from the metrics topic."""
-
-    type: ClassVar[str] = "heartbeat"
-    worker: str
-    host: str
-    model: str
-    state: str
-    ts_ms: int
-    gpu: Gpu
-    slots_busy: int
-    slots_total: int
-    counters: Counters
-
-
-Reply = Union[Chunk, Done, Error, Heartbeat]
 
 
 # ---- msgpack in and out ------------------------------------------------------
@@ -360,6 +269,42 @@ def _check_number(fs: _Fields, name: str, maximum: Optional[int]):
             else f"must be a number between 0 and {maximum}")
 
 
+def _check_range(fs: _Fields, name: str, maximum: int):
+    x = fs.get(name)
+    if x is not _MISSING and not (_is_int(x) and 0 <= x <= maximum):
+        _reject("invalid_field", name, f"must be an integer between 0 and {maximum}")
+
+
+def _array(fs: _Fields, name: str, maximum: int, what: str):
+    """The array field `name` (None when absent) of at most `maximum` `what`."""
+    x = fs.get(name)
+    if x is _MISSING:
+        return None
+    if not isinstance(x, (list, tuple)):
+        _reject("invalid_field", name, f"must be an array of {what}")
+    if len(x) > maximum:
+        _reject("invalid_field", name, f"at most {maximum} {what} (got {len(x)})")
+    return x
+
+
+def _check_lora(fs: _Fields):
+    names = set()
+    for i, entry in enumerate(_array(fs, "lora", LORA_MAX, "{name, scale} maps") or ()):
+        where = f"lora[{i}]"
+        if not isinstance(entry, dict):
+            _reject("invalid_field", "lora", "must be a map", where)
+        if set(getattr(entry, "repeated", ())) & {"name", "scale"}:
+            _reject("invalid_field", "lora", "a key given more than once", where)
+        problem = _text_problem(entry["name"], True) if "name" in entry else "missing"
+        if problem:
+            _reject("invalid_field", "lora", problem, where + ".name")
+        if "scale" in entry and not _is_number(entry["scale"]):
+            _reject("invalid_field", "lora", "must be a number", where + ".scale")
+        if entry["name"] in names:
+            _reject("invalid_field", "lora", f"adapter {entry['name']!r} given twice", where)
+        names.add(entry["name"])
+
+
 def _check_text(fs: _Fields, name: str, non_empty: bool):
     x = fs.get(name)
     problem = None if x is _MISSING else _text_problem(x, non_empty)
@@ -399,14 +344,7 @@ def _check_input(fs: _Fields):
 
 
 def _check_stop(fs: _Fields):
-    stop = fs.get("stop")
-    if stop is _MISSING:
-        return
-    if not isinstance(stop, (list, tuple)):
-        _reject("invalid_field", "stop", "must be an array of strings")
-    if len(stop) > STOP_MAX:
-        _reject("invalid_field", "stop", f"at most {STOP_MAX} strings (got {len(stop)})")
-    for i, s in enumerate(stop):
+    for i, s in enumerate(_array(fs, "stop", STOP_MAX, "strings") or ()):
         problem = _text_problem(s, True)
         if problem:
             _reject("invalid_field", "stop", problem, f"stop[{i}]")
@@ -478,135 +416,12 @@ def validate_job(job: Union[Job, Dict[str, Any]]) -> None:
     meta = fs.get("meta")
     if meta is not _MISSING and not isinstance(meta, dict):
         _reject("invalid_field", "meta", "must be a map")
+    _check_range(fs, "logprobs", LOGPROBS_MAX)
+    _check_lora(fs)
+    _check_range(fs, "chunk_ms", CHUNK_MS_MAX)
 
 
-# ---- replies -----------------------------------------------------------------
-
-class _Reader:
-    """Typed access to the fields of one reply map; every failure is an
-    InvalidReply naming the message type and the field."""
-
-    def __init__(self, m, where: str):
-        self.m = m
-        self.where = where
-
-    def _value(self, name: str, ok, what: str, optional: bool = False):
-        x = self.m.get(name, _MISSING)
-        if x is _MISSING and optional:
-            return None
-        if x is _MISSING or not ok(x):
-            raise InvalidReply(f"{self.where}.{name}: "
-                               + ("missing" if x is _MISSING else f"must be {what}"))
-        return x
-
-    def text(self, name, min_bytes=0, max_bytes=None):
-        def ok(x):
-            n = len(x.encode("utf-8", "surrogateescape")) if isinstance(x, str) else -1
-            return (n >= min_bytes and (max_bytes is None or n <= max_bytes)
-                    and _text_ok(x))
-        what = "a non-empty string" if min_bytes else "a string"
-        return self._value(name, ok, what + (f" of at most {max_bytes} bytes" if max_bytes
-                                             else ""))
-
-    def optional_text(self, name):
-        return self._value(name, lambda x: x is None or (isinstance(x, str) and _text_ok(x)),
-                           "a string or nil")
-
-    def integer(self, name, minimum=0, nullable=False):
-        def ok(x):
-            return (nullable and x is None) or (_is_int(x) and x >= minimum)
-        return self._value(name, ok, f"an integer >= {minimum}" + (" or nil" if nullable else ""))
-
-    def number(self, name, minimum=None, maximum=None, nullable=False):
-        def ok(x):
-            if nullable and x is None:
-                return True
-            return (_is_number(x) and (minimum is None or x >= minimum)
-                    and (maximum is None or x <= maximum))
-        x = self._value(name, ok, "a number" + (f" >= {minimum}" if minimum is not None else "")
-                        + (f" <= {maximum}" if maximum is not None else "")
-                        + (" or nil" if nullable else ""))
-        return None if x is None else float(x)
-
-    def boolean(self, name):
-        return self._value(name, lambda x: isinstance(x, bool), "a boolean")
-
-    def mapping(self, name, optional=False):
-        return self._value(name, lambda x: isinstance(x, dict), "a map", optional)
-
-    def sub(self, name):
-        return _Reader(self.mapping(name), f"{self.where}.{name}")
-
-
-def _chunk(r: _Reader) -> Chunk:
-    return Chunk(id=r.text("id", 1, ID_MAX_BYTES), run=r.text("run", 1), seq=r.integer("seq"),
-                 text=r.text("text"))
-
-
-def _done(r: _Reader) -> Done:
-    u, t = r.sub("usage"), r.sub("timings")
-    return Done(id=r.text("id", 1, ID_MAX_BYTES), run=r.text("run", 1), text=r.text("text"),
-                finish=r.text("finish", 1),
-                usage=Usage(prompt_tokens=u.integer("prompt_tokens"),
-                            completion_tokens=u.integer("completion_tokens")),
-                timings=Timings(queue_ms=t.number("queue_ms"), ttft_ms=t.number("ttft_ms", 0),
-                                gen_ms=t.number("gen_ms", 0),
-                                tokens_per_s=t.number("tokens_per_s", 0)),
-                worker=r.text("worker"), meta=r.mapping("meta", optional=True))
-
-
-def _error(r: _Reader) -> Error:
-    code = r._value("code", lambda x: isinstance(x, str) and bool(_CODE_RE.fullmatch(x)),
-                    "a code name ([a-z][a-z_]*)")
-    retryable = r.boolean("retryable")
-    if code in KNOWN_CODES and retryable != (code in RETRYABLE_CODES):
-        raise InvalidReply(f"error.retryable: must be {str(code in RETRYABLE_CODES).lower()} "
-                           f"for code {code}")
-    return Error(id=r.text("id", 0, ID_MAX_BYTES), run=r.text("run"), code=code,
-                 message=r.text("message"), retryable=retryable, worker=r.text("worker"),
-                 meta=r.mapping("meta", optional=True))
-
-
-def _heartbeat(r: _Reader) -> Heartbeat:
-    g, c = r.sub("gpu"), r.sub("counters")
-    gpu = Gpu(backend=g.text("backend", 1), name=g.optional_text("name"),
-              vram_total_bytes=g.integer("vram_total_bytes", nullable=True),
-              vram_used_bytes=g.integer("vram_used_bytes", nullable=True),
-              temp_edge_c=g.number("temp_edge_c", nullable=True),
-              temp_junction_c=g.number("temp_junction_c", nullable=True),
-              temp_mem_c=g.number("temp_mem_c", nullable=True),
-              power_w=g.number("power_w", 0, nullable=True),
-              busy_percent=g.number("busy_percent", 0, 100, nullable=True))
-    return Heartbeat(worker=r.text("worker", 1), host=r.text("host"), model=r.text("model"),
-                     state=r.text("state", 1), ts_ms=r.integer("ts_ms"), gpu=gpu,
-                     slots_busy=r.integer("slots_busy"), slots_total=r.integer("slots_total", 1),
-                     counters=Counters(jobs_done=c.integer("jobs_done"),
-                                       jobs_failed=c.integer("jobs_failed"),
-                                       tokens=c.integer("tokens")))
-
-
-_REPLY_READERS = {"chunk": _chunk, "done": _done, "error": _error, "heartbeat": _heartbeat}
-
-
-def decode_reply(data: bytes) -> Reply:
-    """Decode a chunk, done, error or heartbeat message. Raises InvalidReply
-    when the bytes are not such a v1 message; unknown fields are ignored.
-    Timings and GPU readings come back as floats, whether the writer sent
-    an int or a float."""
-    try:
-        m = _unpack(data)
-    except (ValueError, TypeError):
-        raise InvalidReply("not one complete msgpack value") from None
-    if not isinstance(m, dict):
-        raise InvalidReply("a reply must be a msgpack map")
-    if _too_deep(m):
-        raise InvalidReply(f"containers nested over {NESTING_MAX} deep")
-    v = m.get("v", _MISSING)
-    if not _is_int(v) or v != VERSION:
-        raise InvalidReply(f"v: must be the integer {VERSION} (got {v!r})"
-                           if v is not _MISSING else "v: missing")
-    kind = m.get("type")
-    reader = _REPLY_READERS.get(kind) if isinstance(kind, str) else None
-    if reader is None:
-        raise InvalidReply(f"type: not a v1 reply type: {kind!r}")
-    return reader(_Reader(m, kind))
+# The replies live in llmq.replies (which needs the helpers above); they are
+# part of this module's interface too.
+from .replies import (Chunk, Counters, Done, Error, Gpu, Heartbeat, Reply,  # noqa: E402,F401
+                      Timings, Token, TokenLogprob, Usage, decode_reply)

@@ -1,5 +1,6 @@
-"""test_codec.py — llmq.codec against every vector in schemas/vectors: valid
-jobs encode to the committed bytes, and every file gets index.json's verdict."""
+"""test_codec.py — llmq.codec and llmq.control against every vector in
+schemas/vectors (index.json's vectors and additions): valid jobs and cancels
+encode to the committed bytes, and every file gets index.json's verdict."""
 import json
 import math
 import pathlib
@@ -9,13 +10,19 @@ import pytest
 
 import llmq
 from llmq.codec import JOB_FIELDS, decode_job, decode_reply, encode_job, validate_job
-from llmq.errors import InvalidJob, InvalidReply
+from llmq.control import Cancel, decode_cancel, encode_cancel
+from llmq.errors import InvalidCancel, InvalidJob, InvalidReply
 
 VECTORS = pathlib.Path(__file__).resolve().parents[2] / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text(encoding="utf-8"))
-ALL = INDEX["vectors"]
+# The features of index.json's additions this library implements: all of them.
+FEATURES = {"cancel", "partial_text", "logprobs", "lora", "chunk_ms", "prompt_bytes_roles",
+            "reply_routing", "utf8_cut"}
+ADDITIONS = INDEX["additions"]
+ALL = INDEX["vectors"] + [v for v in ADDITIONS if set(v["requires"]) <= FEATURES]
 JOBS = [v for v in ALL if v["kind"] == "job"]
-REPLIES = [v for v in ALL if v["kind"] != "job"]
+CANCELS = [v for v in ALL if v["kind"] == "cancel"]
+REPLIES = [v for v in ALL if v["kind"] not in ("job", "cancel")]
 # Written with use_single_float on purpose; a producer writes float64.
 FLOAT32 = {"job_ok_float32"}
 
@@ -37,8 +44,11 @@ def name(vector):
 
 
 def test_every_vector_is_covered():
-    assert len(ALL) == len(JOBS) + len(REPLIES)
-    assert {v["kind"] for v in ALL} == {"job", "chunk", "done", "error", "heartbeat"}
+    skipped = [v["name"] for v in ADDITIONS if not set(v["requires"]) <= FEATURES]
+    assert not skipped, f"additions needing features this library lacks: {skipped}"
+    assert set(INDEX["features"]) == FEATURES
+    assert len(ALL) == len(JOBS) + len(CANCELS) + len(REPLIES)
+    assert {v["kind"] for v in ALL} == {"job", "chunk", "done", "error", "heartbeat", "cancel"}
     assert sum(v["valid"] for v in JOBS) >= 15
 
 
@@ -106,15 +116,44 @@ def test_decode_reply_verdict(vector):
     assert reply.type == vector["kind"]
     expected = meaning(vector)
     for name in ("id", "run", "seq", "text", "finish", "worker", "code", "message", "retryable",
-                 "meta", "host", "model", "state", "ts_ms", "slots_busy", "slots_total"):
+                 "meta", "partial_text", "host", "model", "state", "ts_ms", "slots_busy",
+                 "slots_total"):
         if hasattr(reply, name):
             assert getattr(reply, name) == expected.get(name), name
+    if getattr(reply, "logprobs", None) is not None or "logprobs" in expected:
+        assert [[e.token, e.logprob, [list(alt) for alt in e.top]] for e in reply.logprobs] \
+            == expected["logprobs"]
     if reply.type == "done":
         assert reply.usage == llmq.Usage(**expected["usage"])
         assert reply.timings == llmq.Timings(**expected["timings"])
     if reply.type == "heartbeat":
         assert reply.gpu == llmq.Gpu(**expected["gpu"])
         assert reply.counters == llmq.Counters(**expected["counters"])
+
+
+@pytest.mark.parametrize("vector", CANCELS, ids=name)
+def test_cancel_verdict(vector):
+    """Valid cancels decode and encode back to their bytes (unknown fields
+    aside); the others raise InvalidCancel, from bytes and before sending."""
+    if not vector["valid"]:
+        with pytest.raises(InvalidCancel):
+            decode_cancel(raw(vector))
+        return
+    cancel = decode_cancel(raw(vector))
+    expected = meaning(vector)
+    assert (cancel.id, cancel.run, cancel.reason) == tuple(expected.get(k)
+                                                           for k in ("id", "run", "reason"))
+    known = {k: v for k, v in expected.items() if k in ("v", "type", "id", "run", "reason")}
+    assert msgpack.unpackb(encode_cancel(cancel)) == known
+    if known == expected:
+        assert encode_cancel(cancel) == raw(vector)
+
+
+@pytest.mark.parametrize("cancel", [Cancel(""), Cancel("i" * 129), Cancel("j", run=""),
+                                    Cancel("j", reason="a\x00b"), Cancel("j", run="r\ud800")])
+def test_encode_cancel_refuses_what_a_worker_ignores(cancel):
+    with pytest.raises(InvalidCancel):
+        encode_cancel(cancel)
 
 
 def test_decode_reply_ignores_unknown_fields_and_accepts_int_timings():
@@ -150,14 +189,27 @@ def test_error_reply_unknown_code_goes_by_its_retryable():
     e = {"v": 1, "type": "error", "id": "j", "run": "", "code": "gpu_on_fire",
          "message": "m", "retryable": True, "worker": "w"}
     assert decode_reply(msgpack.packb(e)).retryable is True
+    e.update(run="r1", partial_text="so far")  # a future code may carry partial_text too
+    assert decode_reply(msgpack.packb(e)).partial_text == "so far"
+
+
+def test_job_failed_carries_partial_text():
+    e = {"v": 1, "type": "error", "id": "j", "run": "r1", "code": "cancelled",
+         "message": "cancelled: enough", "retryable": False, "worker": "w",
+         "partial_text": "Once"}
+    failure = llmq.errors.job_failed(decode_reply(msgpack.packb(e)))
+    assert isinstance(failure, llmq.JobCancelled)
+    assert (failure.partial_text, failure.retryable) == ("Once", False)
 
 
 def test_job_dataclass_round_trip():
     job = llmq.Job(id="j-1", messages=[{"role": "user", "content": "hi"}], temperature=1.0,
-                   stop=["\n"], stream=False, meta={"k": b"\x00"}, extra={"priority": 3})
+                   stop=["\n"], stream=False, meta={"k": b"\x00"}, chunk_ms=0, logprobs=2,
+                   lora=[{"name": "style", "scale": 0.5}], extra={"priority": 3})
     data = encode_job(job)
     assert list(msgpack.unpackb(data)) == ["v", "id", "messages", "temperature", "stop",
-                                           "stream", "meta", "priority"]
+                                           "stream", "meta", "logprobs", "lora", "chunk_ms",
+                                           "priority"]
     assert decode_job(data) == job
 
 
@@ -174,6 +226,11 @@ def test_job_dataclass_round_trip():
      "json_schema"),
     ({"v": 1, "id": "j", "prompt": "x", "reply_to": ".."}, "invalid_field", "reply_to"),
     ({"v": 1, "id": "j", "prompt": "x", 3: "y"}, "malformed", None),
+    ({"v": 1, "id": "j", "prompt": "x", "logprobs": None}, "invalid_field", "logprobs"),
+    ({"v": 1, "id": "j", "prompt": "x", "lora": [{"name": "a", "scale": math.nan}]},
+     "invalid_field", "lora"),
+    ({"v": 1, "id": "j", "prompt": "x", "lora": ({"name": "a"},) * 2}, "invalid_field", "lora"),
+    ({"v": 1, "id": "j", "prompt": "x", "chunk_ms": True}, "invalid_field", "chunk_ms"),
     ("not a map", "malformed", None),
 ])
 def test_validate_job_rejects(job, code, field):
