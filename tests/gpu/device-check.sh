@@ -13,7 +13,7 @@
 #                             (c) VRAM / utilisation from the worker's NVML backend against
 #                             nvidia-smi, (d) that llama-server ran on the card the worker
 #                             pinned; writes $OUT/device-check.{md,json} and prints the table
-#   device-check.sh --cpu     the rehearsal here: prepare, then run on the CPU with the cached
+#   device-check.sh --cpu     the rehearsal here: prepare, then run --cpu: the CPU, the cached
 #                             CPU llama-server and a small model (and the pruned tarball only
 #                             configured, not built). Part of the benchmark command
 #                             (tests/bench/run.sh --device-rehearsal), not of tests/run.sh.
@@ -46,7 +46,7 @@ prune_llama_source() {
   local src
   src="$(. "$ROOT/deploy/local/common.sh" && echo "$LLMQ_CACHE/llama.cpp-nlc$NODE_LLAMA_CPP_VERSION")/src"
   [ -f "$src/CMakeLists.txt" ] || src=$(bash "$ROOT/deploy/local/llama.sh" src)
-  local skip=(.git docs media tests examples pocs benches app ci skills conversion models
+  local skip=(.git docs media tests examples pocs benches ci skills conversion models
     ggml/src/ggml-cann ggml/src/ggml-et ggml/src/ggml-hexagon ggml/src/ggml-metal
     ggml/src/ggml-musa ggml/src/ggml-opencl ggml/src/ggml-openvino ggml/src/ggml-sycl
     ggml/src/ggml-virtgpu ggml/src/ggml-vulkan ggml/src/ggml-webgpu ggml/src/ggml-zdnn
@@ -118,7 +118,9 @@ choose_loader() {
   R[glibc]="device $have, binaries need $NEEDS_GLIBC (built on $BUILD_GLIBC, $BUILT_ON)"
   mkdir -p "$WORK/bin"
   local b mode=system
-  if [ "$(printf '%s\n%s\n' "$NEEDS_GLIBC" "$have" | sort -V | head -1)" != "$NEEDS_GLIBC" ]; then
+  # LLMQ_CHECK_GLIBC=carried forces the carried glibc (to rehearse that path here).
+  if [ "$(printf '%s\n%s\n' "$NEEDS_GLIBC" "$have" | sort -V | head -1)" != "$NEEDS_GLIBC" ] ||
+    [ "${LLMQ_CHECK_GLIBC:-}" = carried ]; then
     mode=carried
   fi
   for b in llmq-worker llmq mock_broker; do
@@ -140,8 +142,8 @@ llama_server() {
     LLAMA=$(bash "$ROOT/deploy/local/llama.sh" path)
     say "configuring the pruned llama.cpp source (CPU) to prove it is complete"
     mkdir -p "$WORK/src" && xz -dc "$PACK/llama-src.tar.xz" | tar -xf - -C "$WORK/src"
-    cmake -S "$WORK/src" -B "$WORK/src-build" -G Ninja -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >"$WORK/configure.log" 2>&1 \
+    cmake -S "$WORK/src" -B "$WORK/src-build" -G Ninja -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >"$WORK/configure.log" 2>&1 \
       || die "the pruned source does not configure: $(tail -5 "$WORK/configure.log")"
     record llama_build "cached CPU build; pruned tarball configures ($(($(date +%s) - t0)) s)"
     return
@@ -179,6 +181,10 @@ start_broker() {
   record broker "librdkafka mock cluster (test aid) at $BOOTSTRAP"
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 wait_http() { # URL SECONDS
   local i
   for i in $(seq $(($2 * 10))); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -187,7 +193,7 @@ wait_http() { # URL SECONDS
 
 # (a) tokens/s straight to llama-server with SLOTS slots.
 direct() {
-  local slots=$1 port=$((18900 + $1))
+  local slots=$1 port; port=$(free_port)
   "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port $port --parallel "$slots" -c $((slots * CTX)) \
     -ngl "$NGL" >"$WORK/direct-$slots.log" 2>&1 &
   local pid=$!
@@ -201,22 +207,31 @@ direct() {
 
 # (b) the same jobs through Kafka and llmq, with (c) and (d) sampled while they run.
 through_llmq() {
-  local slots=$1 port=$((19500 + $1))
+  local slots=$1 port; port=$(free_port)
   cat >"$WORK/worker-$slots.cfg" <<EOF
 worker = { id = "device-check"; };
 kafka = { brokers = "$BOOTSTRAP"; group_id = "device-check-$slots"; };
 llama = { binary = "$WORK/llama-server"; model = "$MODEL"; gpu = 0; gpu_layers = $NGL;
           context = $((slots * CTX)); slots = $slots; startup_timeout_s = 120; };
-limits = { max_tokens = $TOKENS; };
+limits = { max_tokens = $TOKENS; default_max_tokens = $TOKENS; };
 metrics = { listen = "127.0.0.1:$port"; gpu_backend = "auto"; };
 EOF
   "$WORK/bin/llmq-worker" -c "$WORK/worker-$slots.cfg" >"$WORK/worker-$slots.log" 2>&1 &
   local wpid=$!
   local i
-  for i in $(seq 1200); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  for i in $(seq 1200); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 $wpid 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! kill -0 $wpid 2>/dev/null; then
+    cp "$WORK/worker-$slots.log" "$OUT/"
+    record "b_llmq_${slots}_slots" "worker exited: $(tail -1 "$WORK/worker-$slots.log")"
+    return
+  fi
   local n=$((slots * ROUNDS))
   for i in $(seq "$n"); do printf '{"prompt":"Job %d: tell a story about the number %d.","max_tokens":%d}\n' "$i" "$i" "$TOKENS"; done >"$WORK/jobs-$slots.jsonl"
-  "$WORK/bin/llmq" -b "$BOOTSTRAP" batch -c "$slots" --timeout 300 -o "$WORK/results-$slots.jsonl" \
+  timeout "$(left)" "$WORK/bin/llmq" -b "$BOOTSTRAP" batch -c "$slots" --timeout 120 -o "$WORK/results-$slots.jsonl" \
     "$WORK/jobs-$slots.jsonl" 2>"$WORK/batch-$slots.err" &
   local bpid=$!
   sleep 1
@@ -227,15 +242,19 @@ EOF
   cp "$WORK/worker-$slots.log" "$OUT/"
 }
 
-metric() { # the value of a series named $1 in metrics text $2
-  awk -v m="$1" 'index($0, m) == 1 { print $NF; exit }' <<<"$2"
+metric() { # the value of the first series starting with $1 in metrics text $2; "n/a" if none
+  awk -v m="$1" 'index($0, m) == 1 { print $NF; found = 1; exit } END { if (!found) print "n/a" }' <<<"$2"
+}
+
+mib() { # bytes to "N MiB"; "n/a" stays
+  awk '{ if ($1 ~ /^[0-9.e+]+$/) printf "%d MiB", $1 / 1048576; else printf "%s", $1 }' <<<"$1"
 }
 
 # (c) the worker's GPU readings against nvidia-smi, (d) where llama-server runs.
 sample_gpu() {
   local port=$1 wpid=$2 m smi child
   m=$(curl -s "http://127.0.0.1:$port/metrics")
-  R[c_worker_gpu]="$(grep -o 'llmq_gpu_info{[^}]*}' <<<"$m" | grep -o 'backend="[^"]*",name="[^"]*"'); vram used $(($(metric llmq_gpu_vram_used_bytes "$m" | cut -d. -f1 || echo 0) >> 20)) MiB of $(($(metric llmq_gpu_vram_total_bytes "$m" | cut -d. -f1 || echo 0) >> 20)) MiB, busy $(metric llmq_gpu_busy_ratio "$m"), $(metric llmq_gpu_power_watts "$m") W"
+  R[c_worker_gpu]="$(grep -o 'llmq_gpu_info{[^}]*}' <<<"$m" | grep -o 'backend="[^"]*",name="[^"]*"'); vram used $(mib "$(metric llmq_gpu_vram_used_bytes "$m")") of $(mib "$(metric llmq_gpu_vram_total_bytes "$m")"), busy ratio $(metric llmq_gpu_busy_ratio "$m"), power $(metric llmq_gpu_power_watts "$m") W, temperature $(metric 'llmq_gpu_temperature_celsius{' "$m") C"
   child=$(pgrep -P "$wpid" | head -1 || true)
   R[d_child_env]=$(tr '\0' '\n' <"/proc/$child/environ" 2>/dev/null | grep -E '^(CUDA|HIP|ROCR)_' | sort | paste -sd' ' || echo "no child")
   if [ $MODE = gpu ]; then
@@ -289,7 +308,7 @@ run() {
 
 case "${1:-}" in
   prepare) prepare ;;
-  run) run ;;
+  run) [ "${2:-}" != --cpu ] || MODE=cpu; run ;;
   --cpu) MODE=cpu; prepare; run ;;
-  *) die "usage: $0 prepare | run | --cpu" ;;
+  *) die "usage: $0 prepare | run [--cpu] | --cpu" ;;
 esac
