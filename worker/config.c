@@ -1,6 +1,7 @@
-/* config.c — the worker configuration: libconfig file -> validated struct,
- * environment overrides, defaults and a masked dump, all driven by one table
- * of keys (so a key is declared once and every path treats it the same). */
+/* config.c — load the worker configuration: libconfig file -> validated
+ * struct, then environment overrides, cross-key rules and derived defaults,
+ * all driven by the table of keys in config_keys.c (so a key is declared
+ * once and every path treats it the same). */
 #include "config.h"
 
 #include <errno.h>
@@ -11,43 +12,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "config_keys.h"
 
-#define MIB           (1024ULL * 1024ULL)
-#define SECRET_MASK   "***"
-#define REASON_LEN    256
-#define PATH_LEN      256
-#define TOPIC_MAX     249 /* Kafka's limit on a topic name */
-#define WORKER_ID_MAX 128
-
-enum key_kind {
-    KIND_STRING,     /* char * */
-    KIND_STRINGS,    /* char ** + size_t count */
-    KIND_INT,        /* int, range-checked */
-    KIND_SIZE,       /* size_t, range-checked */
-    KIND_MIB,        /* uint64_t bytes, written in MiB */
-    KIND_BOOL,       /* bool */
-    KIND_LOG_LEVEL,  /* enum log_level, written as its name */
-    KIND_PROPERTIES, /* struct config_kv * + size_t count; file only */
-};
-
-#define NULLABLE 0x1u /* "" means not set (NULL) */
-#define EMPTY_OK 0x2u /* "" is a meaningful value, kept as "" */
-#define SECRET   0x4u /* masked by config_dump */
-
-/* Checks a non-empty string value; writes why it is bad into reason. */
-typedef int (*string_check)(const char *s, char *reason, size_t len);
-
-struct key_spec {
-    const char *path; /* "group.name" */
-    enum key_kind kind;
-    size_t field;       /* offsetof the value in struct llmq_config */
-    size_t count_field; /* KIND_STRINGS, KIND_PROPERTIES: offsetof the count */
-    long long min, max; /* numbers: range; KIND_STRINGS: min = fewest items */
-    unsigned flags;
-    string_check check;       /* strings and list items */
-    const char *default_text; /* in environment syntax; NULL: NULL / computed */
-};
+#define REASON_LEN 256
+#define PATH_LEN   256
 
 /* A value read from the file or the environment, before it is stored. */
 struct raw_value {
@@ -57,76 +25,6 @@ struct raw_value {
     size_t n_items;
     char *owned; /* text the items point into (environment lists) */
 };
-
-static int check_worker_id(const char *s, char *reason, size_t len);
-static int check_topic(const char *s, char *reason, size_t len);
-static int check_subscription(const char *s, char *reason, size_t len);
-static int check_topic_pattern(const char *s, char *reason, size_t len);
-static int check_url(const char *s, char *reason, size_t len);
-static int check_listen(const char *s, char *reason, size_t len);
-static int check_gpu_backend(const char *s, char *reason, size_t len);
-
-#define FIELD(member) offsetof(struct llmq_config, member)
-
-/* Every key, grouped and ordered as in the file and the dump. */
-static const struct key_spec keys[] = {
-    {"worker.id", KIND_STRING, FIELD(worker_id), 0, 0, 0, 0, check_worker_id, NULL},
-
-    {"kafka.brokers", KIND_STRING, FIELD(kafka.brokers), 0, 0, 0, 0, NULL, "127.0.0.1:9092"},
-    {"kafka.group_id", KIND_STRING, FIELD(kafka.group_id), 0, 0, 0, 0, NULL, "llmq"},
-    {"kafka.jobs_topics", KIND_STRINGS, FIELD(kafka.jobs_topics), FIELD(kafka.n_jobs_topics), 1, 0,
-     0, check_subscription, "llmq.jobs"},
-    {"kafka.reply_topic", KIND_STRING, FIELD(kafka.reply_topic), 0, 0, 0, 0, check_topic,
-     "llmq.replies"},
-    {"kafka.reply_allowlist", KIND_STRINGS, FIELD(kafka.reply_allowlist),
-     FIELD(kafka.n_reply_allowlist), 0, 0, 0, check_topic_pattern, ""},
-    {"kafka.dead_letter_topic", KIND_STRING, FIELD(kafka.dead_letter_topic), 0, 0, 0, 0,
-     check_topic, "llmq.dead"},
-    {"kafka.metrics_topic", KIND_STRING, FIELD(kafka.metrics_topic), 0, 0, 0, 0, check_topic,
-     "llmq.metrics"},
-    {"kafka.properties", KIND_PROPERTIES, FIELD(kafka.properties), FIELD(kafka.n_properties), 0, 0,
-     0, NULL, NULL},
-
-    {"llama.binary", KIND_STRING, FIELD(llama.binary), 0, 0, 0, 0, NULL, "llama-server"},
-    {"llama.url", KIND_STRING, FIELD(llama.url), 0, 0, 0, NULLABLE, check_url, NULL},
-    {"llama.api_key", KIND_STRING, FIELD(llama.api_key), 0, 0, 0, NULLABLE | SECRET, NULL, NULL},
-    {"llama.model", KIND_STRING, FIELD(llama.model), 0, 0, 0, NULLABLE, NULL, NULL},
-    {"llama.model_name", KIND_STRING, FIELD(llama.model_name), 0, 0, 0, NULLABLE, NULL, NULL},
-    {"llama.gpu", KIND_INT, FIELD(llama.gpu), 0, -1, 255, 0, NULL, "0"},
-    {"llama.gpu_layers", KIND_INT, FIELD(llama.gpu_layers), 0, 0, 9999, 0, NULL, "999"},
-    {"llama.context", KIND_INT, FIELD(llama.context), 0, 64, 16777216, 0, NULL, "4096"},
-    {"llama.slots", KIND_INT, FIELD(llama.slots), 0, 1, 256, 0, NULL, "4"},
-    {"llama.extra_args", KIND_STRINGS, FIELD(llama.extra_args), FIELD(llama.n_extra_args), 0, 0,
-     EMPTY_OK, NULL, ""},
-    {"llama.startup_timeout_s", KIND_INT, FIELD(llama.startup_timeout_s), 0, 1, 86400, 0, NULL,
-     "300"},
-    {"llama.restart_backoff_max_s", KIND_INT, FIELD(llama.restart_backoff_max_s), 0, 1, 3600, 0,
-     NULL, "30"},
-
-    {"limits.max_prompt_bytes", KIND_SIZE, FIELD(limits.max_prompt_bytes), 0, 1, 1073741824, 0,
-     NULL, "1048576"},
-    {"limits.max_tokens", KIND_INT, FIELD(limits.max_tokens), 0, 1, 1048576, 0, NULL, "4096"},
-    {"limits.default_max_tokens", KIND_INT, FIELD(limits.default_max_tokens), 0, 1, 1048576, 0,
-     NULL, "512"},
-    {"limits.job_timeout_s", KIND_INT, FIELD(limits.job_timeout_s), 0, 1, 604800, 0, NULL, "600"},
-    {"limits.retries", KIND_INT, FIELD(limits.retries), 0, 0, 100, 0, NULL, "2"},
-    {"limits.drain_timeout_s", KIND_INT, FIELD(limits.drain_timeout_s), 0, 0, 3600, 0, NULL, "30"},
-
-    {"chunking.coalesce_ms", KIND_INT, FIELD(chunking.coalesce_ms), 0, 0, 60000, 0, NULL, "0"},
-
-    {"metrics.listen", KIND_STRING, FIELD(metrics.listen), 0, 0, 0, EMPTY_OK, check_listen,
-     "127.0.0.1:9464"},
-    {"metrics.heartbeat_s", KIND_INT, FIELD(metrics.heartbeat_s), 0, 0, 86400, 0, NULL, "10"},
-    {"metrics.vram_floor_mb", KIND_MIB, FIELD(metrics.vram_floor_bytes), 0, 0, 16777216, 0, NULL,
-     "0"},
-    {"metrics.gpu_backend", KIND_STRING, FIELD(metrics.gpu_backend), 0, 0, 0, 0, check_gpu_backend,
-     "auto"},
-
-    {"logging.level", KIND_LOG_LEVEL, FIELD(logging.level), 0, 0, 0, 0, NULL, "info"},
-    {"logging.json", KIND_BOOL, FIELD(logging.json), 0, 0, 0, 0, NULL, "false"},
-};
-
-#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
 
 const struct config_env_override config_env_overrides[] = {
     {"LLMQ_WORKER_ID", "worker.id"},
@@ -153,196 +51,12 @@ const size_t config_env_override_count =
 /* State of one config_load call. */
 struct load_ctx {
     struct llmq_config *cfg;
-    const char *path;                  /* NULL: no file */
-    config_t *lc;                      /* the parsed file, NULL if none */
-    const char *env_origin[KEY_COUNT]; /* the variable that set each key last */
+    const char *path;                         /* NULL: no file */
+    config_t *lc;                             /* the parsed file, NULL if none */
+    const char *env_origin[CONFIG_KEY_COUNT]; /* the variable that set each key last */
     char *err;
     size_t err_len;
 };
-
-/* ---- validation of single values ---- */
-
-static int check_worker_id(const char *s, char *reason, size_t len)
-{
-    if (strlen(s) > WORKER_ID_MAX) {
-        snprintf(reason, len, "must be at most %d bytes", WORKER_ID_MAX);
-        return -1;
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= ' ' || *p == 0x7f) {
-            snprintf(reason, len, "must not contain spaces or control characters");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static bool topic_legal(const char *s, size_t n)
-{
-    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-    bool dots_only = strspn(s, ".") >= n && n <= 2; /* "." and ".." are reserved */
-    if (n == 0 || n > TOPIC_MAX || dots_only)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (strchr(chars, s[i]) == NULL)
-            return false;
-    }
-    return true;
-}
-
-static int topic_error(const char *s, char *reason, size_t len)
-{
-    snprintf(reason, len,
-             "must be a Kafka topic name: at most %d of a-z A-Z 0-9 . _ - (got \"%s\")", TOPIC_MAX,
-             s);
-    return -1;
-}
-
-static int check_topic(const char *s, char *reason, size_t len)
-{
-    return topic_legal(s, strlen(s)) ? 0 : topic_error(s, reason, len);
-}
-
-/* A topic to subscribe to; "^..." is a librdkafka regular expression. */
-static int check_subscription(const char *s, char *reason, size_t len)
-{
-    return s[0] == '^' ? 0 : check_topic(s, reason, len);
-}
-
-/* An allowlist entry: a topic, a topic prefix followed by '*', or "*". */
-static int check_topic_pattern(const char *s, char *reason, size_t len)
-{
-    size_t n = strlen(s);
-    if (s[n - 1] == '*')
-        return n == 1 || topic_legal(s, n - 1) ? 0 : topic_error(s, reason, len);
-    return check_topic(s, reason, len);
-}
-
-static int check_url(const char *s, char *reason, size_t len)
-{
-    const char *rest = NULL;
-    if (strncmp(s, "http://", 7) == 0)
-        rest = s + 7;
-    else if (strncmp(s, "https://", 8) == 0)
-        rest = s + 8;
-    if (rest == NULL || *rest == '\0' || *rest == '/') {
-        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")", s);
-        return -1;
-    }
-    return 0;
-}
-
-/* HOST:PORT with a port 0..65535 (0: any free port). */
-static int check_listen(const char *s, char *reason, size_t len)
-{
-    const char *colon = strrchr(s, ':');
-    bool ok = colon != NULL && colon != s && colon[1] != '\0' &&
-              strspn(colon + 1, "0123456789") == strlen(colon + 1) && strlen(colon + 1) <= 5 &&
-              strtol(colon + 1, NULL, 10) <= 65535;
-    if (!ok) {
-        snprintf(reason, len, "must be HOST:PORT, or \"\" for off (got \"%s\")", s);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_gpu_backend(const char *s, char *reason, size_t len)
-{
-    if (strcmp(s, "auto") != 0 && strcmp(s, "rocm") != 0 && strcmp(s, "nvml") != 0 &&
-        strcmp(s, "none") != 0) {
-        snprintf(reason, len, "must be one of auto, rocm, nvml, none (got \"%s\")", s);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_string(const struct key_spec *k, const char *s, char *reason, size_t len)
-{
-    if (*s == '\0') {
-        if (k->flags & (NULLABLE | EMPTY_OK))
-            return 0;
-        snprintf(reason, len, "must not be empty");
-        return -1;
-    }
-    return k->check ? k->check(s, reason, len) : 0;
-}
-
-/* ---- access to the fields a key names ---- */
-
-static void *field_at(struct llmq_config *cfg, size_t offset)
-{
-    return (char *)cfg + offset;
-}
-
-static const void *const_field_at(const struct llmq_config *cfg, size_t offset)
-{
-    return (const char *)cfg + offset;
-}
-
-static const struct key_spec *find_key(const char *path)
-{
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (strcmp(keys[i].path, path) == 0)
-            return &keys[i];
-    }
-    return NULL;
-}
-
-static bool group_known(const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (strncmp(keys[i].path, name, n) == 0 && keys[i].path[n] == '.')
-            return true;
-    }
-    return false;
-}
-
-static void free_strings(char **items, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(items[i]);
-    free(items);
-}
-
-static void free_properties(struct config_kv *kv, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(kv[i].key);
-        free(kv[i].value);
-    }
-    free(kv);
-}
-
-static void free_key(struct llmq_config *cfg, const struct key_spec *k)
-{
-    switch (k->kind) {
-    case KIND_STRING: {
-        char **s = field_at(cfg, k->field);
-        free(*s);
-        *s = NULL;
-        break;
-    }
-    case KIND_STRINGS: {
-        char ***items = field_at(cfg, k->field);
-        size_t *n = field_at(cfg, k->count_field);
-        free_strings(*items, *n);
-        *items = NULL;
-        *n = 0;
-        break;
-    }
-    case KIND_PROPERTIES: {
-        struct config_kv **kv = field_at(cfg, k->field);
-        size_t *n = field_at(cfg, k->count_field);
-        free_properties(*kv, *n);
-        *kv = NULL;
-        *n = 0;
-        break;
-    }
-    default:
-        break;
-    }
-}
 
 /* ---- storing a raw value into the struct, with validation ---- */
 
@@ -360,18 +74,18 @@ static int store_number(struct llmq_config *cfg, const struct key_spec *k, long 
         return -1;
     }
     if (k->kind == KIND_INT)
-        *(int *)field_at(cfg, k->field) = (int)v;
+        *(int *)config_field(cfg, k->field) = (int)v;
     else if (k->kind == KIND_SIZE)
-        *(size_t *)field_at(cfg, k->field) = (size_t)v;
+        *(size_t *)config_field(cfg, k->field) = (size_t)v;
     else
-        *(uint64_t *)field_at(cfg, k->field) = (uint64_t)v * MIB;
+        *(uint64_t *)config_field(cfg, k->field) = (uint64_t)v * MIB;
     return 0;
 }
 
 static int store_string(struct llmq_config *cfg, const struct key_spec *k, const char *s,
                         char *reason, size_t len)
 {
-    if (check_string(k, s, reason, len) != 0)
+    if (config_check_string(k, s, reason, len) != 0)
         return -1;
     char *copy = NULL;
     if (*s != '\0' || !(k->flags & NULLABLE)) {
@@ -379,8 +93,8 @@ static int store_string(struct llmq_config *cfg, const struct key_spec *k, const
         if (copy == NULL)
             return out_of_memory(reason, len);
     }
-    free_key(cfg, k);
-    *(char **)field_at(cfg, k->field) = copy;
+    config_free_key(cfg, k);
+    *(char **)config_field(cfg, k->field) = copy;
     return 0;
 }
 
@@ -394,7 +108,7 @@ static int store_strings(struct llmq_config *cfg, const struct key_spec *k,
     for (size_t i = 0; i < v->n_items; i++) {
         int prefix = snprintf(reason, len, "item %zu: ", i + 1);
         size_t at = prefix > 0 && (size_t)prefix < len ? (size_t)prefix : 0;
-        if (check_string(k, v->items[i], reason + at, len - at) != 0)
+        if (config_check_string(k, v->items[i], reason + at, len - at) != 0)
             return -1;
     }
     char **items = calloc(v->n_items ? v->n_items : 1, sizeof(*items));
@@ -403,13 +117,13 @@ static int store_strings(struct llmq_config *cfg, const struct key_spec *k,
     for (size_t i = 0; i < v->n_items; i++) {
         items[i] = strdup(v->items[i]);
         if (items[i] == NULL) {
-            free_strings(items, i);
+            config_free_strings(items, i);
             return out_of_memory(reason, len);
         }
     }
-    free_key(cfg, k);
-    *(char ***)field_at(cfg, k->field) = items;
-    *(size_t *)field_at(cfg, k->count_field) = v->n_items;
+    config_free_key(cfg, k);
+    *(char ***)config_field(cfg, k->field) = items;
+    *(size_t *)config_field(cfg, k->count_field) = v->n_items;
     return 0;
 }
 
@@ -426,10 +140,10 @@ static int store_value(struct llmq_config *cfg, const struct key_spec *k, const 
     case KIND_MIB:
         return store_number(cfg, k, v->num, reason, len);
     case KIND_BOOL:
-        *(bool *)field_at(cfg, k->field) = v->num != 0;
+        *(bool *)config_field(cfg, k->field) = v->num != 0;
         return 0;
     case KIND_LOG_LEVEL:
-        if (log_level_parse(v->str, field_at(cfg, k->field)) != 0) {
+        if (log_level_parse(v->str, config_field(cfg, k->field)) != 0) {
             snprintf(reason, len, "must be one of debug, info, warn, error (got \"%s\")", v->str);
             return -1;
         }
@@ -615,7 +329,7 @@ static int setting_error(struct load_ctx *ctx, const config_setting_t *s, const 
  * its line in the file, or its group's line, or just the file. */
 static int key_error(struct load_ctx *ctx, const struct key_spec *k, const char *reason)
 {
-    const char *env = ctx->env_origin[k - keys];
+    const char *env = ctx->env_origin[k - config_keys];
     if (env != NULL) {
         snprintf(ctx->err, ctx->err_len, "env %s: %s", env, reason);
         return -1;
@@ -668,14 +382,14 @@ static int load_properties(struct load_ctx *ctx, const struct key_spec *k,
         default: {
             char path[PATH_LEN];
             snprintf(path, sizeof(path), "%s.%s", k->path, config_setting_name(s));
-            free_properties(kv, filled);
+            config_free_properties(kv, filled);
             return setting_error(ctx, s, path, "must be a string, an integer or a boolean");
         }
         }
         kv[filled].key = strdup(config_setting_name(s));
         kv[filled].value = strdup(text);
         if (kv[filled].key == NULL || kv[filled].value == NULL) {
-            free_properties(kv, filled + 1);
+            config_free_properties(kv, filled + 1);
             return key_error(ctx, k, "out of memory");
         }
         for (char *c = kv[filled].key; *c; c++) {
@@ -683,9 +397,9 @@ static int load_properties(struct load_ctx *ctx, const struct key_spec *k,
                 *c = '.';
         }
     }
-    free_key(ctx->cfg, k);
-    *(struct config_kv **)field_at(ctx->cfg, k->field) = kv;
-    *(size_t *)field_at(ctx->cfg, k->count_field) = n;
+    config_free_key(ctx->cfg, k);
+    *(struct config_kv **)config_field(ctx->cfg, k->field) = kv;
+    *(size_t *)config_field(ctx->cfg, k->count_field) = n;
     return 0;
 }
 
@@ -708,7 +422,7 @@ static int load_settings(struct load_ctx *ctx)
     for (int i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *group = config_setting_get_elem(root, (unsigned)i);
         const char *name = config_setting_name(group);
-        if (!group_known(name))
+        if (!config_group_known(name))
             return setting_error(ctx, group, name, "unknown key");
         if (!config_setting_is_group(group))
             return setting_error(ctx, group, name, "must be a group, e.g. name = { ... };");
@@ -716,7 +430,7 @@ static int load_settings(struct load_ctx *ctx)
             const config_setting_t *s = config_setting_get_elem(group, (unsigned)j);
             char path[PATH_LEN];
             snprintf(path, sizeof(path), "%s.%s", name, config_setting_name(s));
-            const struct key_spec *k = find_key(path);
+            const struct key_spec *k = config_find_key(path);
             if (k == NULL)
                 return setting_error(ctx, s, path, "unknown key");
             if (load_setting(ctx, k, s) != 0)
@@ -757,14 +471,14 @@ static int apply_env(struct load_ctx *ctx, char *(*getenv_fn)(const char *))
         const char *text = getenv_fn(o->env);
         if (text == NULL)
             continue;
-        const struct key_spec *k = find_key(o->key);
+        const struct key_spec *k = config_find_key(o->key);
         char reason[REASON_LEN];
         if (k == NULL || apply_text(ctx->cfg, k, text, reason, sizeof(reason)) != 0) {
             snprintf(ctx->err, ctx->err_len, "env %s: %s", o->env,
                      k ? reason : "names no configuration key");
             return -1;
         }
-        ctx->env_origin[k - keys] = o->env;
+        ctx->env_origin[k - config_keys] = o->env;
     }
     return 0;
 }
@@ -787,15 +501,15 @@ static int check_cross_rules(struct load_ctx *ctx)
 {
     struct llmq_config *cfg = ctx->cfg;
     if (cfg->llama.url == NULL && cfg->llama.model == NULL)
-        return key_error(ctx, find_key("llama.model"), "required when llama.url is not set");
+        return key_error(ctx, config_find_key("llama.model"), "required when llama.url is not set");
     if (cfg->limits.default_max_tokens > cfg->limits.max_tokens) {
         char reason[REASON_LEN];
         snprintf(reason, sizeof(reason), "must not exceed limits.max_tokens (%d)",
                  cfg->limits.max_tokens);
-        return key_error(ctx, find_key("limits.default_max_tokens"), reason);
+        return key_error(ctx, config_find_key("limits.default_max_tokens"), reason);
     }
     if (derive_model_name(cfg) != 0)
-        return key_error(ctx, find_key("llama.model_name"), "out of memory");
+        return key_error(ctx, config_find_key("llama.model_name"), "out of memory");
     return 0;
 }
 
@@ -805,9 +519,10 @@ static int set_defaults(struct llmq_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     char reason[REASON_LEN];
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (keys[i].default_text != NULL &&
-            apply_text(cfg, &keys[i], keys[i].default_text, reason, sizeof(reason)) != 0)
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+        if (config_keys[i].default_text != NULL &&
+            apply_text(cfg, &config_keys[i], config_keys[i].default_text, reason, sizeof(reason)) !=
+                0)
             return -1;
     }
     char host[HOST_NAME_MAX + 1];
@@ -856,110 +571,7 @@ int config_load(struct llmq_config *cfg, const char *path, char *(*getenv_fn)(co
 
 void config_free(struct llmq_config *cfg)
 {
-    for (size_t i = 0; i < KEY_COUNT; i++)
-        free_key(cfg, &keys[i]);
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++)
+        config_free_key(cfg, &config_keys[i]);
     memset(cfg, 0, sizeof(*cfg));
-}
-
-/* ---- dump ---- */
-
-/* A libconfig string literal. */
-static void dump_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\x%02x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
-static bool secret_property(const char *name)
-{
-    return strcasestr(name, "password") != NULL || strcasestr(name, "secret") != NULL;
-}
-
-static void dump_properties(FILE *out, const struct config_kv *kv, size_t n)
-{
-    fputs(" {\n", out);
-    for (size_t i = 0; i < n; i++) {
-        fputs("        ", out);
-        for (const char *c = kv[i].key; *c; c++)
-            fputc(*c == '.' ? '_' : *c, out);
-        fputs(" = ", out);
-        dump_string(out, secret_property(kv[i].key) ? SECRET_MASK : kv[i].value);
-        fputs(";\n", out);
-    }
-    fputs("    }", out);
-}
-
-static void dump_key(FILE *out, const struct llmq_config *cfg, const struct key_spec *k)
-{
-    const char *name = strchr(k->path, '.') + 1;
-    const void *field = const_field_at(cfg, k->field);
-    if (k->kind == KIND_STRING && *(char *const *)field == NULL) {
-        fprintf(out, "    # %s: not set\n", name);
-        return;
-    }
-    fprintf(out, "    %s =", name);
-    switch (k->kind) {
-    case KIND_STRING:
-        fputc(' ', out);
-        dump_string(out, (k->flags & SECRET) ? SECRET_MASK : *(char *const *)field);
-        break;
-    case KIND_STRINGS: {
-        char *const *items = *(char **const *)field;
-        size_t n = *(const size_t *)const_field_at(cfg, k->count_field);
-        fputs(" [", out);
-        for (size_t i = 0; i < n; i++) {
-            fputs(i ? ", " : " ", out);
-            dump_string(out, items[i]);
-        }
-        fputs(" ]", out);
-        break;
-    }
-    case KIND_INT:
-        fprintf(out, " %d", *(const int *)field);
-        break;
-    case KIND_SIZE:
-        fprintf(out, " %zu", *(const size_t *)field);
-        break;
-    case KIND_MIB:
-        fprintf(out, " %llu", (unsigned long long)(*(const uint64_t *)field / MIB));
-        break;
-    case KIND_BOOL:
-        fprintf(out, " %s", *(const bool *)field ? "true" : "false");
-        break;
-    case KIND_LOG_LEVEL:
-        fputc(' ', out);
-        dump_string(out, log_level_name(*(const enum log_level *)field));
-        break;
-    case KIND_PROPERTIES:
-        dump_properties(out, *(struct config_kv *const *)field,
-                        *(const size_t *)const_field_at(cfg, k->count_field));
-        break;
-    }
-    fputs(";\n", out);
-}
-
-void config_dump(const struct llmq_config *cfg, FILE *out)
-{
-    fputs("# llmq-worker effective configuration (secrets masked)\n", out);
-    size_t group_len = 0;
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        const struct key_spec *k = &keys[i];
-        size_t len = (size_t)(strchr(k->path, '.') - k->path);
-        if (i == 0 || len != group_len || strncmp(k->path, keys[i - 1].path, len) != 0) {
-            if (i > 0)
-                fputs("};\n\n", out);
-            fprintf(out, "%.*s = {\n", (int)len, k->path);
-            group_len = len;
-        }
-        dump_key(out, cfg, k);
-    }
-    fputs("};\n", out);
 }

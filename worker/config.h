@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+#include "log.h"
 
 struct config_kv {
     char *key;

@@ -11,13 +11,17 @@
  * consumer queue's events (rebalances, errors, statistics) are served even
  * while the worker is paused, and a pause holds messages instead of purging
  * them: rd_kafka_pause_partitions() would make every resume wait for a fetch,
- * up to fetch.wait.max.ms (tests/bench). */
+ * up to fetch.wait.max.ms (tests/bench).
+ *
+ * librdkafka stays behind this header: callers get and give plain structs
+ * and error codes (librdkafka's numbers, as ints), and only worker/kafka*.c
+ * name its types (tests/run.sh's lint checks it). */
 #ifndef LLMQ_KAFKA_H
 #define LLMQ_KAFKA_H
 
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "log.h"
@@ -31,25 +35,61 @@ struct kafka_header {
     size_t len;
 };
 
+/* A message, consumed or to produce. What it points to is the caller's (to
+ * produce) or valid during the on_message call only (consumed). */
+struct kafka_message {
+    const char *topic;
+    int32_t partition;    /* consumed only: producing, the key picks it */
+    int64_t offset;       /* consumed only */
+    int64_t timestamp_ms; /* consumed only: the message's timestamp, 0 when none */
+    const void *key;
+    size_t key_len;
+    const void *payload;
+    size_t len;
+    const struct kafka_header *headers;
+    size_t n_headers;
+};
+
+/* A partition, and an offset in it (KAFKA_OFFSET_NONE: none). */
+struct kafka_partition {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+#define KAFKA_OFFSET_NONE (-1)
+
+/* What an error code (from kafka_produce, a delivery report or kafka_commit)
+ * means to its caller. 0 is success. */
+enum kafka_error {
+    KAFKA_OK,
+    KAFKA_ERR_TOO_LARGE, /* the broker refuses the message for its size */
+    KAFKA_ERR_INVALID,   /* the broker refuses the record itself */
+    KAFKA_ERR_NO_TOPIC,  /* the topic is missing, or writing it is forbidden */
+    KAFKA_ERR_NO_OFFSET, /* a commit had no offset to commit */
+    KAFKA_ERR_OTHER,     /* anything else: transient, as far as the worker knows */
+};
+
+/* The kind of an error code, and its text for a log line. */
+enum kafka_error kafka_error_kind(int err);
+const char *kafka_error_str(int err);
+
 struct kafka_events {
-    /* A job message (never an error event). Ownership passes to the callee,
-     * which must rd_kafka_message_destroy() it. */
-    void (*on_message)(void *ctx, rd_kafka_message_t *msg);
-    /* Partitions were assigned to this worker. */
-    void (*on_assigned)(void *ctx, const rd_kafka_topic_partition_list_t *parts);
-    /* Partitions are about to be taken away: cancel their jobs and fill
-     * `commit` (a list of the same partitions) with the offsets to commit
-     * (RD_KAFKA_OFFSET_INVALID to skip one). Called before the release. */
-    void (*on_revoking)(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                        rd_kafka_topic_partition_list_t *commit);
+    /* A job message (never an error event), valid during the call only. */
+    void (*on_message)(void *ctx, const struct kafka_message *msg);
+    /* Partitions were assigned to this worker (their offsets unset). */
+    void (*on_assigned)(void *ctx, const struct kafka_partition *parts, size_t n);
+    /* Partitions are about to be taken away: cancel their jobs and set each
+     * one's offset to the offset to commit (it comes as KAFKA_OFFSET_NONE:
+     * leave it so to skip one). Called before the release. */
+    void (*on_revoking)(void *ctx, struct kafka_partition *parts, size_t n);
     /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
      * unless kafka.properties says otherwise). May be NULL. */
     void (*on_stats)(void *ctx, const char *json, size_t len);
 };
 
-/* Called once per produced message when the broker acknowledged it (err ==
- * RD_KAFKA_RESP_ERR_NO_ERROR) or librdkafka gave up on it. */
-typedef void (*kafka_delivery_fn)(void *opaque, rd_kafka_resp_err_t err);
+/* Called once per produced message when the broker acknowledged it (err 0)
+ * or librdkafka gave up on it (err is the reason). */
+typedef void (*kafka_delivery_fn)(void *opaque, int err);
 
 struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const struct logger *log,
                         const struct kafka_events *events, void *ctx, char *err, size_t err_len);
@@ -57,12 +97,11 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
 /* Join the group on the configured jobs topics. */
 int kafka_subscribe(struct kafka *k, char *err, size_t err_len);
 
-/* Produce a message. `on_delivery` may be NULL (fire and forget; failures are
- * still logged and counted). Returns 0 or the librdkafka error. */
-rd_kafka_resp_err_t kafka_produce(struct kafka *k, const char *topic, const char *key,
-                                  size_t key_len, const void *payload, size_t len,
-                                  const struct kafka_header *headers, size_t n_headers,
-                                  kafka_delivery_fn on_delivery, void *opaque);
+/* Produce `msg` (its topic, key, payload and headers; all copied).
+ * `on_delivery` may be NULL (fire and forget; failures are still logged).
+ * Returns 0 or the librdkafka error (then no report comes). */
+int kafka_produce(struct kafka *k, const struct kafka_message *msg, kafka_delivery_fn on_delivery,
+                  void *opaque);
 
 /* Stop / restart handing messages to on_message. While paused they wait in
  * librdkafka's prefetch queue (bounded by queued.min.messages and
@@ -72,9 +111,9 @@ void kafka_pause(struct kafka *k);
 void kafka_resume(struct kafka *k);
 bool kafka_paused(const struct kafka *k);
 
-/* Commit offsets (asynchronously unless `sync`). */
-rd_kafka_resp_err_t kafka_commit(struct kafka *k, const rd_kafka_topic_partition_list_t *offsets,
-                                 bool sync);
+/* Commit the offsets of `n` partitions (asynchronously unless `sync`).
+ * Returns 0 or the librdkafka error. */
+int kafka_commit(struct kafka *k, const struct kafka_partition *offsets, size_t n, bool sync);
 
 /* Which of `topics` the cluster does not have, as "a, b" in `missing`.
  * Returns how many are missing, or -1 (reason in `missing`) when the cluster

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "http.h"
 #include "sse.h"
 
@@ -24,8 +25,7 @@ struct llama_run {
     struct sse_parser sse;
     long status;
 
-    char *error_body; /* a non-200 response's body, capped */
-    size_t error_len;
+    struct buf error_body; /* a non-200 response's body, capped */
 
     /* What the stream said so far. */
     bool final_seen;
@@ -43,7 +43,7 @@ struct llama_run {
 static void run_free(struct llama_run *run)
 {
     sse_free(&run->sse);
-    free(run->error_body);
+    buf_free(&run->error_body);
     free(run);
 }
 
@@ -89,26 +89,11 @@ static void on_status(void *ctx, long status)
     run->status = status;
 }
 
-static void keep_error_body(struct llama_run *run, const char *buf, size_t len)
-{
-    size_t room = ERROR_BODY_MAX - run->error_len;
-    if (len > room)
-        len = room;
-    if (len == 0)
-        return;
-    char *grown = realloc(run->error_body, run->error_len + len);
-    if (!grown)
-        return; /* the message will quote less; the status still tells */
-    memcpy(grown + run->error_len, buf, len);
-    run->error_body = grown;
-    run->error_len += len;
-}
-
 static int on_data(void *ctx, const char *buf, size_t len)
 {
     struct llama_run *run = ctx;
     if (run->status != 200) {
-        keep_error_body(run, buf, len);
+        buf_append_some(&run->error_body, buf, len); /* what is over the cap is dropped */
         return 0;
     }
     run->in_callback = true;
@@ -145,8 +130,8 @@ static void on_done(void *ctx, const struct http_result *result)
         out.code = LLMQ_BACKEND_ERROR;
         snprintf(out.message, sizeof(out.message), "%s", run->failure);
     } else if (result->status != 0 && result->status != 200) {
-        out.code = llama_parse_error(result->status, run->error_body, run->error_len, out.message,
-                                     sizeof(out.message));
+        out.code = llama_parse_error(result->status, run->error_body.data, run->error_body.len,
+                                     out.message, sizeof(out.message));
     } else if (run->final_seen) {
         /* A break after the final event loses nothing. */
         memcpy(out.finish, run->finish, sizeof(out.finish));
@@ -193,6 +178,7 @@ struct llama_run *llama_run_start(struct http *http, const struct llama_target *
     run->ep = llama_endpoint_for(job);
     run->prompt_tokens = -1;
     run->completion_tokens = -1;
+    buf_init(&run->error_body, ERROR_BODY_MAX);
     sse_init(&run->sse, on_event, run);
 
     char *body = llama_request_json(job, caps);

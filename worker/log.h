@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct logger {
     enum log_level level;

@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "clock.h"
+
 enum { LOOP_MAX_EVENTS = 64, LOOP_MIN_WATCHES = 64, LOOP_MIN_TIMERS = 16 };
 
 #define TIMER_IDLE SIZE_MAX /* heap slot of a timer that is not scheduled */
@@ -49,28 +52,19 @@ struct loop {
     struct loop_timer *free_timers; /* recycled timer structs */
 };
 
-static int64_t clock_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t loop_now_ms(void)
 {
-    return clock_ms(CLOCK_MONOTONIC);
+    return clock_mono_ms();
 }
 
 int64_t loop_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return clock_mono_us();
 }
 
 int64_t loop_wall_ms(void)
 {
-    return clock_ms(CLOCK_REALTIME);
+    return clock_wall_ms();
 }
 
 struct loop *loop_new(void)
@@ -110,21 +104,12 @@ void loop_free(struct loop *loop)
 
 static int grow_watches(struct loop *loop, int fd)
 {
-    size_t need = (size_t)fd + 1;
-    if (need <= loop->watch_cap) {
-        return 0;
-    }
-    size_t cap = loop->watch_cap ? loop->watch_cap * 2 : LOOP_MIN_WATCHES;
-    while (cap < need) {
-        cap *= 2;
-    }
-    struct watch *grown = realloc(loop->watches, cap * sizeof(*grown));
-    if (!grown) {
+    size_t old = loop->watch_cap;
+    if (grow_array((void **)&loop->watches, &loop->watch_cap, (size_t)fd + 1,
+                   sizeof(*loop->watches), LOOP_MIN_WATCHES) != 0) {
         return -1;
     }
-    memset(grown + loop->watch_cap, 0, (cap - loop->watch_cap) * sizeof(*grown));
-    loop->watches = grown;
-    loop->watch_cap = cap;
+    memset(loop->watches + old, 0, (loop->watch_cap - old) * sizeof(*loop->watches));
     return 0;
 }
 

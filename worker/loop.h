@@ -2,7 +2,7 @@
  * one-shot timers on the monotonic clock.
  *
  * Everything on the job path runs on this thread: librdkafka queues wake it
- * through an fd (rd_kafka_queue_io_event_enable), libcurl multi through its
+ * through an fd (kafka.c enables its io events), libcurl multi through its
  * socket and timer callbacks, signals through a signalfd, the llama-server
  * child's stderr through its pipe. No locks on the job path.
  * Callbacks may add or remove fds and timers, including their own. */

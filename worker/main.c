@@ -7,6 +7,7 @@
  *   3  configuration error (the message names file:line and key) */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,14 @@ static void signal_readable(struct loop *loop, int fd, unsigned events, void *ct
     }
 }
 
-int main(int argc, char **argv)
+struct flags {
+    const char *config_path;
+    bool check_only;
+};
+
+/* Read the command line into `f`. Returns -1 to go on, or the exit code
+ * (--help, --version, a usage error). */
+static int parse_flags(int argc, char **argv, struct flags *f)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
@@ -75,16 +83,15 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
-    int check_only = 0;
+    *f = (struct flags){0};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            config_path = optarg;
+            f->config_path = optarg;
             break;
         case 'k':
-            check_only = 1;
+            f->check_only = true;
             break;
         case 'h':
             usage(stdout);
@@ -97,59 +104,54 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!config_path || optind != argc) {
+    if (!f->config_path || optind != argc) {
         fprintf(stderr, "llmq-worker: %s\n",
-                !config_path ? "-c FILE is required" : "unexpected argument");
+                !f->config_path ? "-c FILE is required" : "unexpected argument");
         usage(stderr);
         return EXIT_USAGE;
     }
+    return -1;
+}
 
-    struct llmq_config cfg;
-    char err[512];
-    if (config_load(&cfg, config_path, getenv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "llmq-worker: %s\n", err);
-        config_free(&cfg);
-        return EXIT_CONFIG;
-    }
-    if (check_only) {
-        config_dump(&cfg, stdout);
-        fprintf(stderr, "llmq-worker: %s: configuration OK\n", config_path);
-        config_free(&cfg);
-        return EXIT_OK;
-    }
-
-    struct logger log;
-    logger_init(&log, cfg.logging.level, cfg.logging.json, STDERR_FILENO);
-
-    /* Block the signals before librdkafka starts threads, so that they all
-     * inherit the mask and the signals arrive only through the signalfd. */
+/* Block SIGTERM and SIGINT before librdkafka starts threads, so that they
+ * all inherit the mask and the signals arrive only through the returned
+ * signalfd (-1 on failure). */
+static int signals_open(void)
+{
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
 
+/* Run the worker until it drained or failed; the exit code. */
+static int run(const struct llmq_config *cfg, const struct logger *log)
+{
+    char err[512];
     int rc = EXIT_RUNTIME;
     struct loop *loop = loop_new();
     struct worker *worker = NULL;
-    struct signals sig = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .log = &log};
+    struct signals sig = {.fd = signals_open(), .log = log};
     if (!loop || sig.fd < 0) {
-        log_error(&log, "main", "cannot create the event loop");
+        log_error(log, "main", "cannot create the event loop");
         goto out;
     }
-    worker = worker_new(loop, &cfg, &log, err, sizeof(err));
+    worker = worker_new(loop, cfg, log, err, sizeof(err));
     if (!worker) {
-        log_error(&log, "main", "%s", err);
+        log_error(log, "main", "%s", err);
         goto out;
     }
     sig.worker = worker;
     sig.loop = loop;
     loop_watch(loop, sig.fd, LOOP_READ, signal_readable, &sig);
-    log_info(&log, "main", "llmq-worker %s starting as %s (brokers %s, group %s, %d slot(s))",
-             LLMQ_VERSION, cfg.worker_id, cfg.kafka.brokers, cfg.kafka.group_id, cfg.llama.slots);
+    log_info(log, "main", "llmq-worker %s starting as %s (brokers %s, group %s, %d slot(s))",
+             LLMQ_VERSION, cfg->worker_id, cfg->kafka.brokers, cfg->kafka.group_id,
+             cfg->llama.slots);
     if (worker_start(worker) != 0) {
-        log_error(&log, "main", "cannot start llama-server");
+        log_error(log, "main", "cannot start llama-server");
         goto out;
     }
     rc = loop_run(loop) == 0 ? EXIT_OK : EXIT_RUNTIME;
@@ -161,6 +163,31 @@ out:
     }
     worker_free(worker);
     loop_free(loop);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct flags flags;
+    int rc = parse_flags(argc, argv, &flags);
+    if (rc >= 0)
+        return rc;
+    struct llmq_config cfg;
+    char err[512];
+    if (config_load(&cfg, flags.config_path, getenv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "llmq-worker: %s\n", err);
+        config_free(&cfg);
+        return EXIT_CONFIG;
+    }
+    if (flags.check_only) {
+        config_dump(&cfg, stdout);
+        fprintf(stderr, "llmq-worker: %s: configuration OK\n", flags.config_path);
+        config_free(&cfg);
+        return EXIT_OK;
+    }
+    struct logger log;
+    logger_init(&log, cfg.logging.level, cfg.logging.json, STDERR_FILENO);
+    rc = run(&cfg, &log);
     log_info(&log, "main", "exit %d", rc);
     config_free(&cfg);
     return rc;

@@ -20,8 +20,8 @@
  *
  * Counters and gauges the worker already keeps are read at each scrape
  * through the source's sample callback; the module itself keeps the three
- * latency histograms and the Kafka consumer lag (from librdkafka's
- * statistics JSON). */
+ * latency histograms and the Kafka consumer lag (kafka_stats.h parses it
+ * from librdkafka's statistics JSON). The HTTP side is metrics_http.c. */
 #ifndef LLMQ_METRICS_H
 #define LLMQ_METRICS_H
 
@@ -31,6 +31,7 @@
 
 #include "codes.h"
 #include "gpu.h"
+#include "kafka_stats.h"
 #include "log.h"
 
 struct loop;
@@ -45,7 +46,7 @@ struct metrics_sample {
     uint64_t chunks_published;
     uint64_t dead_letters;
     uint64_t runs_retried;
-    uint64_t producer_queue_messages; /* rd_kafka_outq_len of the producer */
+    uint64_t producer_queue_messages; /* kafka_outq_len(): produced, not acknowledged */
     bool llama_up;
     uint64_t llama_restarts;
     unsigned llama_slots_busy;
@@ -99,30 +100,12 @@ enum metrics_histogram {
  * Negative values (clock skew) count as 0; NAN is ignored. */
 void metrics_observe(struct metrics *m, enum metrics_histogram h, double seconds);
 
-/* Feed librdkafka's statistics JSON of the consumer (its stats_cb): the
- * consumer lag per partition replaces the previous set. On a parse error the
- * previous set stays and -1 is returned with the reason in err. */
-int metrics_set_kafka_stats(struct metrics *m, const char *json, size_t len, char *err,
-                            size_t err_len);
+/* Replace the consumer lag per partition with `lags` (sorted as
+ * kafka_stats_consumer_lag gives them); takes ownership of the array. */
+void metrics_set_consumer_lag(struct metrics *m, struct kafka_partition_lag *lags, size_t n_lags);
 
 /* The /metrics page: calls the sample callback and returns a malloc'd text
  * (*len bytes, NUL-terminated), or NULL if out of memory. */
 char *metrics_render(struct metrics *m, size_t *len);
-
-/* ---- librdkafka statistics ---- */
-
-struct metrics_partition_lag {
-    char *topic;
-    int32_t partition;
-    int64_t lag;
-};
-
-/* Extract topics.<t>.partitions.<p>.consumer_lag from a statistics JSON,
- * sorted by topic and partition. Skips the internal partition -1 and lags
- * librdkafka does not know (-1). Returns 0 with a malloc'd array (free with
- * metrics_lags_free), or -1 with the reason in err. */
-int metrics_parse_consumer_lag(const char *json, size_t len, struct metrics_partition_lag **lags,
-                               size_t *n_lags, char *err, size_t err_len);
-void metrics_lags_free(struct metrics_partition_lag *lags, size_t n_lags);
 
 #endif

@@ -1,6 +1,8 @@
 /* sse.c — incremental Server-Sent Events parser: bytes in, one callback per event out. */
 #include "sse.h"
 
+#include "buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,17 +29,7 @@ void sse_free(struct sse_parser *p)
 /* Make room for `need` bytes in a buffer; 0 or -1 when out of memory. */
 static int reserve(char **buf, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 256;
-    while (n < need)
-        n *= 2;
-    char *grown = realloc(*buf, n);
-    if (!grown)
-        return -1;
-    *buf = grown;
-    *cap = n;
-    return 0;
+    return grow_array((void **)buf, cap, need, 1, 256);
 }
 
 static void reset_event(struct sse_parser *p)

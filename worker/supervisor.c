@@ -5,7 +5,6 @@
 #include "supervisor.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,17 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gpu.h"
 #include "http.h"
+#include "llama_child.h"
 #include "loop.h"
-
-extern char **environ;
+#include "random_id.h"
 
 enum {
     PROBE_STARTING_MS = 250, /* /health poll while loading */
@@ -477,163 +472,24 @@ static void on_startup_deadline(struct loop *loop, void *ctx)
 
 /* ---- spawning ---- */
 
-/* In the forked child: never returns. Only async-signal-safe calls: the
- * worker may have other threads (librdkafka) holding locks. PDEATHSIG
- * follows the thread that forked: spawns come from the loop thread, which
- * lives as long as the worker. */
-static void exec_child(char *const argv[], char *const envp[], int out_fd, pid_t parent)
-{
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-        _exit(127);
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP and reserved ones fail: fine */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(127);
-    close_range(3, ~0U, 0);
-    execvpe(argv[0], argv, envp);
-    char *why = strerror(errno);
-    struct iovec msg[] = {
-        {.iov_base = (char *)"cannot run ", .iov_len = 11},
-        {.iov_base = argv[0], .iov_len = strlen(argv[0])},
-        {.iov_base = (char *)": ", .iov_len = 2},
-        {.iov_base = why, .iov_len = strlen(why)},
-        {.iov_base = (char *)"\n", .iov_len = 1},
-    };
-    if (writev(2, msg, sizeof(msg) / sizeof(msg[0])) < 0)
-        _exit(126);
-    _exit(127);
-}
-
-/* The environment without LLAMA_ARG_* (and, when pinning, without the
- * inherited GPU variables), plus the variables that pin llama.gpu's card
- * (gpu.h: N counts within the lists the worker inherited). `gpu_env` holds
- * the added strings; the rest points into environ. NULL with last_error set
- * when llama.gpu does not fit the inherited lists or memory runs out. */
-static char **child_env(struct supervisor *sup, char gpu_env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN])
-{
-    int gpu = sup->cfg->llama.gpu;
-    struct gpu_visible vis;
-    struct gpu_target target;
-    char why[256];
-    gpu_visible_from_environ(&vis);
-    if (gpu_target_resolve(gpu, &vis, &target, why, sizeof(why)) != 0) {
-        set_error(sup, "%s", why);
-        return NULL;
-    }
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **envp = calloc(n + GPU_CHILD_ENV + 1, sizeof(*envp));
-    if (!envp) {
-        set_error(sup, "out of memory");
-        return NULL;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *e = environ[i];
-        if (strncmp(e, "LLAMA_ARG_", 10) == 0) {
-            log_info(sup->log, "supervisor", "not passing %.*s to llama-server",
-                     (int)strcspn(e, "="), e);
-            continue;
-        }
-        if (gpu < 0 || !gpu_child_env_replaces(e))
-            envp[k++] = environ[i];
-    }
-    if (gpu >= 0) {
-        gpu_target_child_env(&target, gpu_env);
-        for (size_t g = 0; g < GPU_CHILD_ENV; g++)
-            envp[k++] = gpu_env[g];
-    }
-    return envp;
-}
-
-/* The command line, the API key masked, for the log. */
-static void describe_argv(char *const argv[], const char *api_key, char *out, size_t cap)
-{
-    size_t pos = 0;
-    out[0] = '\0';
-    for (size_t i = 0; argv[i] && pos < cap; i++)
-        pos += (size_t)snprintf(out + pos, cap - pos, "%s%s", i ? " " : "",
-                                argv[i] == api_key ? "<key>" : argv[i]);
-}
-
 static int make_api_key(struct supervisor *sup)
 {
-    unsigned char raw[API_KEY_BYTES];
-    ssize_t got;
-    do {
-        got = getrandom(raw, sizeof(raw), 0);
-    } while (got < 0 && errno == EINTR);
-    if (got != (ssize_t)sizeof(raw)) {
-        set_error(sup, "getrandom failed: %s", got < 0 ? strerror(errno) : "short read");
+    errno = 0;
+    if (random_hex(sup->api_key, API_KEY_BYTES) != 0) {
+        set_error(sup, "getrandom failed: %s", errno ? strerror(errno) : "short read");
         return -1;
     }
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(sup->api_key + 2 * i, 3, "%02x", raw[i]);
     return 0;
 }
 
 /* Fork and exec llama-server; watch its output and exit. On failure sets
  * last_error and returns -1 (no child). */
-static int spawn(struct supervisor *sup)
+/* Start watching a forked child; on failure kills it. 0 or -1 (error set). */
+static int watch_child(struct supervisor *sup, pid_t pid, int out_fd)
 {
-    const struct llmq_config *cfg = sup->cfg;
-    if (make_api_key(sup) != 0)
-        return -1;
-    char slots[16], context[16], layers[16];
-    snprintf(slots, sizeof(slots), "%d", cfg->llama.slots);
-    snprintf(context, sizeof(context), "%d", cfg->llama.context);
-    snprintf(layers, sizeof(layers), "%d", cfg->llama.gpu_layers);
-    /* clang-format off */
-    char *fixed[] = {
-        cfg->llama.binary,
-        "-m", cfg->llama.model,
-        "--host", "127.0.0.1",
-        "--port", "0",
-        "--api-key", sup->api_key,
-        "--parallel", slots,
-        "-c", context,
-        "-ngl", layers,
-    };
-    /* clang-format on */
-    size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
-    char **argv = calloc(n_fixed + cfg->llama.n_extra_args + 1, sizeof(*argv));
-    char gpu_env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN];
-    char **envp = argv ? child_env(sup, gpu_env) : NULL;
-    int fds[2] = {-1, -1};
-    if (!argv || !envp) {
-        if (!argv)
-            set_error(sup, "out of memory");
-        goto fail;
-    }
-    memcpy(argv, fixed, sizeof(fixed));
-    for (size_t i = 0; i < cfg->llama.n_extra_args; i++)
-        argv[n_fixed + i] = cfg->llama.extra_args[i];
-
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        set_error(sup, "pipe failed: %s", strerror(errno));
-        goto fail;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        set_error(sup, "fork failed: %s", strerror(errno));
-        goto fail;
-    }
-    if (pid == 0)
-        exec_child(argv, envp, fds[1], parent);
-
-    close(fds[1]);
-    fds[1] = -1;
-    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
     int pidfd = pidfd_open(pid, 0);
     if (pidfd < 0 || loop_watch(sup->loop, pidfd, LOOP_READ, on_child_exit, sup) != 0 ||
-        loop_watch(sup->loop, fds[0], LOOP_READ, on_output, sup) != 0) {
+        loop_watch(sup->loop, out_fd, LOOP_READ, on_output, sup) != 0) {
         set_error(sup, "cannot watch llama-server pid %d: %s", (int)pid, strerror(errno));
         if (pidfd >= 0) {
             loop_unwatch(sup->loop, pidfd);
@@ -641,11 +497,39 @@ static int spawn(struct supervisor *sup)
         }
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        goto fail;
+        return -1;
     }
     sup->pid = pid;
     sup->pidfd = pidfd;
-    sup->out_fd = fds[0];
+    sup->out_fd = out_fd;
+    return 0;
+}
+
+/* Fork and exec llama-server; watch its output and exit. On failure sets
+ * last_error and returns -1 (no child). */
+static int spawn(struct supervisor *sup)
+{
+    struct llama_child_cmd cmd;
+    int out_fd = -1;
+    pid_t pid = -1;
+    if (make_api_key(sup) != 0)
+        return -1;
+    char why[256];
+    if (llama_child_cmd_init(&cmd, sup->cfg, sup->api_key, sup->log, why, sizeof(why)) != 0) {
+        set_error(sup, "%s", why);
+    } else {
+        const char *what = "";
+        pid = llama_child_spawn(&cmd, &out_fd, &what);
+        if (pid < 0)
+            set_error(sup, "%s failed: %s", what, strerror(errno));
+    }
+    if (pid < 0 || watch_child(sup, pid, out_fd) != 0) {
+        if (out_fd >= 0)
+            close(out_fd);
+        llama_child_cmd_free(&cmd);
+        log_error(sup->log, "supervisor", "cannot start llama-server: %s", sup->last_error);
+        return -1;
+    }
     sup->spawned_ms = loop_now_ms();
     sup->kill_reason[0] = '\0';
     sup->partial_len = 0;
@@ -653,25 +537,13 @@ static int spawn(struct supervisor *sup)
     sup->state = SUP_STARTING;
     if (!sup->last_error[0])
         set_error(sup, "starting (pid %d)", (int)pid);
-    set_timer(sup, &sup->deadline_timer, (int64_t)cfg->llama.startup_timeout_s * 1000,
+    set_timer(sup, &sup->deadline_timer, (int64_t)sup->cfg->llama.startup_timeout_s * 1000,
               on_startup_deadline);
-
     char cmdline[2048];
-    describe_argv(argv, sup->api_key, cmdline, sizeof(cmdline));
+    llama_child_describe(&cmd, sup->api_key, cmdline, sizeof(cmdline));
     log_info(sup->log, "supervisor", "started llama-server pid %d: %s", (int)pid, cmdline);
-    free(argv);
-    free(envp);
+    llama_child_cmd_free(&cmd);
     return 0;
-
-fail:
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
-    free(argv);
-    free(envp);
-    log_error(sup->log, "supervisor", "cannot start llama-server: %s", sup->last_error);
-    return -1;
 }
 
 static void spawn_or_retry(struct supervisor *sup)

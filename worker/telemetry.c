@@ -119,11 +119,18 @@ static void heartbeat_due(struct loop *loop, void *ctx)
     if (heartbeat_encode(&buf, &hb) == 0) {
         struct kafka_header headers[2] = {{"llmq-type", "heartbeat", 9},
                                           {"llmq-id", worker, strlen(worker)}};
-        rd_kafka_resp_err_t err =
-            kafka_produce(t->kafka, t->cfg->kafka.metrics_topic, worker, strlen(worker), buf.data,
-                          buf.size, headers, 2, NULL, NULL);
+        struct kafka_message msg = {
+            .topic = t->cfg->kafka.metrics_topic,
+            .key = worker,
+            .key_len = strlen(worker),
+            .payload = buf.data,
+            .len = buf.size,
+            .headers = headers,
+            .n_headers = 2,
+        };
+        int err = kafka_produce(t->kafka, &msg, NULL, NULL);
         if (err)
-            log_warn(t->log, "telemetry", "heartbeat not produced: %s", rd_kafka_err2str(err));
+            log_warn(t->log, "telemetry", "heartbeat not produced: %s", kafka_error_str(err));
     }
     msgpack_sbuffer_destroy(&buf);
     t->heartbeat_timer =
@@ -204,6 +211,10 @@ void telemetry_observe(struct telemetry *t, enum metrics_histogram h, double sec
 void telemetry_kafka_stats(struct telemetry *t, const char *json, size_t len)
 {
     char err[128];
-    if (metrics_set_kafka_stats(t->metrics, json, len, err, sizeof(err)) != 0)
+    struct kafka_partition_lag *lags;
+    size_t n;
+    if (kafka_stats_consumer_lag(json, len, &lags, &n, err, sizeof(err)) != 0)
         log_debug(t->log, "telemetry", "librdkafka statistics not understood: %s", err);
+    else
+        metrics_set_consumer_lag(t->metrics, lags, n);
 }

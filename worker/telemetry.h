@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
-#include "worker.h"
+#include "worker_stats.h"
 
 struct loop;
 struct kafka;

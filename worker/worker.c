@@ -1,237 +1,29 @@
-/* worker.c — the job life: consume, validate, run, stream, reply, commit.
+/* worker.c — the worker: it takes job messages while it has room, starts
+ * queued tasks on free slots, follows the group's rebalances and
+ * llama-server's ups and downs, drains on shutdown, and answers telemetry.
+ * One job's own life is in task.c.
  *
  * Everything here runs on the loop thread. The flow of one task:
  *   message -> decode + admit -> (rejected: error reply + dead-letter copy)
  *           -> queued -> running (llama run streams chunks) -> finishing
- *           -> terminal reply acknowledged -> offset done -> commit.
- * A run lost with llama-server goes back to the head of the queue under a
- * new run id, up to limits.retries times. */
+ *           -> terminal reply acknowledged -> offset done -> commit. */
 #include "worker.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "http.h"
-#include "job.h"
-#include "kafka.h"
-#include "llama.h"
-#include "loop.h"
-#include "offsets.h"
-#include "reply.h"
 #include "supervisor.h"
 #include "telemetry.h"
+#include "worker_internal.h"
 
-/* How long a lost run waits before its rerun, so that the supervisor sees
- * llama-server's death before the rerun is sent to a dying process. */
-#define RETRY_HOLD_MS 500
-/* How soon done offsets are committed after a task finishes. */
-#define COMMIT_DELAY_MS 200
-/* A terminal reply the broker refused is produced again after this. */
-#define REPRODUCE_DELAY_MS 1000
 /* Waiting for in-flight replies when partitions are revoked. */
 #define REVOKE_FLUSH_MS 2000
 
-struct partition {
-    struct partition *next;
-    char *topic;
-    int32_t id;
-    struct offsets *offsets;
-    int64_t committed; /* the done prefix last handed to Kafka to commit; -1: none */
-};
+/* ---- the queue and capacity ---- */
 
-enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_FINISHING };
-
-/* A message the broker must acknowledge before the task is done. */
-struct outgoing {
-    struct task *task;
-    char *topic;
-    msgpack_sbuffer payload;
-    struct kafka_header headers[5];
-    size_t n_headers;
-    /* Room for a whole job id (128 bytes) or topic name (249); a longer
-     * error message is cut in its header only. */
-    char header_values[5][256];
-    struct loop_timer *retry;
-    bool shrunk; /* replaced by a small error reply: the broker refused its size */
-};
-
-struct task {
-    struct worker *w;
-    struct task *prev, *next; /* all live tasks */
-    struct task *queue_next;  /* queued tasks, FIFO */
-    struct partition *part;   /* NULL once its partition was revoked */
-    char *source_topic;
-    int32_t source_partition;
-    int64_t offset;
-    uint8_t *raw; /* the job message as received, for a dead-letter copy */
-    size_t raw_len;
-    char *raw_key;
-    size_t raw_key_len;
-
-    struct job job;
-    enum task_state state;
-    char run[17];
-    unsigned attempts;
-    int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
-    int64_t received_us;              /* monotonic, when it was consumed */
-    int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
-    int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
-    struct llama_run *llama;
-    uint64_t seq;
-    char *text; /* the run's full text */
-    size_t text_len, text_cap;
-    size_t published_len; /* bytes of text already sent in chunks */
-    struct loop_timer *coalesce_timer;
-    struct loop_timer *deadline_timer;
-    struct outgoing *outgoing[2]; /* terminal reply and/or dead-letter copy */
-    unsigned deliveries_pending;
-};
-
-struct worker {
-    struct loop *loop;
-    const struct llmq_config *cfg;
-    const struct logger *log;
-    struct http *http;
-    struct supervisor *sup;
-    struct kafka *kafka;
-    struct job_policy policy;
-    struct llama_caps caps;
-
-    struct partition *partitions;
-    struct task *tasks; /* every live task */
-    struct task *queue_head, *queue_tail;
-    unsigned n_tasks; /* queued + running + finishing */
-    unsigned n_running;
-    unsigned n_unfinished; /* queued + running: what capacity counts */
-
-    struct telemetry *telemetry;
-
-    struct loop_timer *topic_check_timer;
-    char topics_missing[256]; /* why the worker does not join yet, "" when it may */
-
-    bool backend_ready;
-    bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
-    bool subscribed;
-    bool draining;
-    bool stopped;
-    int64_t hold_until_ms; /* no run starts before this (after a lost run) */
-    struct loop_timer *hold_timer;
-    struct loop_timer *commit_timer;
-    struct loop_timer *drain_timer;
-    struct worker_stats stats;
-};
-
-static void schedule(struct worker *w);
-static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
-                              bool dead_letter);
-
-/* ---- partitions ---- */
-
-static struct partition *partition_find(struct worker *w, const char *topic, int32_t id)
-{
-    for (struct partition *p = w->partitions; p; p = p->next)
-        if (p->id == id && strcmp(p->topic, topic) == 0)
-            return p;
-    return NULL;
-}
-
-static struct partition *partition_get(struct worker *w, const char *topic, int32_t id)
-{
-    struct partition *p = partition_find(w, topic, id);
-    if (p)
-        return p;
-    p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->topic = strdup(topic);
-    p->id = id;
-    p->committed = -1;
-    p->offsets = offsets_new();
-    if (!p->topic || !p->offsets) {
-        free(p->topic);
-        offsets_free(p->offsets);
-        free(p);
-        return NULL;
-    }
-    p->next = w->partitions;
-    w->partitions = p;
-    return p;
-}
-
-static void partition_remove(struct worker *w, struct partition *p)
-{
-    for (struct partition **pp = &w->partitions; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    for (struct task *t = w->tasks; t; t = t->next)
-        if (t->part == p)
-            t->part = NULL;
-    offsets_free(p->offsets);
-    free(p->topic);
-    free(p);
-}
-
-/* When a done prefix moved, commit every partition's done prefix. An
- * asynchronous commit fails while the group rebalances (its generation is
- * gone), so each commit carries the prefixes already sent too: the next one
- * mends what a failed one left behind. */
-static void commit_now(struct worker *w, bool sync)
-{
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
-    bool moved = false;
-    for (struct partition *p = w->partitions; p; p = p->next) {
-        int64_t at = offsets_commit_point(p->offsets);
-        if (at < 0)
-            continue;
-        offsets_committed(p->offsets, at);
-        p->committed = at;
-        moved = true;
-    }
-    for (struct partition *p = w->partitions; moved && p; p = p->next)
-        if (p->committed >= 0)
-            rd_kafka_topic_partition_list_add(list, p->topic, p->id)->offset = p->committed;
-    if (list->cnt > 0) {
-        rd_kafka_resp_err_t err = kafka_commit(w->kafka, list, sync);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            log_warn(w->log, "worker", "commit failed: %s", rd_kafka_err2str(err));
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-}
-
-static void commit_due(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    w->commit_timer = NULL;
-    commit_now(w, false);
-}
-
-static void commit_soon(struct worker *w)
-{
-    if (!w->commit_timer)
-        w->commit_timer = loop_timer_after(w->loop, COMMIT_DELAY_MS, commit_due, w);
-}
-
-/* ---- tasks ---- */
-
-static void outgoing_free(struct worker *w, struct outgoing *o)
-{
-    if (!o)
-        return;
-    if (o->retry)
-        loop_timer_cancel(w->loop, o->retry);
-    msgpack_sbuffer_destroy(&o->payload);
-    free(o->topic);
-    free(o);
-}
-
-static void queue_remove(struct worker *w, struct task *t)
+void worker_queue_remove(struct worker *w, struct task *t)
 {
     struct task *prev = NULL;
     for (struct task *q = w->queue_head; q; prev = q, q = q->queue_next) {
@@ -248,7 +40,7 @@ static void queue_remove(struct worker *w, struct task *t)
     }
 }
 
-static void queue_push(struct worker *w, struct task *t, bool front)
+void worker_queue_push(struct worker *w, struct task *t, bool front)
 {
     t->state = TASK_QUEUED;
     t->queue_next = NULL;
@@ -263,516 +55,16 @@ static void queue_push(struct worker *w, struct task *t, bool front)
     }
 }
 
-/* Forget a task; whatever it was doing stops without a reply. */
-static void task_free(struct task *t)
-{
-    struct worker *w = t->w;
-    if (t->state == TASK_QUEUED)
-        queue_remove(w, t);
-    if (t->llama) {
-        llama_run_cancel(w->http, t->llama);
-        t->llama = NULL;
-    }
-    if (t->state == TASK_RUNNING)
-        w->n_running--;
-    if (t->state != TASK_FINISHING)
-        w->n_unfinished--;
-    if (t->coalesce_timer)
-        loop_timer_cancel(w->loop, t->coalesce_timer);
-    if (t->deadline_timer)
-        loop_timer_cancel(w->loop, t->deadline_timer);
-    for (size_t i = 0; i < 2; i++)
-        outgoing_free(w, t->outgoing[i]);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        w->tasks = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    w->n_tasks--;
-    job_free(&t->job);
-    free(t->text);
-    free(t->raw);
-    free(t->raw_key);
-    free(t->source_topic);
-    free(t);
-}
-
-static void drain_check(struct worker *w);
-
-/* The broker has every terminal message of the task: its offset is done. */
-static void task_done(struct task *t)
-{
-    struct worker *w = t->w;
-    if (t->part && offsets_done(t->part->offsets, t->offset) == 0)
-        commit_soon(w);
-    task_free(t);
-    drain_check(w);
-}
-
-static void produce_outgoing(struct outgoing *o);
-
-static void reproduce_due(struct loop *loop, void *ctx)
-{
-    struct outgoing *o = ctx;
-    (void)loop;
-    o->retry = NULL;
-    produce_outgoing(o);
-}
-
-/* Errors after which the broker will never take the message: producing it
- * again would hold its job's offset, and so every commit of the partition,
- * back forever. A missing or forbidden topic counts only for a job's own
- * reply_to (bad input): the worker's configured topics missing is a deployment
- * error, and their messages wait for the topic rather than be lost. */
-static bool produce_error_permanent(const struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    const struct llmq_config *cfg = o->task->w->cfg;
-    switch (err) {
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-        return true;
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-        return strcmp(o->topic, cfg->kafka.reply_topic) != 0 &&
-               strcmp(o->topic, cfg->kafka.dead_letter_topic) != 0;
-    default:
-        return false;
-    }
-}
-
-static void outgoing_header(struct outgoing *o, const char *name, const char *value);
-
-/* A terminal reply the broker refuses for its size (a huge meta, a long
- * text) becomes a small `internal` error reply, so the producer still learns
- * how its job ended. Returns whether it did (once per message). */
-static bool outgoing_shrink(struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    struct task *t = o->task;
-    bool size_error = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-                      err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
-    if (!size_error || o->shrunk || o != t->outgoing[0] || !t->job.id)
-        return false;
-    char message[512];
-    snprintf(message, sizeof(message),
-             "the %.16s reply (%zu bytes) is larger than the broker accepts (%s)",
-             o->header_values[0], o->payload.size, rd_kafka_err2str(err));
-    struct reply_error e = {
-        .id = t->job.id,
-        .run = t->attempts > 0 ? t->run : NULL,
-        .code = LLMQ_INTERNAL,
-        .message = message,
-        .worker = t->w->cfg->worker_id,
-    };
-    msgpack_sbuffer_clear(&o->payload);
-    if (reply_encode_error(&o->payload, &e) != 0)
-        return false;
-    o->n_headers = 0;
-    outgoing_header(o, "llmq-type", "error");
-    outgoing_header(o, "llmq-id", t->job.id);
-    o->shrunk = true;
-    log_error(t->w->log, "worker", "job %s: %s; sending an error reply instead", t->job.id,
-              message);
-    return true;
-}
-
-/* The message is acknowledged, or given up for good: one less to wait for. */
-static void outgoing_settled(struct outgoing *o)
-{
-    struct task *t = o->task;
-    if (--t->deliveries_pending == 0)
-        task_done(t);
-}
-
-static void abandon_due(struct loop *loop, void *ctx)
-{
-    struct outgoing *o = ctx;
-    (void)loop;
-    o->retry = NULL;
-    outgoing_settled(o);
-}
-
-static void log_abandoned(struct outgoing *o, rd_kafka_resp_err_t err)
-{
-    struct task *t = o->task;
-    t->w->stats.deliveries_failed++;
-    log_error(t->w->log, "worker",
-              "job %s: the broker will never take its message to %s (%s); "
-              "giving it up",
-              t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-}
-
-static void outgoing_delivered(void *opaque, rd_kafka_resp_err_t err)
-{
-    struct outgoing *o = opaque;
-    struct task *t = o->task;
-    struct worker *w = t->w;
-    if (err && w->stopped)
-        return; /* shutting down: not acknowledged, so not committed either */
-    if (err && outgoing_shrink(o, err)) {
-        produce_outgoing(o);
-        return;
-    }
-    if (err && produce_error_permanent(o, err)) {
-        log_abandoned(o, err);
-        outgoing_settled(o);
-        return;
-    }
-    if (err) {
-        /* librdkafka already retried for message.timeout.ms; the reply must
-         * not be lost, so keep trying while the worker runs. */
-        w->stats.deliveries_failed++;
-        log_warn(w->log, "worker", "job %s: reply to %s not acknowledged (%s); producing again",
-                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
-        return;
-    }
-    outgoing_settled(o);
-}
-
-static void produce_outgoing(struct outgoing *o)
-{
-    struct task *t = o->task;
-    struct worker *w = t->w;
-    /* Replies are keyed by the job id, a dead-letter copy by the job message's own key. */
-    bool by_id = t->job.id && o != t->outgoing[1];
-    const char *key = by_id ? t->job.id : t->raw_key;
-    size_t key_len = by_id ? strlen(t->job.id) : t->raw_key_len;
-    rd_kafka_resp_err_t err =
-        kafka_produce(w->kafka, o->topic, key, key_len, o->payload.data, o->payload.size,
-                      o->headers, o->n_headers, outgoing_delivered, o);
-    if (err && outgoing_shrink(o, err)) {
-        o->retry = loop_timer_after(w->loop, 0, reproduce_due, o);
-    } else if (err && produce_error_permanent(o, err)) {
-        log_abandoned(o, err);
-        /* Not now: the caller may still be walking the task's messages. */
-        o->retry = loop_timer_after(w->loop, 0, abandon_due, o);
-    } else if (err) {
-        log_warn(w->log, "worker", "job %s: cannot produce to %s (%s); trying again",
-                 t->job.id ? t->job.id : "?", o->topic, rd_kafka_err2str(err));
-        o->retry = loop_timer_after(w->loop, REPRODUCE_DELAY_MS, reproduce_due, o);
-    }
-}
-
-static struct outgoing *outgoing_new(struct task *t, const char *topic)
-{
-    struct outgoing *o = calloc(1, sizeof(*o));
-    if (!o)
-        return NULL;
-    o->task = t;
-    o->topic = strdup(topic);
-    msgpack_sbuffer_init(&o->payload);
-    if (!o->topic) {
-        free(o);
-        return NULL;
-    }
-    return o;
-}
-
-static void outgoing_header(struct outgoing *o, const char *name, const char *value)
-{
-    size_t i = o->n_headers++;
-    snprintf(o->header_values[i], sizeof(o->header_values[i]), "%s", value);
-    o->headers[i].name = name;
-    o->headers[i].value = o->header_values[i];
-    o->headers[i].len = strlen(o->header_values[i]);
-}
-
-/* Move a task to finishing and send its terminal messages. */
-static void task_send_terminal(struct task *t)
-{
-    struct worker *w = t->w;
-    if (t->state == TASK_QUEUED)
-        queue_remove(w, t);
-    if (t->state == TASK_RUNNING)
-        w->n_running--;
-    if (t->state != TASK_FINISHING)
-        w->n_unfinished--;
-    t->state = TASK_FINISHING;
-    if (t->coalesce_timer) {
-        loop_timer_cancel(w->loop, t->coalesce_timer);
-        t->coalesce_timer = NULL;
-    }
-    if (t->deadline_timer) {
-        loop_timer_cancel(w->loop, t->deadline_timer);
-        t->deadline_timer = NULL;
-    }
-    t->deliveries_pending = 0;
-    for (size_t i = 0; i < 2; i++)
-        if (t->outgoing[i])
-            t->deliveries_pending++;
-    if (t->deliveries_pending == 0) {
-        task_done(t);
-        return;
-    }
-    for (size_t i = 0; i < 2; i++)
-        if (t->outgoing[i])
-            produce_outgoing(t->outgoing[i]);
-    schedule(w);
-}
-
-/* The topic a task's replies go to, or NULL when none is permitted. */
-static const char *task_reply_topic(const struct task *t)
-{
-    const struct worker *w = t->w;
-    const char *topic = job_reply_topic(&t->job, &w->policy);
-    return job_reply_topic_allowed(&w->policy, topic) ? topic : NULL;
-}
-
-static struct outgoing *reply_outgoing(struct task *t, const char *type)
-{
-    const char *topic = task_reply_topic(t);
-    if (!topic || !t->job.id)
-        return NULL;
-    struct outgoing *o = outgoing_new(t, topic);
-    if (!o)
-        return NULL;
-    outgoing_header(o, "llmq-type", type);
-    outgoing_header(o, "llmq-id", t->job.id);
-    return o;
-}
-
-static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
-                              bool dead_letter)
-{
-    struct worker *w = t->w;
-    w->stats.jobs_error[code]++;
-    log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
-             llmq_code_name(code), message);
-
-    struct outgoing *reply = reply_outgoing(t, "error");
-    if (reply) {
-        struct reply_error e = {
-            .id = t->job.id,
-            .run = t->attempts > 0 ? t->run : NULL,
-            .code = code,
-            .message = message,
-            .worker = w->cfg->worker_id,
-            .meta = t->job.meta,
-            .meta_len = t->job.meta_len,
-        };
-        reply_encode_error(&reply->payload, &e);
-        t->outgoing[0] = reply;
-    }
-    if (dead_letter && w->cfg->kafka.dead_letter_topic[0]) {
-        struct outgoing *dl = outgoing_new(t, w->cfg->kafka.dead_letter_topic);
-        if (dl) {
-            char num[32];
-            msgpack_sbuffer_write(&dl->payload, (const char *)t->raw, t->raw_len);
-            outgoing_header(dl, "llmq-error-code", llmq_code_name(code));
-            outgoing_header(dl, "llmq-error-message", message);
-            outgoing_header(dl, "llmq-source-topic", t->source_topic);
-            snprintf(num, sizeof(num), "%" PRId32, t->source_partition);
-            outgoing_header(dl, "llmq-source-partition", num);
-            snprintf(num, sizeof(num), "%" PRId64, t->offset);
-            outgoing_header(dl, "llmq-source-offset", num);
-            t->outgoing[1] = dl;
-            w->stats.dead_lettered++;
-        }
-    }
-    task_send_terminal(t);
-}
-
-/* Milliseconds from `from` to `to` (microsecond clock readings); 0 when
- * either is unknown. */
-static double ms_between_us(int64_t from, int64_t to)
-{
-    return from > 0 && to >= from ? (double)(to - from) / 1000.0 : 0.0;
-}
-
-static void publish_chunk(struct task *t)
-{
-    struct worker *w = t->w;
-    size_t len = t->text_len - t->published_len;
-    if (len == 0 || !t->job.stream)
-        return;
-    const char *topic = task_reply_topic(t);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
-        struct kafka_header headers[2] = {
-            {"llmq-type", "chunk", 5},
-            {"llmq-id", t->job.id, strlen(t->job.id)},
-        };
-        rd_kafka_resp_err_t err = kafka_produce(w->kafka, topic, t->job.id, strlen(t->job.id),
-                                                buf.data, buf.size, headers, 2, NULL, NULL);
-        if (err)
-            log_warn(w->log, "worker", "job %s: chunk %" PRIu64 " not produced: %s", t->job.id,
-                     t->seq, rd_kafka_err2str(err));
-        else
-            w->stats.chunks_published++;
-    }
-    msgpack_sbuffer_destroy(&buf);
-    t->seq++;
-    t->published_len = t->text_len;
-}
-
-static void coalesce_due(struct loop *loop, void *ctx)
-{
-    struct task *t = ctx;
-    (void)loop;
-    t->coalesce_timer = NULL;
-    publish_chunk(t);
-}
-
-static void run_text(void *ctx, const char *text, size_t len)
-{
-    struct task *t = ctx;
-    struct worker *w = t->w;
-    if (t->first_token_us == 0) {
-        t->first_token_us = loop_now_us();
-        telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
-                          (double)(t->first_token_us - t->start_us) / 1e6);
-    }
-    if (t->text_len + len + 1 > t->text_cap) {
-        size_t cap = t->text_cap ? t->text_cap : 256;
-        while (cap < t->text_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(t->text, cap);
-        if (!grown)
-            return; /* the done reply carries what fit; the chunks stay whole */
-        t->text = grown;
-        t->text_cap = cap;
-    }
-    memcpy(t->text + t->text_len, text, len);
-    t->text_len += len;
-    t->text[t->text_len] = '\0';
-    w->stats.tokens_generated++;
-    /* The first piece goes out at once (time to first chunk); later ones are
-     * merged for up to coalesce_ms, so that one message carries several. */
-    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0)
-        publish_chunk(t);
-    else if (!t->coalesce_timer && t->job.stream)
-        t->coalesce_timer =
-            loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
-}
-
-static void run_done(void *ctx, const struct llama_outcome *out)
-{
-    struct task *t = ctx;
-    struct worker *w = t->w;
-    t->llama = NULL;
-    if (out->code == LLMQ_OK) {
-        publish_chunk(t);
-        int64_t end_us = loop_now_us();
-        struct outgoing *reply = reply_outgoing(t, "done");
-        if (reply) {
-            double gen_ms = ms_between_us(t->first_token_us, end_us);
-            /* The wall-clock time the request started, against the job
-             * message's (producer's) timestamp. */
-            double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
-            struct reply_done d = {
-                .id = t->job.id,
-                .run = t->run,
-                .text = t->text ? t->text : "",
-                .text_len = t->text_len,
-                .finish = out->finish,
-                .usage = {out->prompt_tokens, out->completion_tokens},
-                .timings =
-                    {
-                        .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
-                                        ? started_wall_ms - (double)t->kafka_ts_ms
-                                        : 0.0,
-                        .ttft_ms = ms_between_us(t->start_us, t->first_token_us),
-                        .gen_ms = gen_ms,
-                        .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
-                                            ? (double)out->completion_tokens * 1000.0 / gen_ms
-                                            : 0.0,
-                    },
-                .worker = w->cfg->worker_id,
-                .meta = t->job.meta,
-                .meta_len = t->job.meta_len,
-            };
-            reply_encode_done(&reply->payload, &d);
-            t->outgoing[0] = reply;
-        }
-        w->stats.jobs_ok++;
-        telemetry_observe(w->telemetry, METRICS_JOB_DURATION,
-                          (double)(end_us - t->received_us) / 1e6);
-        task_send_terminal(t);
-        return;
-    }
-    if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
-        w->n_running--;
-        w->stats.runs_retried++;
-        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
-                 out->message);
-        queue_push(w, t, true);
-        w->hold_until_ms = loop_now_ms() + RETRY_HOLD_MS;
-        schedule(w);
-        return;
-    }
-    if (out->backend_lost) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
-        task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
-        return;
-    }
-    task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
-}
-
-static void deadline_due(struct loop *loop, void *ctx)
-{
-    struct task *t = ctx;
-    (void)loop;
-    t->deadline_timer = NULL;
-    if (t->llama) {
-        llama_run_cancel(t->w->http, t->llama);
-        t->llama = NULL;
-    }
-    task_finish_error(t, LLMQ_EXPIRED,
-                      t->state == TASK_RUNNING ? "deadline passed while generating"
-                                               : "deadline passed while queued",
-                      false);
-}
-
-static void new_run_id(char out[17])
-{
-    uint8_t bytes[8];
-    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
-        /* No entropy: fall back on the clock, still unique per attempt. */
-        uint64_t now = (uint64_t)loop_wall_ms() ^ ((uint64_t)loop_now_ms() << 20);
-        memcpy(bytes, &now, sizeof(bytes));
-    }
-    for (size_t i = 0; i < sizeof(bytes); i++)
-        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
-}
-
-static void task_start(struct task *t)
-{
-    struct worker *w = t->w;
-    static const struct llama_run_events events = {run_text, run_done};
-    t->state = TASK_RUNNING;
-    w->n_running++;
-    t->attempts++;
-    new_run_id(t->run);
-    t->start_us = loop_now_us();
-    if (t->attempts == 1)
-        telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
-                          (double)(t->start_us - t->received_us) / 1e6);
-    t->first_token_us = 0;
-    t->seq = 0;
-    t->text_len = 0;
-    t->published_len = 0;
-    w->stats.runs_started++;
-    struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
-    t->llama = llama_run_start(w->http, &target, &t->job, &w->caps, &events, t);
-    if (!t->llama)
-        task_finish_error(t, LLMQ_INTERNAL, "cannot start the request to llama-server", false);
-}
-
 static void hold_over(struct loop *loop, void *ctx)
 {
     struct worker *w = ctx;
     (void)loop;
     w->hold_timer = NULL;
-    schedule(w);
+    worker_schedule(w);
 }
 
 /* Start what can start, then pause or resume consumption to match. */
-static void schedule(struct worker *w)
+void worker_schedule(struct worker *w)
 {
     int64_t now = loop_now_ms();
     if (w->backend_ready && now < w->hold_until_ms) {
@@ -797,113 +89,73 @@ static void schedule(struct worker *w)
         kafka_resume(w->kafka);
 }
 
-/* ---- Kafka events ---- */
-
-static void on_message(void *ctx, rd_kafka_message_t *msg)
+/* Count a new task in and link it (as queued; in the queue once admitted). */
+static void task_link(struct worker *w, struct task *t)
 {
-    struct worker *w = ctx;
-    const char *topic = rd_kafka_topic_name(msg->rkt);
-    struct task *t = calloc(1, sizeof(*t));
-    struct partition *p = partition_get(w, topic, msg->partition);
-    if (!t || !p || offsets_track(p->offsets, msg->offset) != 0) {
-        /* Not tracked means not committed: another run will see it again. */
-        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message", topic,
-                  msg->partition, msg->offset);
-        free(t);
-        rd_kafka_message_destroy(msg);
-        return;
-    }
     w->stats.jobs_received++;
-    t->w = w;
-    t->received_us = loop_now_us();
-    t->part = p;
-    t->source_topic = strdup(topic);
-    t->source_partition = msg->partition;
-    t->offset = msg->offset;
-    t->raw = malloc(msg->len ? msg->len : 1);
-    t->raw_len = msg->len;
-    if (t->raw && msg->len)
-        memcpy(t->raw, msg->payload, msg->len);
-    if (msg->key_len) {
-        t->raw_key = malloc(msg->key_len);
-        t->raw_key_len = msg->key_len;
-        if (t->raw_key)
-            memcpy(t->raw_key, msg->key, msg->key_len);
-    }
-    rd_kafka_timestamp_type_t ts_type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-    t->kafka_ts_ms = ts > 0 ? ts : 0;
     t->next = w->tasks;
     if (w->tasks)
         w->tasks->prev = t;
     w->tasks = t;
     w->n_tasks++;
     w->n_unfinished++;
-    t->state = TASK_QUEUED; /* not in the queue until admitted */
-
-    struct job_verdict why = {0};
-    enum llmq_code code = job_decode(msg->payload, msg->len, &t->job, &why);
-    if (code == LLMQ_OK)
-        code = job_admit(&t->job, &w->policy, loop_wall_ms(), &why);
-    rd_kafka_message_destroy(msg);
-    if (code != LLMQ_OK) {
-        task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
-        return;
-    }
-    int64_t now_wall = loop_wall_ms();
-    t->deadline_wall_ms = t->job.deadline_ms.set
-                              ? t->job.deadline_ms.value
-                              : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
-    t->deadline_timer = loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
-    queue_push(w, t, false);
-    schedule(w);
+    t->state = TASK_QUEUED;
 }
 
-static void on_assigned(void *ctx, const rd_kafka_topic_partition_list_t *parts)
+/* ---- Kafka events ---- */
+
+static void on_message(void *ctx, const struct kafka_message *msg)
 {
     struct worker *w = ctx;
-    for (int i = 0; i < parts->cnt; i++)
-        partition_get(w, parts->elems[i].topic, parts->elems[i].partition);
-    schedule(w);
+    struct task *t = task_new(w, msg);
+    if (!t || commits_track(w->commits, msg->topic, msg->partition, msg->offset, &t->ticket) != 0) {
+        /* Not tracked means not committed: another run will see it again. */
+        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message",
+                  msg->topic, msg->partition, msg->offset);
+        if (t)
+            task_unmade(t);
+        return;
+    }
+    task_link(w, t);
+    task_admit(t, msg);
 }
 
-static void on_revoking(void *ctx, const rd_kafka_topic_partition_list_t *parts,
-                        rd_kafka_topic_partition_list_t *commit)
+static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n)
+{
+    struct worker *w = ctx;
+    commits_assigned(w->commits, parts, n);
+    worker_schedule(w);
+}
+
+static bool task_in(const struct task *t, const struct kafka_partition *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t->source_partition == parts[i].partition &&
+            strcmp(t->source_topic, parts[i].topic) == 0)
+            return true;
+    return false;
+}
+
+static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
 {
     struct worker *w = ctx;
     /* Cancel what has not finished: the next owner runs it again. */
-    for (int i = 0; i < parts->cnt; i++) {
-        struct partition *p = partition_find(w, parts->elems[i].topic, parts->elems[i].partition);
-        if (!p)
-            continue;
-        struct task *next;
-        for (struct task *t = w->tasks; t; t = next) {
-            next = t->next;
-            if (t->part == p && t->state != TASK_FINISHING) {
-                log_info(w->log, "worker", "job %s: cancelled, partition %s[%" PRId32 "] revoked",
-                         t->job.id ? t->job.id : "?", p->topic, p->id);
-                task_free(t);
-            }
+    struct task *next;
+    for (struct task *t = w->tasks; t; t = next) {
+        next = t->next;
+        if (t->state != TASK_FINISHING && task_in(t, parts, n)) {
+            log_info(w->log, "worker", "job %s: cancelled, partition %s[%" PRId32 "] revoked",
+                     t->job.id ? t->job.id : "?", t->source_topic, t->source_partition);
+            task_free(t);
         }
     }
     /* Replies already sent may still be acknowledged in time to commit. */
     kafka_flush(w->kafka, REVOKE_FLUSH_MS);
-    for (int i = 0; i < commit->cnt; i++) {
-        struct partition *p = partition_find(w, commit->elems[i].topic, commit->elems[i].partition);
-        if (!p)
-            continue;
-        /* The whole done prefix, even if sent before: that asynchronous
-         * commit may have failed in this very rebalance. */
-        int64_t at = offsets_commit_point(p->offsets);
-        if (at < 0)
-            at = p->committed;
-        commit->elems[i].offset = at >= 0 ? at : RD_KAFKA_OFFSET_INVALID;
-        partition_remove(w, p);
-    }
-    schedule(w);
+    commits_revoke(w->commits, parts, n);
+    worker_schedule(w);
 }
 
-/* ---- llama-server ---- */
+/* ---- llama-server and the topics ---- */
 
 /* The topics the worker reads and writes must exist before it takes a job:
  * a reply with nowhere to go would hold its partition's commits forever.
@@ -972,7 +224,7 @@ static void backend_ready(void *ctx)
         }
         w->subscribed = true;
     }
-    schedule(w);
+    worker_schedule(w);
 }
 
 static void backend_down(void *ctx, const char *reason)
@@ -981,17 +233,13 @@ static void backend_down(void *ctx, const char *reason)
     w->backend_ready = false;
     log_warn(w->log, "worker", "llama-server down: %s", reason);
     /* Runs in flight are lost with it: rerun them once it is back. */
-    struct llama_outcome lost = {.code = LLMQ_BACKEND_FAILED, .backend_lost = true};
-    snprintf(lost.message, sizeof(lost.message), "%s", reason);
     struct task *next;
     for (struct task *t = w->tasks; t; t = next) {
         next = t->next;
-        if (t->state == TASK_RUNNING && t->llama) {
-            llama_run_cancel(w->http, t->llama);
-            run_done(t, &lost);
-        }
+        if (t->state == TASK_RUNNING && t->llama)
+            task_run_lost(t, reason);
     }
-    schedule(w);
+    worker_schedule(w);
 }
 
 /* ---- drain ---- */
@@ -1005,17 +253,13 @@ static void drain_finish(struct worker *w)
         loop_timer_cancel(w->loop, w->drain_timer);
         w->drain_timer = NULL;
     }
-    if (w->commit_timer) {
-        loop_timer_cancel(w->loop, w->commit_timer);
-        w->commit_timer = NULL;
-    }
-    if (w->subscribed)
-        commit_now(w, true);
+    delivery_stop(w->delivery);
+    commits_flush(w->commits);
     log_info(w->log, "worker", "drained; stopping");
     loop_stop(w->loop);
 }
 
-static void drain_check(struct worker *w)
+void worker_drain_check(struct worker *w)
 {
     if (w->draining && w->n_tasks == 0)
         drain_finish(w);
@@ -1045,7 +289,7 @@ void worker_drain(struct worker *w)
     w->draining = true;
     log_info(w->log, "worker", "draining: %u job(s) in flight, up to %d s", w->n_tasks,
              w->cfg->limits.drain_timeout_s);
-    schedule(w);
+    worker_schedule(w);
     if (w->n_tasks == 0) {
         drain_finish(w);
         return;
@@ -1059,6 +303,7 @@ void worker_drain(struct worker *w)
 static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
 {
     struct worker *w = ctx;
+    w->stats.deliveries_failed = delivery_failures(w->delivery);
     out->stats = &w->stats;
     out->jobs_in_flight = w->n_unfinished;
     out->slots_busy = w->n_running;
@@ -1084,7 +329,7 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
 
 static void admission_changed(void *ctx)
 {
-    schedule(ctx);
+    worker_schedule(ctx);
 }
 
 static void kafka_stats(void *ctx, const char *json, size_t len)
@@ -1125,6 +370,12 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->kafka = kafka_new(loop, cfg, log, &kafka_events, w, err, err_len);
     if (!w->kafka)
         goto fail;
+    w->delivery = delivery_new(loop, w->kafka, cfg, log);
+    w->commits = commits_new(loop, w->kafka, log);
+    if (!w->delivery || !w->commits) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     w->sup = supervisor_new(loop, w->http, cfg, log, &sup_events, w);
     if (!w->sup) {
         snprintf(err, err_len, "cannot create the llama-server supervisor");
@@ -1150,26 +401,24 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     w->stopped = true;
+    if (w->delivery)
+        delivery_stop(w->delivery);
     /* Close Kafka while the tasks live: revocation and the last delivery
      * reports still refer to them. */
     if (w->kafka)
         kafka_close(w->kafka, 5000);
     while (w->tasks) {
         /* task_free unlinks the head, so no freed task is seen again. */
-        struct task *t = w->tasks;
-        t->part = NULL; // NOLINT(clang-analyzer-unix.Malloc)
-        task_free(t);
+        task_free(w->tasks); // NOLINT(clang-analyzer-unix.Malloc)
     }
-    while (w->partitions)
-        partition_remove(w, w->partitions);
+    delivery_free(w->delivery);
+    commits_free(w->commits);
     if (w->sup) {
         supervisor_stop(w->sup, 5000);
         supervisor_free(w->sup);
     }
     if (w->hold_timer)
         loop_timer_cancel(w->loop, w->hold_timer);
-    if (w->commit_timer)
-        loop_timer_cancel(w->loop, w->commit_timer);
     if (w->drain_timer)
         loop_timer_cancel(w->loop, w->drain_timer);
     if (w->topic_check_timer)
@@ -1177,19 +426,4 @@ void worker_free(struct worker *w)
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);
-}
-
-bool worker_ready(const struct worker *w)
-{
-    return w->backend_ready && w->subscribed && kafka_joined(w->kafka);
-}
-
-const struct worker_stats *worker_stats(const struct worker *w)
-{
-    return &w->stats;
-}
-
-unsigned worker_running(const struct worker *w)
-{
-    return w->n_running;
 }

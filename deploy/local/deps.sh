@@ -12,7 +12,7 @@ APT_PACKAGES=(
   librdkafka-dev libcurl4-openssl-dev libmsgpack-dev librocm-smi-dev libconfig-dev
   libjansson-dev libmicrohttpd-dev libcmocka-dev
   clang clang-format clang-tidy
-  openjdk-17-jre-headless maven
+  openjdk-17-jdk-headless maven
   python3 python3-venv python3-pip nodejs npm
 )
 
@@ -26,7 +26,7 @@ install_apt() {
   local keep=()
   for p in "${missing[@]}"; do
     case "$p" in
-      openjdk-17-jre-headless) command -v java >/dev/null && continue ;;
+      openjdk-17-jdk-headless) command -v javac >/dev/null && continue ;; # schemas/java builds
       maven) command -v mvn >/dev/null && continue ;;
       python3|python3-venv|python3-pip) python3 -m venv --help >/dev/null 2>&1 && continue ;;
       nodejs|npm) command -v npm >/dev/null && continue ;;
@@ -39,6 +39,29 @@ install_apt() {
     apt_install "${keep[@]}"
   fi
   install_clang_runtime
+  install_go
+}
+
+# The Go producer library (schemas/go) needs Go >= 1.21, whose toolchain
+# switch then fetches the exact release its go.mod names through the Go module
+# proxy (golang.org/toolchain), into the module cache. Bookworm itself has Go
+# 1.19; bookworm-backports (Debian's own archive) has 1.23, so that suite is
+# added; apt takes nothing from backports unless asked (-t), so only Go comes from it.
+install_go() {
+  local v
+  v=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  if [ -n "$v" ] && [ "$v" -ge 21 ]; then log "go: $(go env GOVERSION) present"; return; fi
+  . /etc/os-release
+  [ "${VERSION_CODENAME:-}" = bookworm ] ||
+    die "Go >= 1.21 is needed for schemas/go: install it (golang-go on Debian 13 / Ubuntu 24.04)"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  local list=/etc/apt/sources.list.d/llmq-bookworm-backports.list
+  if [ ! -f "$list" ]; then
+    log "adding bookworm-backports for Go"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
+  fi
+  log "installing Go from bookworm-backports"
+  apt_install -t bookworm-backports golang-go
 }
 
 # apt_install PKG...: apt-get install as root (sudo otherwise), lists refreshed first.

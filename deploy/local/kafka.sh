@@ -8,8 +8,17 @@
 #   kafka.sh wait                        wait (bounded) until the broker answers metadata
 #   kafka.sh create-topic NAME PARTITIONS  idempotent: an existing topic with that count is success
 #   kafka.sh topics                      list the topics
+#   kafka.sh sasl-info                   print the secured listener's address, CA file and client
+#                                        properties file (librdkafka names) as NAME=VALUE lines
 # Jars live in $LLMQ_CACHE/kafka-$KAFKA_VERSION/libs; data, config, pid and log in $LLMQ_STATE/kafka.
 # LLMQ_KAFKA_WAIT_S bounds the start/wait time (default 60).
+# LLMQ_KAFKA_SASL=1: start adds a SASL_SSL listener (SCRAM-SHA-512 over TLS) on
+# 127.0.0.1:$LLMQ_KAFKA_SASL_PORT (default 19094) and the StandardAuthorizer. The plain
+# listener behaves as before: its principal (ANONYMOUS) is a super user, and a topic or
+# group without ACLs is open to every user, so only ACLs a test adds restrict a SASL user.
+# A CA and a broker certificate (IP 127.0.0.1, DNS localhost) are made with openssl into
+# $LLMQ_STATE/kafka/tls; the SCRAM user "llmq" gets a random password, kept (mode 0600)
+# in the client properties file that sasl-info names.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -31,6 +40,15 @@ BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
 WAIT_S=${LLMQ_KAFKA_WAIT_S:-60}
 STOP_WAIT_S=30
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+SASL=${LLMQ_KAFKA_SASL:-0}
+SASL_BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_SASL_PORT"
+TLS="$STATE/tls"
+CA="$TLS/ca.pem"
+KEYSTORE="$TLS/broker.p12"
+KEYSTORE_PASS="$TLS/broker.p12.password"
+SASL_USER=llmq
+CLIENT_PROPS="$STATE/client-sasl.properties"
+SCRAM_STAMP="$STATE/scram.stamp"
 
 mkdir -p "$STATE"
 
@@ -69,17 +87,122 @@ fetch() {
   log "kafka fetch: $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS ($(took "$t0"))"
 }
 
+# A random secret, URL-safe base64 (nothing to quote in a properties or libconfig file).
+random_secret() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
+
+# The listener lines: plain and controller, and with SASL=1 the secured listener with its
+# TLS keystore and SCRAM, and the authorizer (see the header).
+listener_config() {
+  local plain="PLAINTEXT://127.0.0.1:$LLMQ_KAFKA_PORT" ctl="CONTROLLER://127.0.0.1:$LLMQ_KAFKA_CONTROLLER_PORT"
+  if [ "$SASL" != 1 ]; then
+    printf '%s\n' "listeners=$plain,$ctl" "advertised.listeners=$plain" \
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    return 0
+  fi
+  printf '%s\n' "listeners=$plain,$ctl,SASL_SSL://$SASL_BOOTSTRAP" \
+    "advertised.listeners=$plain,SASL_SSL://$SASL_BOOTSTRAP" \
+    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL" \
+    "sasl.enabled.mechanisms=SCRAM-SHA-512" \
+    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;" \
+    "listener.name.sasl_ssl.ssl.keystore.type=PKCS12" \
+    "listener.name.sasl_ssl.ssl.keystore.location=$KEYSTORE" \
+    "listener.name.sasl_ssl.ssl.keystore.password=$(cat "$KEYSTORE_PASS")" \
+    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
+    "super.users=User:ANONYMOUS" \
+    "allow.everyone.if.no.acl.found=true"
+}
+
+# The CA and the broker's certificate (EC P-256: quick to make), made again when missing
+# or within a day of expiry. The keystore password is random, kept beside it (0600).
+make_tls() {
+  local t0
+  [ -s "$KEYSTORE" ] && [ -s "$KEYSTORE_PASS" ] &&
+    openssl x509 -checkend 86400 -noout -in "$CA" >/dev/null 2>&1 &&
+    openssl x509 -checkend 86400 -noout -in "$TLS/broker.pem" >/dev/null 2>&1 && return 0
+  command -v openssl >/dev/null || die "openssl is needed for the SASL_SSL listener (apt-get install openssl)"
+  t0=$(now_ms)
+  rm -rf "$TLS.tmp" && mkdir -p "$TLS.tmp" && chmod 700 "$TLS.tmp"
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth" >"$TLS.tmp/san.ext"
+  (umask 077 && random_secret >"$TLS.tmp/broker.p12.password")
+  if ! (
+    cd "$TLS.tmp" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=llmq local test CA" -keyout ca.key -out ca.pem &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr &&
+      openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
+        -extfile san.ext -out broker.pem &&
+      openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+        -passout file:broker.p12.password -out broker.p12
+  ) >"$STATE/tls.log" 2>&1; then
+    cat "$STATE/tls.log" >&2
+    die "could not make the TLS certificates (log: $STATE/tls.log)"
+  fi
+  rm -rf "$TLS" && mv "$TLS.tmp" "$TLS"
+  log "kafka: made a CA and the broker certificate in $TLS ($(took "$t0"))"
+}
+
+# The client properties (librdkafka names) of user llmq; its password is drawn once.
+write_client_props() {
+  local password
+  password=$(sed -n 's/^sasl\.password=//p' "$CLIENT_PROPS" 2>/dev/null || true)
+  [ -n "$password" ] || password=$(random_secret)
+  (umask 077 && printf '%s\n' \
+    "# Written by deploy/local/kafka.sh: a client of the SASL_SSL listener (librdkafka names)." \
+    "bootstrap.servers=$SASL_BOOTSTRAP" "security.protocol=SASL_SSL" \
+    "sasl.mechanisms=SCRAM-SHA-512" "sasl.username=$SASL_USER" "sasl.password=$password" \
+    "ssl.ca.location=$CA" >"$CLIENT_PROPS.tmp")
+  mv -f "$CLIENT_PROPS.tmp" "$CLIENT_PROPS"
+}
+
+# Give user llmq its SCRAM credential through the plain listener, once per formatted log
+# dir and password (the stamp); the password goes through a file, never a command line.
+ensure_scram_user() {
+  local t0 stamp cfg="$STATE/scram.add.properties"
+  stamp="$(cat "$CLUSTER_ID_FILE") $(sha256sum <"$CLIENT_PROPS" | cut -d' ' -f1)"
+  [ -f "$SCRAM_STAMP" ] && [ "$(cat "$SCRAM_STAMP")" = "$stamp" ] && return 0
+  t0=$(now_ms)
+  (umask 077 && printf 'SCRAM-SHA-512=iterations=4096,password=%s\n' \
+    "$(sed -n 's/^sasl\.password=//p' "$CLIENT_PROPS")" >"$cfg")
+  if ! kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" \
+    --command-config "$TOOLS_PROPS" --alter --entity-type users --entity-name "$SASL_USER" \
+    --add-config-file "$cfg" >"$STATE/scram.log" 2>&1; then
+    rm -f "$cfg"
+    cat "$STATE/scram.log" >&2
+    die "could not set the SCRAM credential of user $SASL_USER (log: $STATE/scram.log)"
+  fi
+  rm -f "$cfg"
+  echo "$stamp" >"$SCRAM_STAMP"
+  log "kafka: SCRAM-SHA-512 credential of user $SASL_USER set ($(took "$t0"))"
+}
+
+# With SASL=1: the running broker has the secured listener and its SCRAM user. A broker
+# started without it is left alone (others may use it), with a line saying how to add it.
+sasl_ready() {
+  [ "$SASL" = 1 ] || return 0
+  if ! grep -q '^listeners=.*SASL_SSL://' "$PROPS" || ! port_open "$LLMQ_KAFKA_SASL_PORT"; then
+    log "kafka: the running broker has no SASL_SSL listener on $SASL_BOOTSTRAP; to add it:" \
+      "kafka.sh stop && LLMQ_KAFKA_SASL=1 kafka.sh start"
+    return 0
+  fi
+  ensure_scram_user
+  log "kafka: SASL_SSL listener on $SASL_BOOTSTRAP (CA $CA, client properties $CLIENT_PROPS)"
+}
+
+sasl_info() {
+  printf '%s\n' "sasl_bootstrap=$SASL_BOOTSTRAP" "ca=$CA" "client_properties=$CLIENT_PROPS"
+}
+
 write_config() {
+  (umask 077 && : >"$PROPS") && chmod 600 "$PROPS" # the keystore password
   cat >"$PROPS" <<EOF
 # Written by deploy/local/kafka.sh on every start; edits here are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$LLMQ_KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$LLMQ_KAFKA_PORT,CONTROLLER://127.0.0.1:$LLMQ_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$LLMQ_KAFKA_PORT
+$(listener_config)
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$DATA
 auto.create.topics.enable=false
 num.partitions=1
@@ -188,6 +311,7 @@ format_storage() {
   local t0 cid
   [ -f "$DATA/meta.properties" ] && return 0
   t0=$(now_ms)
+  rm -f "$SCRAM_STAMP" # a new log dir has no SCRAM users yet
   if [ ! -s "$CLUSTER_ID_FILE" ]; then
     # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding; one that starts
     # with '-' would read as an option, so draw again.
@@ -218,6 +342,7 @@ start() {
   if [ -n "$pid" ]; then
     log "kafka: broker already running (pid $pid)"
     wait_ready
+    sasl_ready
     return 0
   fi
   if [ -f "$PIDFILE" ]; then
@@ -225,10 +350,16 @@ start() {
     rm -f "$PIDFILE"
   fi
   local port
-  for port in "$LLMQ_KAFKA_PORT" "$LLMQ_KAFKA_CONTROLLER_PORT"; do
-    port_open "$port" && die "port 127.0.0.1:$port is in use by another process (set LLMQ_KAFKA_PORT / LLMQ_KAFKA_CONTROLLER_PORT)"
+  local ports=("$LLMQ_KAFKA_PORT" "$LLMQ_KAFKA_CONTROLLER_PORT")
+  [ "$SASL" = 1 ] && ports+=("$LLMQ_KAFKA_SASL_PORT")
+  for port in "${ports[@]}"; do
+    port_open "$port" && die "port 127.0.0.1:$port is in use by another process (set LLMQ_KAFKA_PORT / LLMQ_KAFKA_CONTROLLER_PORT / LLMQ_KAFKA_SASL_PORT)"
   done
   need_java
+  if [ "$SASL" = 1 ]; then
+    make_tls
+    write_client_props
+  fi
   write_config
   format_storage
   [ -f "$LOGFILE" ] && mv -f "$LOGFILE" "$LOGFILE.1"
@@ -246,6 +377,7 @@ start() {
   done
   log "kafka: started broker pid $(cat "$PIDFILE" 2>/dev/null || echo '?') (log: $LOGFILE)"
   wait_ready
+  sasl_ready
   log "kafka start: done ($(took "$t0"))"
 }
 
@@ -306,5 +438,6 @@ case "${1:-}" in
   wait) wait_ready ;;
   create-topic) shift; create_topic "$@" ;;
   topics) topic_cmd --list ;;
-  *) die "usage: $0 {fetch|start|stop|status|wait|create-topic NAME PARTITIONS|topics}" ;;
+  sasl-info) sasl_info ;;
+  *) die "usage: $0 {fetch|start|stop|status|wait|create-topic NAME PARTITIONS|topics|sasl-info}" ;;
 esac

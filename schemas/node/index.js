@@ -1,7 +1,7 @@
-// llmq-client — encode llmq jobs and decode llmq replies in Node.js (wire
-// contract v1, schemas/spec.md). Sending and receiving is left to your Kafka
-// client: produce encodeJob(job) to the jobs topic with the job id as the key,
-// and read replies from the reply topic with decodeReply(message.value).
+// llmq-client — submit jobs to llmq workers over Kafka from Node.js (wire
+// contract v1, schemas/spec.md): Client (submit, submitMany/collect, stream,
+// cancel), and the codec underneath it (encodeJob, decodeReply, ...) for
+// those who bring their own Kafka client.
 export {
   ID_MAX_BYTES,
   InvalidJob,
@@ -13,9 +13,23 @@ export {
   STOP_MAX,
   TOPIC_MAX,
   VERSION,
+  decodeCancel,
   decodeJob,
   decodeReply,
+  encodeCancel,
   encodeJob,
   validateJob,
 } from "./lib/codec.js";
+export { Client } from "./lib/client.js";
+export {
+  ClientClosed,
+  DeliveryFailed,
+  JobCancelled,
+  JobExpired,
+  JobFailed,
+  JobRejected,
+  WorkerFailure,
+  jobFailed,
+} from "./lib/errors.js";
+export { Stream, StreamRestarted } from "./lib/stream.js";
 export { ExtData } from "@msgpack/msgpack";

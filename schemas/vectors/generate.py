@@ -34,7 +34,7 @@ POLICY = {
 }
 NOW = POLICY["now_ms"]
 
-# Which codes a producer may retry (worker/codes.c).
+# Which codes a producer may retry (worker/wire/codes.c).
 RETRYABLE = {"model_mismatch", "backend_error", "backend_failed", "internal"}
 
 # The parts of v1 added after its first release; additions[] name the ones they need.

@@ -306,7 +306,8 @@ class PrivateBroker:
         self.pidfile = pathlib.Path(state_dir) / "kafka/kafka.pid"
         self.port = free_port()
         self.env = dict(os.environ, LLMQ_STATE=str(state_dir), LLMQ_KAFKA_PORT=str(self.port),
-                        LLMQ_KAFKA_CONTROLLER_PORT=str(free_port()), LLMQ_KAFKA_WAIT_S="150")
+                        LLMQ_KAFKA_CONTROLLER_PORT=str(free_port()), LLMQ_KAFKA_WAIT_S="150",
+                        LLMQ_KAFKA_SASL="0")  # the plain listener is all it needs
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     def run(self, command):

@@ -84,23 +84,11 @@ static void test_refusals(void **state)
     }
 }
 
-static void test_random_tag(void **state)
-{
-    (void)state;
-    char a[17], b[17];
-    assert_int_equal(cli_job_random_tag(a), 0);
-    assert_int_equal(cli_job_random_tag(b), 0);
-    assert_int_equal(strlen(a), 16);
-    assert_int_equal(strspn(a, "0123456789abcdef"), 16);
-    assert_string_not_equal(a, b);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_completes_and_encodes),
         cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_random_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "gpu.h"
 #include "heartbeat.h"
 
 static void *read_vector(const char *name, size_t *len)

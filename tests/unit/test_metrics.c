@@ -270,12 +270,11 @@ static const char kafka_stats[] =
 static void test_consumer_lag_parser(void **state)
 {
     (void)state;
-    struct metrics_partition_lag *lags;
+    struct kafka_partition_lag *lags;
     size_t n;
     char err[256] = "";
     assert_int_equal(
-        metrics_parse_consumer_lag(kafka_stats, strlen(kafka_stats), &lags, &n, err, sizeof(err)),
-        0);
+        kafka_stats_consumer_lag(kafka_stats, strlen(kafka_stats), &lags, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 4);
     const struct {
         const char *topic;
@@ -287,20 +286,30 @@ static void test_consumer_lag_parser(void **state)
         assert_int_equal(lags[i].partition, want[i].partition);
         assert_int_equal(lags[i].lag, want[i].lag);
     }
-    metrics_lags_free(lags, n);
+    kafka_stats_lags_free(lags, n);
 
     const char no_topics[] = "{\"name\":\"rdkafka#consumer-1\",\"topics\":{}}";
     assert_int_equal(
-        metrics_parse_consumer_lag(no_topics, strlen(no_topics), &lags, &n, err, sizeof(err)), 0);
+        kafka_stats_consumer_lag(no_topics, strlen(no_topics), &lags, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 0);
-    metrics_lags_free(lags, n);
+    kafka_stats_lags_free(lags, n);
 
-    assert_int_equal(metrics_parse_consumer_lag("{\"topics\":", 10, &lags, &n, err, sizeof(err)),
-                     -1);
+    assert_int_equal(kafka_stats_consumer_lag("{\"topics\":", 10, &lags, &n, err, sizeof(err)), -1);
     assert_true(strncmp(err, "kafka statistics: line 1 column ", 32) == 0);
-    assert_int_equal(metrics_parse_consumer_lag("{\"topics\":[]}", 13, &lags, &n, err, sizeof(err)),
+    assert_int_equal(kafka_stats_consumer_lag("{\"topics\":[]}", 13, &lags, &n, err, sizeof(err)),
                      -1);
     assert_string_equal(err, "kafka statistics: \"topics\" is not an object");
+}
+
+/* What telemetry does with a statistics JSON: parse it, then replace the lags. */
+static int set_kafka_stats(struct metrics *m, const char *json, char *err, size_t err_len)
+{
+    struct kafka_partition_lag *lags;
+    size_t n;
+    if (kafka_stats_consumer_lag(json, strlen(json), &lags, &n, err, err_len) != 0)
+        return -1;
+    metrics_set_consumer_lag(m, lags, n);
+    return 0;
 }
 
 static void test_consumer_lag_series(void **state)
@@ -313,9 +322,8 @@ static void test_consumer_lag_series(void **state)
     free(page);
 
     char err[256] = "";
-    assert_int_equal(metrics_set_kafka_stats(m, kafka_stats, strlen(kafka_stats), err, sizeof(err)),
-                     0);
-    assert_int_equal(metrics_set_kafka_stats(m, "nonsense", 8, err, sizeof(err)), -1);
+    assert_int_equal(set_kafka_stats(m, kafka_stats, err, sizeof(err)), 0);
+    assert_int_equal(set_kafka_stats(m, "nonsense", err, sizeof(err)), -1);
     w.sample.producer_queue_messages = 17;
     page = render(m); /* the failed update kept the previous lags */
     assert_family(page, "llmq_kafka_consumer_lag",

@@ -60,8 +60,11 @@ export const KNOWN_CODES = Object.freeze(
     "reply_to_denied",
     "expired",
     "context_exceeded",
+    "cancelled",
   ]),
 );
+/** The known codes whose errors may carry partial_text. */
+const PARTIAL_TEXT_CODES = new Set(["expired", "cancelled"]);
 
 /** A job a v1 worker would reject while decoding it: `code` is the worker's
  * error code, `field` the field at fault (null when the message is no job map). */
@@ -454,18 +457,24 @@ const READERS = {
         `error.retryable: must be ${RETRYABLE_CODES.has(code)} for code ${code}`,
       );
     }
-    return withMeta(
-      {
-        type: "error",
-        id: r.text("id", 0, ID_MAX_BYTES),
-        run: r.text("run"),
-        code,
-        message: r.text("message"),
-        retryable,
-        worker: r.text("worker"),
-      },
-      r.meta(),
-    );
+    const reply = {
+      type: "error",
+      id: r.text("id", 0, ID_MAX_BYTES),
+      run: r.text("run"),
+      code,
+      message: r.text("message"),
+      retryable,
+      worker: r.text("worker"),
+    };
+    if (r.values.has("partial_text")) {
+      reply.partial_text = r.text("partial_text");
+      if (reply.run === "" || (KNOWN_CODES.has(code) && !PARTIAL_TEXT_CODES.has(code))) {
+        throw new InvalidReply(
+          "error.partial_text: only for a job that was generating, and of the known codes only expired and cancelled",
+        );
+      }
+    }
+    return withMeta(reply, r.meta());
   },
   heartbeat: (r) => {
     const g = r.sub("gpu");
@@ -499,11 +508,9 @@ const READERS = {
   },
 };
 
-/** Decode a chunk, done, error or heartbeat into a plain object with its
- * `type` and known fields (unknown fields are ignored); InvalidReply when
- * the bytes are not such a v1 message. Timings and GPU readings are numbers
- * whether the writer sent an int or a float. */
-export function decodeReply(data) {
+/** The map node of a v1 message (v = 1) the workers write or read beside
+ * jobs; InvalidReply (naming `what`) otherwise. */
+function readV1Map(data, what) {
   let root;
   try {
     root = readMessage(data);
@@ -511,12 +518,21 @@ export function decodeReply(data) {
     if (!(e instanceof WireError)) throw e;
     throw new InvalidReply(`not one complete msgpack value (${e.message})`);
   }
-  if (root.t !== "map") throw new InvalidReply("a reply must be a msgpack map");
-  const { values } = index(root);
-  const v = values.get("v");
+  if (root.t !== "map") throw new InvalidReply(`a ${what} must be a msgpack map`);
+  const v = index(root).values.get("v");
   if (v === undefined) throw new InvalidReply("v: missing");
   if (!isInt(v) || v.v !== BigInt(VERSION))
     throw new InvalidReply(`v: must be the integer ${VERSION}`);
+  return root;
+}
+
+/** Decode a chunk, done, error or heartbeat into a plain object with its
+ * `type` and known fields (unknown fields are ignored); InvalidReply when
+ * the bytes are not such a v1 message. Timings and GPU readings are numbers
+ * whether the writer sent an int or a float. */
+export function decodeReply(data) {
+  const root = readV1Map(data, "reply");
+  const { values } = index(root);
   const type = values.get("type");
   const read = type?.t === "str" && Object.hasOwn(READERS, type.v) ? READERS[type.v] : null;
   if (!read)
@@ -525,3 +541,45 @@ export function decodeReply(data) {
 }
 
 export { NESTING_MAX };
+
+// ---- cancel (control topic) ------------------------------------------------------------
+
+const CANCEL_FIELDS = new Set(["v", "type", "id", "run", "reason"]);
+
+/** The msgpack bytes of a cancel message for job `id`: v, type, id, then run
+ * and reason when given, then the other properties of `extra`. InvalidJob
+ * (code and field) for a cancel a worker would ignore. */
+export function encodeCancel({ id, run, reason, ...extra }) {
+  const problem = textProblem(fromValue(id), true);
+  if (problem) reject("invalid_id", "id", problem);
+  if (byteLength(id) > ID_MAX_BYTES) reject("invalid_id", "id", `must be at most ${ID_MAX_BYTES} bytes`);
+  const message = { v: VERSION, type: "cancel", id };
+  for (const [name, value, nonEmpty] of [
+    ["run", run, true],
+    ["reason", reason, false],
+  ]) {
+    if (value === undefined) continue;
+    const p = textProblem(fromValue(value), nonEmpty);
+    if (p) reject("invalid_field", name, p);
+    message[name] = value;
+  }
+  for (const [k, v] of Object.entries(extra)) {
+    if (!CANCEL_FIELDS.has(k) && v !== undefined) message[k] = v;
+  }
+  return encode(message);
+}
+
+/** Read a cancel message as a worker does: {id, run?, reason?, ...unknown},
+ * or an InvalidReply saying why a worker would ignore it. */
+export function decodeCancel(data) {
+  const root = readV1Map(data, "cancel");
+  const r = new Reader(root, "cancel");
+  if (r.values.get("type")?.v !== "cancel")
+    throw new InvalidReply("type: not a v1 control message type");
+  const out = { id: r.text("id", 1, ID_MAX_BYTES) };
+  if (r.values.has("run")) out.run = r.text("run", 1);
+  if (r.values.has("reason")) out.reason = r.text("reason");
+  const all = toValue(root);
+  for (const [k, val] of Object.entries(all)) if (!CANCEL_FIELDS.has(k)) out[k] = val;
+  return out;
+}

@@ -37,6 +37,9 @@ log = logging.getLogger("llmq")
 
 JobSpec = Union[Job, Dict[str, Any]]
 
+# librdkafka errors that no retry cures: a refused login or TLS handshake.
+_CONNECT_REFUSALS = ("_AUTHENTICATION", "_SSL")
+
 
 class JobFuture(concurrent.futures.Future):
     """The outcome of one submitted job: result() returns its Done reply or
@@ -238,6 +241,8 @@ class Client:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._closed = False
+        self._refusal: Optional[str] = None  # why the broker refused us, if it did
+        kafka_config["error_cb"] = self._error_cb(kafka_config.get("error_cb"))
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -493,12 +498,34 @@ class Client:
         except LlmqError as e:
             log.warning("job %s: no cancel sent: %s", job_id, e)
 
+    def _error_cb(self, user_cb):
+        """librdkafka's error callback: remember a refused login or TLS handshake,
+        then call the caller's own error_cb, if any."""
+        def on_error(err):
+            if err.name() in _CONNECT_REFUSALS and self._refusal is None:
+                self._refusal = err.str()
+            if user_cb is not None:
+                user_cb(err)
+        return on_error
+
+    def _reply_topic_metadata(self, timeout: float = 10.0):
+        """The reply topic's metadata; a refused login or TLS handshake ends the
+        wait at once with librdkafka's reason, not a transport failure later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._consumer.list_topics(self.reply_topic, timeout=1)
+            except KafkaException as e:
+                self._consumer.poll(0)  # serves the error callback
+                if self._refusal is not None:
+                    raise LlmqError(f"reply topic {self.reply_topic}: the broker refused the "
+                                    f"connection: {self._refusal}") from None
+                if time.monotonic() >= deadline:
+                    raise LlmqError(f"reply topic {self.reply_topic}: {e}") from None
+
     def _reply_partitions(self) -> List[TopicPartition]:
         """All partitions of the reply topic, each at its current end."""
-        try:
-            md = self._consumer.list_topics(self.reply_topic, timeout=10)
-        except KafkaException as e:
-            raise LlmqError(f"reply topic {self.reply_topic}: {e}") from None
+        md = self._reply_topic_metadata()
         topic = md.topics.get(self.reply_topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise LlmqError(f"reply topic {self.reply_topic}: "

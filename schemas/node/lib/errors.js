@@ -1,0 +1,72 @@
+// errors.js — the errors of the llmq client (the codec's InvalidJob and
+// InvalidReply live in codec.js):
+//
+//   JobFailed        the worker answered an `error` reply (code, message,
+//   │                retryable, run, worker, reply)
+//   ├── JobRejected  the job was refused as submitted (it never ran)
+//   ├── JobExpired   deadline_ms passed before the job finished
+//   ├── WorkerFailure  llama-server or the worker failed (retryable)
+//   └── JobCancelled the job was cancelled through the control topic
+//   DeliveryFailed   the broker did not acknowledge a job
+//   ClientClosed     the client closed before the job ended
+//
+// A JobFailed whose code this library does not know is a plain JobFailed;
+// its `retryable` (set by the worker) says whether submitting again may help.
+
+export class JobFailed extends Error {
+  constructor(reply) {
+    super(`job ${reply.id}: ${reply.code}: ${reply.message}`);
+    this.name = new.target.name;
+    this.reply = reply;
+    this.jobId = reply.id;
+    this.code = reply.code;
+    this.retryable = reply.retryable;
+    this.run = reply.run;
+    this.worker = reply.worker;
+  }
+}
+
+export class JobRejected extends JobFailed {}
+export class JobExpired extends JobFailed {}
+export class WorkerFailure extends JobFailed {}
+export class JobCancelled extends JobFailed {}
+
+export class DeliveryFailed extends Error {
+  constructor(jobId, reason) {
+    super(`job ${jobId}: not delivered to Kafka: ${reason}`);
+    this.name = "DeliveryFailed";
+    this.jobId = jobId;
+    this.reason = reason;
+  }
+}
+
+export class ClientClosed extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ClientClosed";
+  }
+}
+
+const REJECTED = [
+  "malformed",
+  "unsupported_version",
+  "invalid_id",
+  "invalid_field",
+  "invalid_input",
+  "prompt_too_large",
+  "reply_to_denied",
+  "model_mismatch",
+  "context_exceeded",
+];
+const BY_CODE = new Map([
+  ...REJECTED.map((code) => [code, JobRejected]),
+  ["expired", JobExpired],
+  ...["backend_error", "backend_failed", "internal"].map((code) => [code, WorkerFailure]),
+  ["cancelled", JobCancelled],
+]);
+
+/** The JobFailed subclass for an error reply (JobFailed itself for unknown codes). */
+export function jobFailed(reply) {
+  const Class = BY_CODE.get(reply.code) ?? JobFailed;
+  return new Class(reply);
+}

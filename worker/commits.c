@@ -1,0 +1,197 @@
+/* commits.c — a list of the assigned partitions, each with its offset
+ * tracker and the done prefix last handed to Kafka, and the timer of the
+ * next commit. */
+#include "commits.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+#include "offsets.h"
+
+/* How soon done offsets are committed after a job is done. */
+#define COMMIT_DELAY_MS 200
+
+struct partition {
+    struct partition *next;
+    uint64_t id; /* this assignment's, for tickets */
+    char *topic;
+    int32_t partition;
+    struct offsets *offsets;
+    int64_t committed; /* the done prefix last handed to Kafka to commit; -1: none */
+};
+
+struct commits {
+    struct loop *loop;
+    struct kafka *kafka;
+    const struct logger *log;
+    struct partition *partitions;
+    size_t n_partitions;
+    uint64_t last_id;
+    struct loop_timer *timer;
+};
+
+struct commits *commits_new(struct loop *loop, struct kafka *kafka, const struct logger *log)
+{
+    struct commits *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = (struct commits){.loop = loop, .kafka = kafka, .log = log};
+    return c;
+}
+
+static void partition_free(struct partition *p)
+{
+    offsets_free(p->offsets);
+    free(p->topic);
+    free(p);
+}
+
+void commits_free(struct commits *c)
+{
+    if (!c)
+        return;
+    if (c->timer)
+        loop_timer_cancel(c->loop, c->timer);
+    while (c->partitions) {
+        struct partition *p = c->partitions;
+        c->partitions = p->next;
+        partition_free(p);
+    }
+    free(c);
+}
+
+static struct partition *partition_find(const struct commits *c, const char *topic, int32_t id)
+{
+    for (struct partition *p = c->partitions; p; p = p->next)
+        if (p->partition == id && strcmp(p->topic, topic) == 0)
+            return p;
+    return NULL;
+}
+
+static struct partition *partition_get(struct commits *c, const char *topic, int32_t id)
+{
+    struct partition *p = partition_find(c, topic, id);
+    if (p)
+        return p;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->topic = strdup(topic);
+    p->partition = id;
+    p->committed = -1;
+    p->offsets = offsets_new();
+    if (!p->topic || !p->offsets) {
+        partition_free(p);
+        return NULL;
+    }
+    p->id = ++c->last_id;
+    p->next = c->partitions;
+    c->partitions = p;
+    c->n_partitions++;
+    return p;
+}
+
+void commits_assigned(struct commits *c, const struct kafka_partition *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!partition_get(c, parts[i].topic, parts[i].partition))
+            log_error(c->log, "commits", "out of memory: %s[%d] tracked from its first job",
+                      parts[i].topic, (int)parts[i].partition);
+}
+
+int commits_track(struct commits *c, const char *topic, int32_t partition, int64_t offset,
+                  struct commits_ticket *ticket)
+{
+    struct partition *p = partition_get(c, topic, partition);
+    if (!p || offsets_track(p->offsets, offset) != 0)
+        return -1;
+    *ticket = (struct commits_ticket){p->id, offset};
+    return 0;
+}
+
+/* When a done prefix moved, commit every partition's done prefix. An
+ * asynchronous commit fails while the group rebalances (its generation is
+ * gone), so each commit carries the prefixes already sent too: the next one
+ * mends what a failed one left behind. */
+static void commit_now(struct commits *c, bool sync)
+{
+    bool moved = false;
+    for (struct partition *p = c->partitions; p; p = p->next) {
+        int64_t at = offsets_commit_point(p->offsets);
+        if (at < 0)
+            continue;
+        offsets_committed(p->offsets, at);
+        p->committed = at;
+        moved = true;
+    }
+    struct kafka_partition *list = moved ? calloc(c->n_partitions, sizeof(*list)) : NULL;
+    if (moved && !list) {
+        log_warn(c->log, "commits", "out of memory: commit left to the next one");
+        return;
+    }
+    size_t n = 0;
+    for (struct partition *p = c->partitions; list && p; p = p->next)
+        if (p->committed >= 0)
+            list[n++] = (struct kafka_partition){p->topic, p->partition, p->committed};
+    if (n > 0) {
+        int err = kafka_commit(c->kafka, list, n, sync);
+        if (err && kafka_error_kind(err) != KAFKA_ERR_NO_OFFSET)
+            log_warn(c->log, "commits", "commit failed: %s", kafka_error_str(err));
+    }
+    free(list);
+}
+
+static void commit_due(struct loop *loop, void *ctx)
+{
+    struct commits *c = ctx;
+    (void)loop;
+    c->timer = NULL;
+    commit_now(c, false);
+}
+
+void commits_done(struct commits *c, const struct commits_ticket *ticket)
+{
+    struct partition *p = c->partitions;
+    while (p && p->id != ticket->partition_id)
+        p = p->next;
+    if (p && offsets_done(p->offsets, ticket->offset) == 0 && !c->timer)
+        c->timer = loop_timer_after(c->loop, COMMIT_DELAY_MS, commit_due, c);
+}
+
+static void partition_remove(struct commits *c, struct partition *p)
+{
+    for (struct partition **pp = &c->partitions; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            c->n_partitions--;
+            partition_free(p);
+            return;
+        }
+    }
+}
+
+void commits_revoke(struct commits *c, struct kafka_partition *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct partition *p = partition_find(c, parts[i].topic, parts[i].partition);
+        if (!p)
+            continue;
+        /* The whole done prefix, even if sent before: that asynchronous
+         * commit may have failed in this very rebalance. */
+        int64_t at = offsets_commit_point(p->offsets);
+        if (at < 0)
+            at = p->committed;
+        parts[i].offset = at >= 0 ? at : KAFKA_OFFSET_NONE;
+        partition_remove(c, p);
+    }
+}
+
+void commits_flush(struct commits *c)
+{
+    if (c->timer) {
+        loop_timer_cancel(c->loop, c->timer);
+        c->timer = NULL;
+    }
+    commit_now(c, true);
+}

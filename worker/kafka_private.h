@@ -1,0 +1,94 @@
+/* kafka_private.h — what kafka.c (the clients, the producer) and
+ * kafka_consumer.c (the group, its partitions, their messages) share: the
+ * kafka object itself. Nothing outside worker/kafka*.c includes it. */
+#ifndef LLMQ_KAFKA_PRIVATE_H
+#define LLMQ_KAFKA_PRIVATE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "kafka.h"
+#include "log.h"
+#include "loop.h"
+
+/* An assigned partition's message queue, not forwarded to the consumer queue:
+ * while the worker is paused its messages wait there (librdkafka goes on
+ * prefetching up to queued.min.messages / queued.max.messages.kbytes), so a
+ * resume hands them over at once. rd_kafka_pause_partitions() would purge them
+ * instead, and librdkafka fetches a resumed partition only when its broker
+ * thread next wakes, up to fetch.wait.max.ms (500 ms) later: with a backlog
+ * already prefetched, every freed slot waited for that (tests/bench). */
+struct held_queue {
+    rd_kafka_queue_t *queue;
+    char *topic;
+    int32_t partition;
+};
+
+struct kafka {
+    struct loop *loop;
+    const struct llmq_config *cfg;
+    const struct logger *log;
+    struct kafka_events events;
+    void *ctx;
+
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *consumer_queue;
+    rd_kafka_queue_t *producer_queue;
+    int consumer_pipe[2];
+    int producer_pipe[2];
+    struct loop_timer *consumer_more; /* a batch left events behind */
+
+    struct loop_timer *replace_producer; /* a fatal error: make a new producer */
+    unsigned producers_replaced;
+
+    struct held_queue *held; /* one per assigned partition */
+    size_t n_held, cap_held;
+    size_t next_held; /* round-robin over the partitions */
+
+    bool paused;
+    /* The reply producer's queue is over half full: no new job is handed out
+     * until it is down to a quarter, so a worker faster than its broker slows
+     * down instead of dropping chunks with "Queue full". */
+    bool backlogged;
+    int outq_high, outq_low;
+    bool joined;
+    bool closing;
+};
+
+/* Set one property; -1 with "kafka property NAME: why" in err. */
+int kafka_set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                   size_t err_len);
+
+/* Settings common to both clients, then the user's kafka.properties. NULL
+ * with the reason in err. */
+rd_kafka_conf_t *kafka_base_conf(struct kafka *k, char *err, size_t err_len);
+
+/* Route a client's event queue to a pipe the loop watches (0 or -1). */
+int kafka_wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2], loop_fd_fn fn);
+
+/* Stop watching a client's pipe, destroy its queue and the client, close
+ * the pipe; each may be missing (NULL, -1). */
+void kafka_client_free(struct kafka *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int pipefd[2]);
+
+/* Whether the producer's queue is too full to hand out a new job (with the
+ * hysteresis described at struct kafka's `backlogged`). */
+bool kafka_producer_backlogged(struct kafka *k);
+
+/* Create the group consumer and watch its queue (kafka_consumer.c). 0, or
+ * -1 with the reason in err. */
+int kafka_consumer_open(struct kafka *k, char *err, size_t err_len);
+
+/* Serve the consumer again soon, from the loop (messages may wait with no
+ * io event to come for them). */
+void kafka_consumer_wake(struct kafka *k);
+
+/* Leave the group: revocation runs, and its commit. */
+void kafka_consumer_leave(struct kafka *k);
+
+/* Free the consumer's queues, pipe and client (after kafka_consumer_leave). */
+void kafka_consumer_free(struct kafka *k);
+
+#endif

@@ -1,0 +1,477 @@
+/* task.c — one job's life in the worker: admitted, run through
+ * llama-server (its text streamed in chunks), ended with a terminal reply
+ * (and, for bad input, a dead-letter copy) sent through delivery.h, and done
+ * once the broker has them all (then its offset may be committed).
+ *
+ * A run lost with llama-server goes back to the head of the queue under a
+ * new run id, up to limits.retries times. Everything runs on the loop
+ * thread. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "reply.h"
+#include "supervisor.h"
+#include "telemetry.h"
+#include "worker_internal.h"
+
+/* How long a lost run waits before its rerun, so that the supervisor sees
+ * llama-server's death before the rerun is sent to a dying process. */
+#define RETRY_HOLD_MS 500
+/* The longest header value sent; a longer error message is cut. */
+#define HEADER_VALUE_MAX 255
+
+static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
+                              bool dead_letter);
+
+/* Free a task that was never linked (task_new's copies only). */
+void task_unmade(struct task *t)
+{
+    free(t->source_topic);
+    free(t->raw);
+    free(t->raw_key);
+    free(t);
+}
+
+/* A task for a job message, not linked anywhere yet: NULL when out of
+ * memory. It keeps the message as it came, for a dead-letter copy. */
+struct task *task_new(struct worker *w, const struct kafka_message *msg)
+{
+    struct task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->w = w;
+    t->received_us = loop_now_us();
+    t->source_topic = strdup(msg->topic);
+    t->source_partition = msg->partition;
+    t->offset = msg->offset;
+    t->kafka_ts_ms = msg->timestamp_ms;
+    t->raw = malloc(msg->len ? msg->len : 1);
+    t->raw_len = msg->len;
+    if (t->raw && msg->len)
+        memcpy(t->raw, msg->payload, msg->len);
+    if (msg->key_len) {
+        t->raw_key = malloc(msg->key_len);
+        t->raw_key_len = msg->key_len;
+        if (t->raw_key)
+            memcpy(t->raw_key, msg->key, msg->key_len);
+    }
+    if (!t->source_topic || !t->raw || (msg->key_len && !t->raw_key)) {
+        task_unmade(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Forget a task; whatever it was doing stops without a reply. */
+void task_free(struct task *t)
+{
+    struct worker *w = t->w;
+    if (t->state == TASK_QUEUED)
+        worker_queue_remove(w, t);
+    if (t->llama) {
+        llama_run_cancel(w->http, t->llama);
+        t->llama = NULL;
+    }
+    if (t->state == TASK_RUNNING)
+        w->n_running--;
+    if (t->state != TASK_FINISHING)
+        w->n_unfinished--;
+    if (t->coalesce_timer)
+        loop_timer_cancel(w->loop, t->coalesce_timer);
+    if (t->deadline_timer)
+        loop_timer_cancel(w->loop, t->deadline_timer);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        w->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    w->n_tasks--;
+    job_free(&t->job);
+    free(t->text);
+    free(t->raw);
+    free(t->raw_key);
+    free(t->source_topic);
+    free(t);
+}
+
+/* The broker has every terminal message of the task: its offset is done. */
+static void task_done(struct task *t)
+{
+    struct worker *w = t->w;
+    commits_done(w->commits, &t->ticket);
+    task_free(t);
+    worker_drain_check(w);
+}
+
+/* Move a task to finishing: it holds no slot and no timer any more. Its
+ * terminal messages follow (task_send), then task_sent(). */
+static void task_finishing(struct task *t)
+{
+    struct worker *w = t->w;
+    if (t->state == TASK_QUEUED)
+        worker_queue_remove(w, t);
+    if (t->state == TASK_RUNNING)
+        w->n_running--;
+    if (t->state != TASK_FINISHING)
+        w->n_unfinished--;
+    t->state = TASK_FINISHING;
+    if (t->coalesce_timer) {
+        loop_timer_cancel(w->loop, t->coalesce_timer);
+        t->coalesce_timer = NULL;
+    }
+    if (t->deadline_timer) {
+        loop_timer_cancel(w->loop, t->deadline_timer);
+        t->deadline_timer = NULL;
+    }
+    t->deliveries_pending = 0;
+}
+
+/* A terminal message is acknowledged, or given up for good. */
+static void terminal_settled(void *ctx, bool acknowledged)
+{
+    struct task *t = ctx;
+    (void)acknowledged;
+    if (--t->deliveries_pending == 0)
+        task_done(t);
+}
+
+/* Send one terminal message; 0, or -1 when it could not be sent at all. */
+static int task_send(struct task *t, const struct kafka_message *msg, const char *reply_type)
+{
+    struct delivery_job job = {t->job.id, t->attempts > 0 ? t->run : NULL, reply_type};
+    if (delivery_send(t->w->delivery, msg, &job, terminal_settled, t) != 0)
+        return -1;
+    t->deliveries_pending++;
+    return 0;
+}
+
+/* Every terminal message is sent: the task is done once they settle, or now
+ * when there were none. */
+static void task_sent(struct task *t)
+{
+    if (t->deliveries_pending == 0) {
+        task_done(t);
+        return;
+    }
+    worker_schedule(t->w);
+}
+
+/* The topic a task's replies go to, or NULL when none is permitted. */
+static const char *task_reply_topic(const struct task *t)
+{
+    const struct worker *w = t->w;
+    const char *topic = job_reply_topic(&t->job, &w->policy);
+    return job_reply_topic_allowed(&w->policy, topic) ? topic : NULL;
+}
+
+/* A reply of `type` to the job (keyed by its id), with its two headers
+ * written to `headers`. */
+static struct kafka_message reply_message(const struct task *t, const char *topic, const char *type,
+                                          const msgpack_sbuffer *payload,
+                                          struct kafka_header headers[2])
+{
+    headers[0] = (struct kafka_header){"llmq-type", type, strlen(type)};
+    headers[1] = (struct kafka_header){"llmq-id", t->job.id, strlen(t->job.id)};
+    return (struct kafka_message){
+        .topic = topic,
+        .key = t->job.id,
+        .key_len = strlen(t->job.id),
+        .payload = payload->data,
+        .len = payload->size,
+        .headers = headers,
+        .n_headers = 2,
+    };
+}
+
+/* Send the terminal reply, unless the job has no id or no permitted topic. */
+static void send_reply(struct task *t, const char *type, const msgpack_sbuffer *payload)
+{
+    const char *topic = task_reply_topic(t);
+    if (!topic || !t->job.id)
+        return;
+    struct kafka_header headers[2];
+    struct kafka_message msg = reply_message(t, topic, type, payload, headers);
+    task_send(t, &msg, type);
+}
+
+/* Send the job message as it came to the dead-letter topic, with why. */
+static void send_dead_letter(struct task *t, enum llmq_code code, const char *message)
+{
+    struct worker *w = t->w;
+    char partition[16], offset[32];
+    snprintf(partition, sizeof(partition), "%" PRId32, t->source_partition);
+    snprintf(offset, sizeof(offset), "%" PRId64, t->offset);
+    const char *code_name = llmq_code_name(code);
+    struct kafka_header headers[5] = {
+        {"llmq-error-code", code_name, strlen(code_name)},
+        /* A long error message is cut in its header only. */
+        {"llmq-error-message", message, strnlen(message, HEADER_VALUE_MAX)},
+        {"llmq-source-topic", t->source_topic, strlen(t->source_topic)},
+        {"llmq-source-partition", partition, strlen(partition)},
+        {"llmq-source-offset", offset, strlen(offset)},
+    };
+    struct kafka_message msg = {
+        .topic = w->cfg->kafka.dead_letter_topic,
+        .key = t->raw_key, /* the job message's own key */
+        .key_len = t->raw_key_len,
+        .payload = t->raw,
+        .len = t->raw_len,
+        .headers = headers,
+        .n_headers = 5,
+    };
+    if (task_send(t, &msg, NULL) == 0)
+        w->stats.dead_lettered++;
+}
+
+static void task_finish_error(struct task *t, enum llmq_code code, const char *message,
+                              bool dead_letter)
+{
+    struct worker *w = t->w;
+    w->stats.jobs_error[code]++;
+    log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
+             llmq_code_name(code), message);
+    task_finishing(t);
+    struct reply_error e = {
+        .id = t->job.id,
+        .run = t->attempts > 0 ? t->run : NULL,
+        .code = code,
+        .message = message,
+        .worker = w->cfg->worker_id,
+        .meta = t->job.meta,
+        .meta_len = t->job.meta_len,
+    };
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    if (reply_encode_error(&payload, &e) == 0)
+        send_reply(t, "error", &payload);
+    msgpack_sbuffer_destroy(&payload);
+    if (dead_letter && w->cfg->kafka.dead_letter_topic[0])
+        send_dead_letter(t, code, message);
+    task_sent(t);
+}
+
+/* Milliseconds from `from` to `to` (microsecond clock readings); 0 when
+ * either is unknown. */
+static double ms_between_us(int64_t from, int64_t to)
+{
+    return from > 0 && to >= from ? (double)(to - from) / 1000.0 : 0.0;
+}
+
+static void publish_chunk(struct task *t)
+{
+    struct worker *w = t->w;
+    size_t len = t->text_len - t->published_len;
+    if (len == 0 || !t->job.stream)
+        return;
+    const char *topic = task_reply_topic(t);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
+        struct kafka_header headers[2];
+        struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
+        int err = kafka_produce(w->kafka, &msg, NULL, NULL);
+        if (err)
+            log_warn(w->log, "worker", "job %s: chunk %" PRIu64 " not produced: %s", t->job.id,
+                     t->seq, kafka_error_str(err));
+        else
+            w->stats.chunks_published++;
+    }
+    msgpack_sbuffer_destroy(&buf);
+    t->seq++;
+    t->published_len = t->text_len;
+}
+
+static void coalesce_due(struct loop *loop, void *ctx)
+{
+    struct task *t = ctx;
+    (void)loop;
+    t->coalesce_timer = NULL;
+    publish_chunk(t);
+}
+
+static void run_text(void *ctx, const char *text, size_t len)
+{
+    struct task *t = ctx;
+    struct worker *w = t->w;
+    if (t->first_token_us == 0) {
+        t->first_token_us = loop_now_us();
+        telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
+                          (double)(t->first_token_us - t->start_us) / 1e6);
+    }
+    if (t->text_len + len + 1 > t->text_cap) {
+        size_t cap = t->text_cap ? t->text_cap : 256;
+        while (cap < t->text_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(t->text, cap);
+        if (!grown)
+            return; /* the done reply carries what fit; the chunks stay whole */
+        t->text = grown;
+        t->text_cap = cap;
+    }
+    memcpy(t->text + t->text_len, text, len);
+    t->text_len += len;
+    t->text[t->text_len] = '\0';
+    w->stats.tokens_generated++;
+    /* The first piece goes out at once (time to first chunk); later ones are
+     * merged for up to coalesce_ms, so that one message carries several. */
+    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0)
+        publish_chunk(t);
+    else if (!t->coalesce_timer && t->job.stream)
+        t->coalesce_timer =
+            loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
+}
+
+/* A done reply's timings, the run having ended at `end_us`. */
+static struct reply_timings run_timings(const struct task *t, const struct llama_outcome *out,
+                                        int64_t end_us)
+{
+    double gen_ms = ms_between_us(t->first_token_us, end_us);
+    /* The wall-clock time the request started, against the job message's
+     * (producer's) timestamp. */
+    double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
+    return (struct reply_timings){
+        .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
+                        ? started_wall_ms - (double)t->kafka_ts_ms
+                        : 0.0,
+        .ttft_ms = ms_between_us(t->start_us, t->first_token_us),
+        .gen_ms = gen_ms,
+        .tokens_per_s = gen_ms > 0 && out->completion_tokens > 0
+                            ? (double)out->completion_tokens * 1000.0 / gen_ms
+                            : 0.0,
+    };
+}
+
+/* The run ended well: the last chunk, then the done reply. */
+static void run_succeeded(struct task *t, const struct llama_outcome *out)
+{
+    struct worker *w = t->w;
+    publish_chunk(t);
+    int64_t end_us = loop_now_us();
+    struct reply_done d = {
+        .id = t->job.id,
+        .run = t->run,
+        .text = t->text ? t->text : "",
+        .text_len = t->text_len,
+        .finish = out->finish,
+        .usage = {out->prompt_tokens, out->completion_tokens},
+        .timings = run_timings(t, out, end_us),
+        .worker = w->cfg->worker_id,
+        .meta = t->job.meta,
+        .meta_len = t->job.meta_len,
+    };
+    w->stats.jobs_ok++;
+    telemetry_observe(w->telemetry, METRICS_JOB_DURATION, (double)(end_us - t->received_us) / 1e6);
+    task_finishing(t);
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    if (reply_encode_done(&payload, &d) == 0)
+        send_reply(t, "done", &payload);
+    msgpack_sbuffer_destroy(&payload);
+    task_sent(t);
+}
+
+static void run_done(void *ctx, const struct llama_outcome *out)
+{
+    struct task *t = ctx;
+    struct worker *w = t->w;
+    t->llama = NULL;
+    if (out->code == LLMQ_OK) {
+        run_succeeded(t, out);
+    } else if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
+        w->n_running--;
+        w->stats.runs_retried++;
+        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
+                 out->message);
+        worker_queue_push(w, t, true);
+        w->hold_until_ms = loop_now_ms() + RETRY_HOLD_MS;
+        worker_schedule(w);
+    } else if (out->backend_lost) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
+        task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
+    } else {
+        task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
+    }
+}
+
+static void deadline_due(struct loop *loop, void *ctx)
+{
+    struct task *t = ctx;
+    (void)loop;
+    t->deadline_timer = NULL;
+    if (t->llama) {
+        llama_run_cancel(t->w->http, t->llama);
+        t->llama = NULL;
+    }
+    task_finish_error(t, LLMQ_EXPIRED,
+                      t->state == TASK_RUNNING ? "deadline passed while generating"
+                                               : "deadline passed while queued",
+                      false);
+}
+
+static void new_run_id(char out[17])
+{
+    uint8_t bytes[8];
+    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
+        /* No entropy: fall back on the clock, still unique per attempt. */
+        uint64_t now = (uint64_t)loop_wall_ms() ^ ((uint64_t)loop_now_ms() << 20);
+        memcpy(bytes, &now, sizeof(bytes));
+    }
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+}
+
+void task_start(struct task *t)
+{
+    struct worker *w = t->w;
+    static const struct llama_run_events events = {run_text, run_done};
+    t->state = TASK_RUNNING;
+    w->n_running++;
+    t->attempts++;
+    new_run_id(t->run);
+    t->start_us = loop_now_us();
+    if (t->attempts == 1)
+        telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
+                          (double)(t->start_us - t->received_us) / 1e6);
+    t->first_token_us = 0;
+    t->seq = 0;
+    t->text_len = 0;
+    t->published_len = 0;
+    w->stats.runs_started++;
+    struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
+    t->llama = llama_run_start(w->http, &target, &t->job, &w->caps, &events, t);
+    if (!t->llama)
+        task_finish_error(t, LLMQ_INTERNAL, "cannot start the request to llama-server", false);
+}
+
+void task_admit(struct task *t, const struct kafka_message *msg)
+{
+    struct worker *w = t->w;
+    struct job_verdict why = {0};
+    enum llmq_code code = job_decode(msg->payload, msg->len, &t->job, &why);
+    if (code == LLMQ_OK)
+        code = job_admit(&t->job, &w->policy, loop_wall_ms(), &why);
+    if (code != LLMQ_OK) {
+        task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
+        return;
+    }
+    int64_t now_wall = loop_wall_ms();
+    t->deadline_wall_ms = t->job.deadline_ms.set
+                              ? t->job.deadline_ms.value
+                              : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+    t->deadline_timer = loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
+    worker_queue_push(w, t, false);
+    worker_schedule(w);
+}
+
+void task_run_lost(struct task *t, const char *reason)
+{
+    struct llama_outcome lost = {.code = LLMQ_BACKEND_FAILED, .backend_lost = true};
+    snprintf(lost.message, sizeof(lost.message), "%s", reason);
+    llama_run_cancel(t->w->http, t->llama);
+    run_done(t, &lost);
+}

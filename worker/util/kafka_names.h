@@ -1,0 +1,14 @@
+/* kafka_names.h — Kafka's naming rules, checked before a name reaches a
+ * broker: a topic is 1..249 of [a-zA-Z0-9._-] and not "." or "..". */
+#ifndef LLMQ_UTIL_KAFKA_NAMES_H
+#define LLMQ_UTIL_KAFKA_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KAFKA_TOPIC_MAX 249 /* Kafka's limit on a topic name */
+
+/* Whether s[0..n) is a legal topic name (s need not be NUL-terminated). */
+bool kafka_topic_valid(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,127 @@
+/* worker_internal.h — what worker.c (the worker: intake, capacity, the
+ * Kafka and llama-server events, drain, telemetry) and task.c (one job's
+ * life, from its admission to its terminal messages) share: the two structs
+ * and the few calls between them. Nothing else includes it. */
+#ifndef LLMQ_WORKER_INTERNAL_H
+#define LLMQ_WORKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "commits.h"
+#include "config.h"
+#include "delivery.h"
+#include "http.h"
+#include "job.h"
+#include "kafka.h"
+#include "llama.h"
+#include "log.h"
+#include "loop.h"
+#include "worker_stats.h"
+
+enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_FINISHING };
+
+struct task {
+    struct worker *w;
+    struct task *prev, *next;     /* all live tasks */
+    struct task *queue_next;      /* queued tasks, FIFO */
+    struct commits_ticket ticket; /* where its offset is tracked */
+    char *source_topic;
+    int32_t source_partition;
+    int64_t offset;
+    uint8_t *raw; /* the job message as received, for a dead-letter copy */
+    size_t raw_len;
+    char *raw_key;
+    size_t raw_key_len;
+
+    struct job job;
+    enum task_state state;
+    char run[17];
+    unsigned attempts;
+    int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
+    int64_t received_us;              /* monotonic, when it was consumed */
+    int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
+    int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
+    struct llama_run *llama;
+    uint64_t seq;
+    char *text; /* the run's full text */
+    size_t text_len, text_cap;
+    size_t published_len; /* bytes of text already sent in chunks */
+    struct loop_timer *coalesce_timer;
+    struct loop_timer *deadline_timer;
+    unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
+};
+
+struct worker {
+    struct loop *loop;
+    const struct llmq_config *cfg;
+    const struct logger *log;
+    struct http *http;
+    struct supervisor *sup;
+    struct kafka *kafka;
+    struct delivery *delivery;
+    struct commits *commits;
+    struct job_policy policy;
+    struct llama_caps caps;
+
+    struct task *tasks; /* every live task */
+    struct task *queue_head, *queue_tail;
+    unsigned n_tasks; /* queued + running + finishing */
+    unsigned n_running;
+    unsigned n_unfinished; /* queued + running: what capacity counts */
+
+    struct telemetry *telemetry;
+
+    struct loop_timer *topic_check_timer;
+    char topics_missing[256]; /* why the worker does not join yet, "" when it may */
+
+    bool backend_ready;
+    bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
+    bool subscribed;
+    bool draining;
+    bool stopped;
+    int64_t hold_until_ms; /* no run starts before this (after a lost run) */
+    struct loop_timer *hold_timer;
+    struct loop_timer *drain_timer;
+    struct worker_stats stats;
+};
+
+/* ---- worker.c ---- */
+
+/* Start what can start, then pause or resume consumption to match. */
+void worker_schedule(struct worker *w);
+
+/* Put a task in the queue of those waiting for a slot (at its head for a
+ * rerun), or take it out. */
+void worker_queue_push(struct worker *w, struct task *t, bool front);
+void worker_queue_remove(struct worker *w, struct task *t);
+
+/* A task is gone: when draining and none is left, stop. */
+void worker_drain_check(struct worker *w);
+
+/* ---- task.c ---- */
+
+/* A task for a job message, not linked anywhere yet (the worker counts it
+ * in): NULL when out of memory. It keeps the message as it came, for a
+ * dead-letter copy. */
+struct task *task_new(struct worker *w, const struct kafka_message *msg);
+
+/* Free a task that was never linked. */
+void task_unmade(struct task *t);
+
+/* Decode and admit the linked task's job: queued (with its deadline), or
+ * ended at once with an error reply. */
+void task_admit(struct task *t, const struct kafka_message *msg);
+
+/* Run a queued task on a free slot (it is out of the queue already). */
+void task_start(struct task *t);
+
+/* The task's run was lost with llama-server: cancel it, and run it again
+ * (or end it when its retries are spent). */
+void task_run_lost(struct task *t, const char *reason);
+
+/* Forget a task; whatever it was doing stops without a reply. */
+void task_free(struct task *t);
+
+#endif
