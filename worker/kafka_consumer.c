@@ -170,13 +170,12 @@ static void consumer_more(struct loop *loop, void *ctx)
 {
     struct kafka *k = ctx;
     (void)loop;
-    k->consumer_more = NULL;
     serve_consumer(k);
 }
 
 void kafka_consumer_wake(struct kafka *k)
 {
-    if (!k->consumer_more)
+    if (!loop_timer_pending(k->loop, k->consumer_more))
         k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
 }
 
@@ -358,7 +357,6 @@ void kafka_consumer_free(struct kafka *k)
 {
     release_all_partitions(k);
     free(k->held);
-    if (k->consumer_more)
-        loop_timer_cancel(k->loop, k->consumer_more);
+    loop_timer_cancel(k->loop, k->consumer_more);
     kafka_client_free(k, k->consumer, k->consumer_queue, k->consumer_pipe);
 }
