@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "clock.h"
+#include "random_id.h"
 #include "reply.h"
 #include "supervisor.h"
 #include "telemetry.h"
@@ -90,7 +90,7 @@ void task_free(struct task *t)
         t->next->prev = t->prev;
     w->n_tasks--;
     job_free(&t->job);
-    free(t->text);
+    buf_free(&t->text);
     free(t->raw);
     free(t->raw_key);
     free(t->source_topic);
@@ -257,13 +257,14 @@ static double ms_between_us(int64_t from, int64_t to)
 static void publish_chunk(struct task *t)
 {
     struct worker *w = t->w;
-    size_t len = t->text_len - t->published_len;
+    size_t len = t->text.len - t->published_len;
     if (len == 0 || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len) ==
+        0) {
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
@@ -275,7 +276,7 @@ static void publish_chunk(struct task *t)
     }
     msgpack_sbuffer_destroy(&buf);
     t->seq++;
-    t->published_len = t->text_len;
+    t->published_len = t->text.len;
 }
 
 static void coalesce_due(struct loop *loop, void *ctx)
@@ -294,19 +295,8 @@ static void run_text(void *ctx, const char *text, size_t len)
         telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
                           (double)(t->first_token_us - t->start_us) / 1e6);
     }
-    if (t->text_len + len + 1 > t->text_cap) {
-        size_t cap = t->text_cap ? t->text_cap : 256;
-        while (cap < t->text_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(t->text, cap);
-        if (!grown)
-            return; /* the done reply carries what fit; the chunks stay whole */
-        t->text = grown;
-        t->text_cap = cap;
-    }
-    memcpy(t->text + t->text_len, text, len);
-    t->text_len += len;
-    t->text[t->text_len] = '\0';
+    if (buf_append(&t->text, text, len) != 0)
+        return; /* the done reply carries what fit; the chunks stay whole */
     w->stats.tokens_generated++;
     /* The first piece goes out at once (time to first chunk); later ones are
      * merged for up to coalesce_ms, so that one message carries several. */
@@ -346,8 +336,8 @@ static void run_succeeded(struct task *t, const struct llama_outcome *out)
     struct reply_done d = {
         .id = t->job.id,
         .run = t->run,
-        .text = t->text ? t->text : "",
-        .text_len = t->text_len,
+        .text = t->text.data ? t->text.data : "",
+        .text_len = t->text.len,
         .finish = out->finish,
         .usage = {out->prompt_tokens, out->completion_tokens},
         .timings = run_timings(t, out, end_us),
@@ -406,14 +396,11 @@ static void deadline_due(struct loop *loop, void *ctx)
 
 static void new_run_id(char out[17])
 {
-    uint8_t bytes[8];
-    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
+    if (random_hex(out, 8) != 0) {
         /* No entropy: fall back on the clock, still unique per attempt. */
         uint64_t now = (uint64_t)clock_wall_ms() ^ ((uint64_t)clock_mono_ms() << 20);
-        memcpy(bytes, &now, sizeof(bytes));
+        hex_encode(out, &now, sizeof(now));
     }
-    for (size_t i = 0; i < sizeof(bytes); i++)
-        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
 }
 
 void task_start(struct task *t)
@@ -430,7 +417,7 @@ void task_start(struct task *t)
                           (double)(t->start_us - t->received_us) / 1e6);
     t->first_token_us = 0;
     t->seq = 0;
-    t->text_len = 0;
+    t->text.len = 0;
     t->published_len = 0;
     w->stats.runs_started++;
     struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};

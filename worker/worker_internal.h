@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "commits.h"
 #include "config.h"
 #include "delivery.h"
@@ -45,8 +46,7 @@ struct task {
     int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
-    char *text; /* the run's full text */
-    size_t text_len, text_cap;
+    struct buf text;      /* the run's full text */
     size_t published_len; /* bytes of text already sent in chunks */
     loop_timer_id coalesce_timer;
     loop_timer_id deadline_timer;
