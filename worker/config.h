@@ -38,6 +38,7 @@ struct llmq_config {
         char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
         struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */
         size_t n_properties;
+        bool static_membership; /* kafka.static_membership: worker.id as group.instance.id */
     } kafka;
 
     struct {
@@ -55,6 +56,8 @@ struct llmq_config {
         size_t n_extra_args;
         int startup_timeout_s;     /* llama.startup_timeout_s, default 300 */
         int restart_backoff_max_s; /* llama.restart_backoff_max_s, default 30 */
+        int unready_leave_s; /* llama.unready_leave_s: leave the group after this long without a
+                                ready llama-server, default 60; 0 = never */
     } llama;
 
     struct {

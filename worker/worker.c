@@ -127,6 +127,12 @@ static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n
     worker_schedule(w);
 }
 
+static void on_commit_failed(void *ctx, const struct kafka_partition *parts, size_t n)
+{
+    struct worker *w = ctx;
+    commits_failed(w->commits, parts, n);
+}
+
 static bool task_in(const struct task *t, const struct kafka_partition *parts, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -157,53 +163,6 @@ static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
 
 /* ---- llama-server and the topics ---- */
 
-/* The topics the worker reads and writes must exist before it takes a job:
- * a reply with nowhere to go would hold its partition's commits forever.
- * Topics named by a pattern (^...) and optional ones left empty are skipped. */
-static bool topics_ready(struct worker *w)
-{
-    const struct llmq_config *cfg = w->cfg;
-    const char *names[4 + 16];
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->kafka.n_jobs_topics && n < 16; i++)
-        if (cfg->kafka.jobs_topics[i][0] != '^')
-            names[n++] = cfg->kafka.jobs_topics[i];
-    const char *own[] = {cfg->kafka.reply_topic, cfg->kafka.dead_letter_topic,
-                         cfg->metrics.heartbeat_s > 0 ? cfg->kafka.metrics_topic : NULL};
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-        if (own[i] && own[i][0])
-            names[n++] = own[i];
-    char missing[200];
-    int count = kafka_topics_missing(w->kafka, names, n, 5000, missing, sizeof(missing));
-    if (count == 0) {
-        if (w->topics_missing[0])
-            log_info(w->log, "worker", "every topic exists now");
-        w->topics_missing[0] = '\0';
-        return true;
-    }
-    char why[256];
-    if (count < 0)
-        snprintf(why, sizeof(why), "cannot check the topics (%.200s)", missing);
-    else
-        snprintf(why, sizeof(why), "missing topic(s): %.200s", missing);
-    if (strcmp(why, w->topics_missing) != 0)
-        log_error(w->log, "worker", "%s; not taking jobs until they exist (checking every 5 s)",
-                  why);
-    snprintf(w->topics_missing, sizeof(w->topics_missing), "%s", why);
-    return false;
-}
-
-static void backend_ready(void *ctx);
-
-static void topic_check_due(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    w->topic_check_timer = NULL;
-    if (w->backend_ready && !w->subscribed)
-        backend_ready(w);
-}
-
 static void backend_ready(void *ctx)
 {
     struct worker *w = ctx;
@@ -211,19 +170,7 @@ static void backend_ready(void *ctx)
         log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
     w->backend_ready = true;
     w->backend_was_ready = true;
-    if (!w->subscribed && !w->draining) {
-        if (!topics_ready(w)) {
-            if (!w->topic_check_timer)
-                w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
-            return;
-        }
-        char err[256];
-        if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
-            log_error(w->log, "worker", "%s", err);
-            return;
-        }
-        w->subscribed = true;
-    }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -239,6 +186,7 @@ static void backend_down(void *ctx, const char *reason)
         if (t->state == TASK_RUNNING && t->llama)
             task_run_lost(t, reason);
     }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -317,18 +265,22 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->state = w->backend_was_ready ? "restarting" : "starting";
     /* Why /readyz says no, first reason first. */
     const char *why = supervisor_last_error(w->sup);
+    const char *group = membership_not_ready(w);
     if (w->draining)
         out->not_ready = "draining";
+    else if (group && !w->topics_missing[0])
+        out->not_ready = group;
     else if (!w->backend_ready)
         out->not_ready = why && why[0] ? why : "llama-server starting";
-    else if (w->topics_missing[0])
-        out->not_ready = w->topics_missing;
+    else if (group)
+        out->not_ready = group;
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
 }
 
 static void admission_changed(void *ctx)
 {
+    membership_update(ctx);
     worker_schedule(ctx);
 }
 
@@ -359,8 +311,9 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .model = cfg->llama.model_name,
     };
     w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
-    static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
-                                                     kafka_stats};
+    static const struct kafka_events kafka_events = {on_message,       on_assigned,
+                                                     on_revoking,      kafka_stats,
+                                                     on_commit_failed, membership_consumer_fatal};
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {
@@ -389,6 +342,11 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
 fail:
     worker_free(w);
     return NULL;
+}
+
+int worker_exit_code(const struct worker *w)
+{
+    return w->exit_code;
 }
 
 int worker_start(struct worker *w)
@@ -421,8 +379,7 @@ void worker_free(struct worker *w)
         loop_timer_cancel(w->loop, w->hold_timer);
     if (w->drain_timer)
         loop_timer_cancel(w->loop, w->drain_timer);
-    if (w->topic_check_timer)
-        loop_timer_cancel(w->loop, w->topic_check_timer);
+    membership_free(w);
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);

@@ -74,7 +74,10 @@ struct worker {
     struct telemetry *telemetry;
 
     struct loop_timer *topic_check_timer;
-    char topics_missing[256]; /* why the worker does not join yet, "" when it may */
+    char topics_missing[256];       /* why the worker does not join yet, "" when it may */
+    struct loop_timer *leave_timer; /* unable to serve: leave the group when it fires */
+    char left_group[256];           /* why the worker left its group, "" while in it */
+    int exit_code;                  /* the process's, once the loop stops */
 
     bool backend_ready;
     bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
@@ -99,6 +102,22 @@ void worker_queue_remove(struct worker *w, struct task *t);
 
 /* A task is gone: when draining and none is left, stop. */
 void worker_drain_check(struct worker *w);
+
+/* ---- membership.c ---- */
+
+/* llama-server, the VRAM floor or the topics changed: join the group, or
+ * arm (or disarm) the leave after llama.unready_leave_s. */
+void membership_update(struct worker *w);
+
+/* kafka_events.on_consumer_fatal: log, set the exit code, drain. */
+void membership_consumer_fatal(void *ctx);
+
+/* Why /readyz says no on the group's side (evicted, fatal error, left,
+ * topics missing), or NULL. */
+const char *membership_not_ready(const struct worker *w);
+
+/* Cancel the membership's timers. */
+void membership_free(struct worker *w);
 
 /* ---- task.c ---- */
 
