@@ -68,17 +68,25 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
          * cannot be used again: make a new one, outside librdkafka's call. */
         if (rk == k->producer && !k->replace_producer && !k->closing)
             k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
-        if (rk != k->producer && !k->fatal) {
-            k->fatal = true;
-            snprintf(k->problem, sizeof(k->problem), "fatal consumer error %s: %.200s",
-                     rd_kafka_err2name(orig), why);
-            if (k->events.on_consumer_fatal)
-                k->events.on_consumer_fatal(k->ctx);
-        }
+        if (rk != k->producer)
+            kafka_consumer_fatal(k);
         return;
     }
     /* Transport errors are retried by librdkafka itself. */
     log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+void kafka_consumer_fatal(struct kafka *k)
+{
+    char why[512];
+    if (k->fatal || !k->consumer)
+        return;
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(k->consumer, why, sizeof(why));
+    k->fatal = true;
+    snprintf(k->problem, sizeof(k->problem), "fatal consumer error %s: %.200s",
+             rd_kafka_err2name(orig), why);
+    if (k->events.on_consumer_fatal)
+        k->events.on_consumer_fatal(k->ctx);
 }
 
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)

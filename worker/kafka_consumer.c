@@ -234,6 +234,8 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
         return false;
     if (!msg->err)
         deliver_message(k, msg);
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+        kafka_consumer_fatal(k);
     if (msg->err == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED && !k->fatal)
         snprintf(k->problem, sizeof(k->problem), "evicted from the group: %s",
                  rd_kafka_message_errstr(msg));

@@ -76,6 +76,10 @@ bool kafka_user_property(const struct kafka *k, const char *name);
  * reason in err. */
 int kafka_group_conf(struct kafka *k, rd_kafka_conf_t *conf, char *err, size_t err_len);
 
+/* The consumer hit a fatal error: say why in `problem` and tell the owner
+ * (once). */
+void kafka_consumer_fatal(struct kafka *k);
+
 /* Settings common to both clients, then the user's kafka.properties. NULL
  * with the reason in err. */
 rd_kafka_conf_t *kafka_base_conf(struct kafka *k, char *err, size_t err_len);
