@@ -63,6 +63,22 @@ static void hold_over(struct loop *loop, void *ctx)
     worker_schedule(w);
 }
 
+/* Whether the queue's head may start now. A run lost with llama-server may
+ * have been what killed it: such a suspect reruns alone, and nothing starts
+ * beside it, until each suspect has run (the culprit crashes alone, the
+ * others complete). */
+static bool may_start(const struct worker *w)
+{
+    if (!w->backend_ready || !w->queue_head || w->n_running >= (unsigned)w->cfg->llama.slots)
+        return false;
+    if (w->queue_head->suspect && w->n_running > 0)
+        return false;
+    for (const struct task *t = w->tasks; t; t = t->next)
+        if (t->suspect && t->state == TASK_RUNNING)
+            return false;
+    return true;
+}
+
 /* Start what can start, then pause or resume consumption to match. */
 void worker_schedule(struct worker *w)
 {
@@ -71,7 +87,7 @@ void worker_schedule(struct worker *w)
         if (!w->hold_timer)
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
-        while (w->backend_ready && w->queue_head && w->n_running < (unsigned)w->cfg->llama.slots) {
+        while (may_start(w)) {
             struct task *t = w->queue_head;
             w->queue_head = t->queue_next;
             if (!w->queue_head)

@@ -207,3 +207,35 @@ def test_static_membership(kafka, bootstrap, topics, pool):
     assert fenced.proc.returncode == 4, fenced.log_text()[-2000:]
     assert "fatal consumer error" in fenced.log_text()
     replies.close()
+
+
+def test_a_poison_job_fails_alone(bootstrap, topics, pool):
+    # llama-server dies whenever it generates for the poison prompt, with 3
+    # other jobs in flight: the lost runs rerun one at a time, the innocent
+    # ones complete, the poison one ends backend_failed after retries + 1 crashes.
+    env = {"FAKE_LLAMA_MODE": "die-mid-stream", "FAKE_LLAMA_DIE_AFTER": "2",
+           "FAKE_LLAMA_DIE_ON": "POISON", "FAKE_LLAMA_TOKEN_MS": "20",
+           "FAKE_LLAMA_TOKENS": "100000"}
+    w = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=env,
+                   **{"llama.slots": "4", "limits.retries": "2",
+                      "llama.restart_backoff_max_s": "1"})
+    replies = ReplyTracker(bootstrap, topics["replies"])
+    innocent = [job(f"innocent {i}", max_tokens=40) for i in range(3)]
+    poison = job("POISON pill", max_tokens=40)
+    Submitter(bootstrap).send(topics["jobs"], innocent + [poison], partition=0)
+    ids = [j["id"] for j in innocent + [poison]]
+    t0 = time.time()
+    replies.wait(ids, timeout=90)
+    took = time.time() - t0
+    replies.settle(1.0)
+    firsts = replies.check_delivery([j["id"] for j in innocent])
+    for j in innocent:
+        assert firsts[j["id"]]["usage"]["completion_tokens"] == 40
+    err = replies.first_terminal(poison["id"])
+    assert err["code"] == "backend_failed", err
+    assert "died in 3 run(s)" in err["message"] and "poison" in err["message"], err
+    assert len(replies.runs(poison["id"])) == 3
+    assert len(replies.terminals(poison["id"])) == 1
+    assert w.proc.poll() is None
+    print(f"\npoison: 3 innocent jobs done, the poison one backend_failed after 3 crashes, "
+          f"in {took:.1f} s")
