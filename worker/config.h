@@ -61,12 +61,14 @@ struct llmq_config {
     } llama;
 
     struct {
-        size_t max_prompt_bytes; /* limits.max_prompt_bytes, default 1048576 */
-        int max_tokens;          /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
-        int default_max_tokens;  /* limits.default_max_tokens, default 512 */
-        int job_timeout_s;       /* limits.job_timeout_s: when a job has no deadline, default 600 */
-        int retries;             /* limits.retries after a backend failure, default 2 */
-        int drain_timeout_s;     /* limits.drain_timeout_s on SIGTERM, default 30 */
+        size_t max_prompt_bytes;  /* limits.max_prompt_bytes, default 1048576 */
+        size_t max_pending_bytes; /* limits.max_pending_bytes: job messages held (queued, running,
+                                     finishing) before intake pauses, default 64 MiB */
+        int max_tokens;           /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
+        int default_max_tokens;   /* limits.default_max_tokens, default 512 */
+        int job_timeout_s;   /* limits.job_timeout_s: when a job has no deadline, default 600 */
+        int retries;         /* limits.retries after a backend failure, default 2 */
+        int drain_timeout_s; /* limits.drain_timeout_s on SIGTERM, default 30 */
     } limits;
 
     struct {

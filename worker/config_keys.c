@@ -61,6 +61,8 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
 
     {"limits.max_prompt_bytes", KIND_SIZE, FIELD(limits.max_prompt_bytes), 0, 1, 1073741824, 0,
      NULL, "1048576"},
+    {"limits.max_pending_bytes", KIND_SIZE, FIELD(limits.max_pending_bytes), 0, 1, 17179869184, 0,
+     NULL, "67108864"},
     {"limits.max_tokens", KIND_INT, FIELD(limits.max_tokens), 0, 1, 1048576, 0, NULL, "4096"},
     {"limits.default_max_tokens", KIND_INT, FIELD(limits.default_max_tokens), 0, 1, 1048576, 0,
      NULL, "512"},

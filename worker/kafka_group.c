@@ -61,13 +61,34 @@ static void committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     free(failed);
 }
 
+/* librdkafka prefetches up to queued.min.messages (100000) and
+ * queued.max.messages.kbytes (64 MiB) per partition: far more than a worker
+ * with a few slots ever needs, and memory the worker does not count. Unless
+ * kafka.properties sets them: 4 messages per slot, and a MiB per slot (at
+ * least 4 MiB: a job message may be 1 MiB). */
+static int prefetch_conf(struct kafka *k, rd_kafka_conf_t *conf, char *err, size_t err_len)
+{
+    int slots = k->cfg->llama.slots;
+    char value[32];
+    snprintf(value, sizeof(value), "%d", 4 * slots);
+    if (!kafka_user_property(k, "queued.min.messages") &&
+        kafka_set_conf(conf, "queued.min.messages", value, err, err_len))
+        return -1;
+    snprintf(value, sizeof(value), "%d", (slots > 4 ? slots : 4) * 1024);
+    if (!kafka_user_property(k, "queued.max.messages.kbytes") &&
+        kafka_set_conf(conf, "queued.max.messages.kbytes", value, err, err_len))
+        return -1;
+    return 0;
+}
+
 int kafka_group_conf(struct kafka *k, rd_kafka_conf_t *conf, char *err, size_t err_len)
 {
     rd_kafka_conf_set_offset_commit_cb(conf, committed);
     if (kafka_set_conf(conf, "group.id", k->cfg->kafka.group_id, err, err_len) ||
         kafka_set_conf(conf, "enable.auto.commit", "false", err, err_len) ||
         kafka_set_conf(conf, "enable.auto.offset.store", "false", err, err_len) ||
-        kafka_set_conf(conf, "auto.offset.reset", "earliest", err, err_len))
+        kafka_set_conf(conf, "auto.offset.reset", "earliest", err, err_len) ||
+        prefetch_conf(k, conf, err, err_len))
         return -1;
     if (k->cfg->kafka.static_membership &&
         kafka_set_conf(conf, "group.instance.id", k->cfg->worker_id, err, err_len))

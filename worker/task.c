@@ -90,6 +90,7 @@ void task_free(struct task *t)
     if (t->next)
         t->next->prev = t->prev;
     w->n_tasks--;
+    w->held_bytes -= t->raw_len + t->raw_key_len;
     job_free(&t->job);
     free(t->text);
     free(t->raw);
@@ -105,6 +106,7 @@ static void task_done(struct task *t)
     commits_done(w->commits, &t->ticket);
     task_free(t);
     worker_drain_check(w);
+    worker_schedule(w); /* a finishing task held room too */
 }
 
 /* Move a task to finishing: it holds no slot and no timer any more. Its

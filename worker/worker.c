@@ -98,7 +98,11 @@ void worker_schedule(struct worker *w)
     }
     if (!w->subscribed || w->stopped)
         return;
-    bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots;
+    /* Finishing tasks (terminal reply not yet acknowledged) hold memory too:
+     * at most `slots` more of them, and limits.max_pending_bytes in all. */
+    unsigned slots = (unsigned)w->cfg->llama.slots;
+    bool full = w->n_unfinished >= slots || w->n_tasks >= 2 * slots ||
+                w->held_bytes >= w->cfg->limits.max_pending_bytes;
     if (w->draining || !w->backend_ready || full || telemetry_admission_paused(w->telemetry))
         kafka_pause(w->kafka);
     else
@@ -115,6 +119,7 @@ static void task_link(struct worker *w, struct task *t)
     w->tasks = t;
     w->n_tasks++;
     w->n_unfinished++;
+    w->held_bytes += t->raw_len + t->raw_key_len;
     t->state = TASK_QUEUED;
 }
 

@@ -39,8 +39,8 @@ struct task {
     enum task_state state;
     char run[17];
     unsigned attempts;
-    unsigned crashes; /* runs lost with llama-server */
-    bool suspect;     /* in flight when llama-server died: its reruns run alone */
+    unsigned crashes;                 /* runs lost with llama-server */
+    bool suspect;                     /* in flight when llama-server died: its reruns run alone */
     int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
     int64_t received_us;              /* monotonic, when it was consumed */
     int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
@@ -72,6 +72,7 @@ struct worker {
     unsigned n_tasks; /* queued + running + finishing */
     unsigned n_running;
     unsigned n_unfinished; /* queued + running: what capacity counts */
+    size_t held_bytes;     /* job messages (payload + key) of every live task */
 
     struct telemetry *telemetry;
 
