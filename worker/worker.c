@@ -87,8 +87,7 @@ void worker_schedule(struct worker *w)
         if (!w->hold_timer)
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
-        while (may_start(w)) {
-            struct task *t = w->queue_head;
+        for (struct task *t = w->queue_head; t && may_start(w); t = w->queue_head) {
             w->queue_head = t->queue_next;
             if (!w->queue_head)
                 w->queue_tail = NULL;
@@ -289,12 +288,10 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
     const char *group = membership_not_ready(w);
     if (w->draining)
         out->not_ready = "draining";
-    else if (group && !w->topics_missing[0])
+    else if (group && (w->backend_ready || !w->topics_missing[0]))
         out->not_ready = group;
     else if (!w->backend_ready)
         out->not_ready = why && why[0] ? why : "llama-server starting";
-    else if (group)
-        out->not_ready = group;
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
 }
