@@ -38,6 +38,7 @@ struct llmq_config {
         char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
         struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */
         size_t n_properties;
+        bool static_membership; /* kafka.static_membership: worker.id as group.instance.id */
     } kafka;
 
     struct {
@@ -55,15 +56,19 @@ struct llmq_config {
         size_t n_extra_args;
         int startup_timeout_s;     /* llama.startup_timeout_s, default 300 */
         int restart_backoff_max_s; /* llama.restart_backoff_max_s, default 30 */
+        int unready_leave_s; /* llama.unready_leave_s: leave the group after this long without a
+                                ready llama-server, default 60; 0 = never */
     } llama;
 
     struct {
-        size_t max_prompt_bytes; /* limits.max_prompt_bytes, default 1048576 */
-        int max_tokens;          /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
-        int default_max_tokens;  /* limits.default_max_tokens, default 512 */
-        int job_timeout_s;       /* limits.job_timeout_s: when a job has no deadline, default 600 */
-        int retries;             /* limits.retries after a backend failure, default 2 */
-        int drain_timeout_s;     /* limits.drain_timeout_s on SIGTERM, default 30 */
+        size_t max_prompt_bytes;  /* limits.max_prompt_bytes, default 1048576 */
+        size_t max_pending_bytes; /* limits.max_pending_bytes: job messages held (queued, running,
+                                     finishing) before intake pauses, default 64 MiB */
+        int max_tokens;           /* limits.max_tokens: cap on a job's max_tokens, default 4096 */
+        int default_max_tokens;   /* limits.default_max_tokens, default 512 */
+        int job_timeout_s;   /* limits.job_timeout_s: when a job has no deadline, default 600 */
+        int retries;         /* limits.retries after a backend failure, default 2 */
+        int drain_timeout_s; /* limits.drain_timeout_s on SIGTERM, default 30 */
     } limits;
 
     struct {

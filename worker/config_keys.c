@@ -39,6 +39,8 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      "llmq.metrics"},
     {"kafka.properties", KIND_PROPERTIES, FIELD(kafka.properties), FIELD(kafka.n_properties), 0, 0,
      0, NULL, NULL},
+    {"kafka.static_membership", KIND_BOOL, FIELD(kafka.static_membership), 0, 0, 0, 0, NULL,
+     "false"},
 
     {"llama.binary", KIND_STRING, FIELD(llama.binary), 0, 0, 0, 0, NULL, "llama-server"},
     {"llama.url", KIND_STRING, FIELD(llama.url), 0, 0, 0, NULLABLE, check_url, NULL},
@@ -55,9 +57,12 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      "300"},
     {"llama.restart_backoff_max_s", KIND_INT, FIELD(llama.restart_backoff_max_s), 0, 1, 3600, 0,
      NULL, "30"},
+    {"llama.unready_leave_s", KIND_INT, FIELD(llama.unready_leave_s), 0, 0, 86400, 0, NULL, "60"},
 
     {"limits.max_prompt_bytes", KIND_SIZE, FIELD(limits.max_prompt_bytes), 0, 1, 1073741824, 0,
      NULL, "1048576"},
+    {"limits.max_pending_bytes", KIND_SIZE, FIELD(limits.max_pending_bytes), 0, 1, 17179869184, 0,
+     NULL, "67108864"},
     {"limits.max_tokens", KIND_INT, FIELD(limits.max_tokens), 0, 1, 1048576, 0, NULL, "4096"},
     {"limits.default_max_tokens", KIND_INT, FIELD(limits.default_max_tokens), 0, 1, 1048576, 0,
      NULL, "512"},

@@ -68,10 +68,25 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
          * cannot be used again: make a new one, outside librdkafka's call. */
         if (rk == k->producer && !k->closing && !loop_timer_pending(k->loop, k->replace_producer))
             k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
+        if (rk != k->producer)
+            kafka_consumer_fatal(k);
         return;
     }
     /* Transport errors are retried by librdkafka itself. */
     log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+void kafka_consumer_fatal(struct kafka *k)
+{
+    char why[512];
+    if (k->fatal || !k->consumer)
+        return;
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(k->consumer, why, sizeof(why));
+    k->fatal = true;
+    snprintf(k->problem, sizeof(k->problem), "fatal consumer error %s: %.200s",
+             rd_kafka_err2name(orig), why);
+    if (k->events.on_consumer_fatal)
+        k->events.on_consumer_fatal(k->ctx);
 }
 
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -159,7 +174,7 @@ int kafka_wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2], 
     return loop_watch(k->loop, pipefd[0], LOOP_READ, fn, k);
 }
 
-static bool user_property(const struct kafka *k, const char *name)
+bool kafka_user_property(const struct kafka *k, const char *name)
 {
     for (size_t i = 0; i < k->cfg->kafka.n_properties; i++)
         if (strcmp(k->cfg->kafka.properties[i].key, name) == 0)
@@ -178,7 +193,8 @@ static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
      * loopback, linger.ms 1 added 1.2 ms to the first chunk (tests/bench).
      * kafka.properties may set it (or its alias) to trade latency for fewer
      * produce requests. */
-    bool user_linger = user_property(k, "linger.ms") || user_property(k, "queue.buffering.max.ms");
+    bool user_linger =
+        kafka_user_property(k, "linger.ms") || kafka_user_property(k, "queue.buffering.max.ms");
     if (kafka_set_conf(conf, "enable.idempotence", "true", err, err_len) ||
         (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len))) {
         rd_kafka_conf_destroy(conf);

@@ -85,6 +85,12 @@ struct kafka_events {
     /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
      * unless kafka.properties says otherwise). May be NULL. */
     void (*on_stats)(void *ctx, const char *json, size_t len);
+    /* The commit of these partitions' offsets failed (each one counted in
+     * kafka_commits_failed()): commit them again. May be NULL. */
+    void (*on_commit_failed)(void *ctx, const struct kafka_partition *parts, size_t n);
+    /* The consumer hit a fatal error (kafka_problem() says which): it can
+     * take no job again; the process should end. May be NULL. */
+    void (*on_consumer_fatal)(void *ctx);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)
@@ -120,6 +126,24 @@ int kafka_commit(struct kafka *k, const struct kafka_partition *offsets, size_t 
  * did not answer within `timeout_ms`. Blocks: call it before taking jobs. */
 int kafka_topics_missing(struct kafka *k, const char *const *topics, size_t n, int timeout_ms,
                          char *missing, size_t missing_len);
+
+/* Leave the group (revocation runs, with its commit); kafka_subscribe()
+ * joins again. Nothing happens when not subscribed. */
+void kafka_unsubscribe(struct kafka *k);
+
+/* Why the consumer cannot take jobs (evicted from the group for polling too
+ * seldom, or a fatal error), or NULL when nothing is wrong. An eviction is
+ * forgotten at the next assignment. */
+const char *kafka_problem(const struct kafka *k);
+
+/* How many partitions' commits failed so far (the offset commit callback). */
+unsigned long kafka_commits_failed(const struct kafka *k);
+
+/* The partition.assignment.strategy used when kafka.properties sets none,
+ * for librdkafka `version` (rd_kafka_version()'s 0xMMmmrrxx): cooperative-
+ * sticky from 2.10.0 on, the eager "range,roundrobin" before; `why` gets
+ * the reason for the log. */
+const char *kafka_assignment_default(int version, char *why, size_t why_len);
 
 /* Whether the consumer holds an assignment from the group (it joined). */
 bool kafka_joined(const struct kafka *k);

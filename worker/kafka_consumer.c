@@ -13,6 +13,10 @@
 
 /* How many consumer events one loop wake-up serves before yielding. */
 #define KAFKA_POLL_BATCH 256
+/* The consumer is polled at least this often, so that a worker whose slots
+ * are all busy (paused, no message served) stays in the group whatever
+ * statistics.interval.ms is: max.poll.interval.ms counts from the last poll. */
+#define KAFKA_POLL_EVERY_MS 1000
 
 static int consumer_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
@@ -90,6 +94,8 @@ static void assigned(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_partition_l
     for (int i = 0; i < parts->cnt; i++)
         hold_partition(k, rk, parts->elems[i].topic, parts->elems[i].partition);
     k->joined = true;
+    if (!k->fatal)
+        k->problem[0] = '\0';
     log_info(k->log, "kafka", "assigned %d partition(s)%s", parts->cnt,
              k->paused ? " (paused: at capacity)" : "");
     struct kafka_partition *plain = plain_partitions(parts);
@@ -117,7 +123,11 @@ static void revoking(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_partition_l
         if (plain[i].offset >= 0)
             rd_kafka_topic_partition_list_add(valid, plain[i].topic, plain[i].partition)->offset =
                 plain[i].offset;
-    if (valid->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
+    bool lost = rd_kafka_assignment_lost(rk);
+    if (lost && !k->fatal)
+        snprintf(k->problem, sizeof(k->problem),
+                 "the group took the partitions away (evicted); rejoining");
+    if (valid->cnt > 0 && !lost) {
         rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, valid, 0);
         if (cerr)
             log_warn(k->log, "kafka", "commit on revocation failed: %s", rd_kafka_err2str(cerr));
@@ -218,7 +228,12 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
         return false;
     if (!msg->err)
         deliver_message(k, msg);
-    else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+        kafka_consumer_fatal(k);
+    if (msg->err == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED && !k->fatal)
+        snprintf(k->problem, sizeof(k->problem), "evicted from the group: %s",
+                 rd_kafka_message_errstr(msg));
+    if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         log_warn(k->log, "kafka", "consumer: %s%s%s", rd_kafka_message_errstr(msg),
                  msg->rkt ? " on " : "", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "");
     rd_kafka_message_destroy(msg);
@@ -248,6 +263,13 @@ static void serve_consumer(struct kafka *k)
         kafka_consumer_wake(k);
 }
 
+static void poll_due(struct loop *loop, void *ctx)
+{
+    struct kafka *k = ctx;
+    k->poll_timer = loop_timer_after(loop, KAFKA_POLL_EVERY_MS, poll_due, k);
+    serve_consumer(k);
+}
+
 static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
 {
     char buf[64];
@@ -265,11 +287,7 @@ int kafka_consumer_open(struct kafka *k, char *err, size_t err_len)
         return -1;
     rd_kafka_conf_set_rebalance_cb(conf, rebalanced);
     rd_kafka_conf_set_stats_cb(conf, consumer_stats);
-    if (kafka_set_conf(conf, "group.id", k->cfg->kafka.group_id, err, err_len) ||
-        kafka_set_conf(conf, "enable.auto.commit", "false", err, err_len) ||
-        kafka_set_conf(conf, "enable.auto.offset.store", "false", err, err_len) ||
-        kafka_set_conf(conf, "auto.offset.reset", "earliest", err, err_len) ||
-        kafka_set_conf(conf, "partition.assignment.strategy", "cooperative-sticky", err, err_len)) {
+    if (kafka_group_conf(k, conf, err, err_len) != 0) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -286,6 +304,7 @@ int kafka_consumer_open(struct kafka *k, char *err, size_t err_len)
         snprintf(err, err_len, "kafka: cannot watch queues: %s", strerror(errno));
         return -1;
     }
+    k->poll_timer = loop_timer_after(k->loop, KAFKA_POLL_EVERY_MS, poll_due, k);
     return 0;
 }
 
@@ -302,7 +321,24 @@ int kafka_subscribe(struct kafka *k, char *err, size_t err_len)
         snprintf(err, err_len, "subscribe: %s", rd_kafka_err2str(rerr));
         return -1;
     }
+    k->subscribed = true;
     return 0;
+}
+
+void kafka_unsubscribe(struct kafka *k)
+{
+    if (!k->subscribed)
+        return;
+    k->subscribed = false;
+    k->joined = false;
+    rd_kafka_resp_err_t err = rd_kafka_unsubscribe(k->consumer);
+    if (err)
+        log_warn(k->log, "kafka", "unsubscribe: %s", rd_kafka_err2str(err));
+}
+
+const char *kafka_problem(const struct kafka *k)
+{
+    return k->problem[0] ? k->problem : NULL;
 }
 
 void kafka_pause(struct kafka *k)
@@ -353,5 +389,6 @@ void kafka_consumer_free(struct kafka *k)
     release_all_partitions(k);
     free(k->held);
     loop_timer_cancel(k->loop, k->consumer_more);
+    loop_timer_cancel(k->loop, k->poll_timer);
     kafka_client_free(k, k->consumer, k->consumer_queue, k->consumer_pipe);
 }

@@ -55,12 +55,30 @@ struct kafka {
     bool backlogged;
     int outq_high, outq_low;
     bool joined;
+    bool subscribed;
     bool closing;
+    loop_timer_id poll_timer;     /* polls the consumer every second, whatever comes */
+    unsigned long commits_failed; /* partitions whose commit failed */
+    char problem[256];            /* why the consumer cannot take jobs ("" when it can) */
+    bool fatal;                   /* the consumer hit a fatal error: problem stays */
 };
 
 /* Set one property; -1 with "kafka property NAME: why" in err. */
 int kafka_set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                    size_t err_len);
+
+/* Whether kafka.properties sets `name`. */
+bool kafka_user_property(const struct kafka *k, const char *name);
+
+/* The consumer's group settings (kafka_group.c): group.id, manual commits,
+ * the partition assignment strategy (logged with the reason for it), the
+ * static membership and the commit results' callback. 0, or -1 with the
+ * reason in err. */
+int kafka_group_conf(struct kafka *k, rd_kafka_conf_t *conf, char *err, size_t err_len);
+
+/* The consumer hit a fatal error: say why in `problem` and tell the owner
+ * (once). */
+void kafka_consumer_fatal(struct kafka *k);
 
 /* Settings common to both clients, then the user's kafka.properties. NULL
  * with the reason in err. */

@@ -154,7 +154,7 @@ static int run(const struct llmq_config *cfg, const struct logger *log)
         log_error(log, "main", "cannot start llama-server");
         goto out;
     }
-    rc = loop_run(loop) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    rc = loop_run(loop) == 0 ? worker_exit_code(worker) : EXIT_RUNTIME;
 out:
     if (sig.fd >= 0) {
         if (loop)

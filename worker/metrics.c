@@ -252,6 +252,11 @@ static void render_kafka(struct buf *t, const struct metrics *m, const struct me
     single_u64(t, m, "llmq_kafka_producer_queue_messages", "gauge",
                "Messages in the producer's queue, not yet acknowledged by the broker.",
                s->producer_queue_messages);
+    single_u64(t, m, "llmq_kafka_commits_failed_total", "counter",
+               "Partition offset commits that failed (each is retried).", s->commits_failed);
+    single_u64(t, m, "llmq_group_leaves_total", "counter",
+               "Times the worker left its group for want of a ready llama-server or VRAM.",
+               s->group_leaves);
 }
 
 static void render_llama(struct buf *t, const struct metrics *m, const struct metrics_sample *s)

@@ -47,6 +47,8 @@ struct metrics_sample {
     uint64_t dead_letters;
     uint64_t runs_retried;
     uint64_t producer_queue_messages; /* kafka_outq_len(): produced, not acknowledged */
+    uint64_t commits_failed;          /* partitions whose offset commit failed */
+    uint64_t group_leaves;            /* the group left for want of a ready llama-server */
     bool llama_up;
     uint64_t llama_restarts;
     unsigned llama_slots_busy;

@@ -89,6 +89,7 @@ void task_free(struct task *t)
     if (t->next)
         t->next->prev = t->prev;
     w->n_tasks--;
+    w->held_bytes -= t->raw_len + t->raw_key_len;
     job_free(&t->job);
     buf_free(&t->text);
     free(t->raw);
@@ -104,6 +105,7 @@ static void task_done(struct task *t)
     commits_done(w->commits, &t->ticket);
     task_free(t);
     worker_drain_check(w);
+    worker_schedule(w); /* a finishing task held room too */
 }
 
 /* Move a task to finishing: it holds no slot and no timer any more. Its
@@ -363,17 +365,20 @@ static void run_done(void *ctx, const struct llama_outcome *out)
     t->llama = NULL;
     if (out->code == LLMQ_OK) {
         run_succeeded(t, out);
-    } else if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
+    } else if (out->backend_lost && ++t->crashes <= (unsigned)w->cfg->limits.retries) {
         w->n_running--;
         w->stats.runs_retried++;
-        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
-                 out->message);
+        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again, alone", t->job.id,
+                 t->run, out->message);
+        t->suspect = true;
         worker_queue_push(w, t, true);
         w->hold_until_ms = clock_mono_ms() + RETRY_HOLD_MS;
         worker_schedule(w);
     } else if (out->backend_lost) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
+        snprintf(msg, sizeof(msg), "llama-server died in %u run(s) of this job%s: %.200s",
+                 t->crashes, t->suspect ? ", the last ones alone (a poison job)" : "",
+                 out->message);
         task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
     } else {
         task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));

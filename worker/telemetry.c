@@ -52,6 +52,8 @@ static void metrics_sample_fill(void *ctx, struct metrics_sample *out)
     out->dead_letters = st.stats->dead_lettered;
     out->runs_retried = st.stats->runs_retried;
     out->producer_queue_messages = (uint64_t)kafka_outq_len(t->kafka);
+    out->commits_failed = kafka_commits_failed(t->kafka);
+    out->group_leaves = st.stats->group_leaves;
     out->llama_up = st.llama_up;
     out->llama_restarts = st.llama_restarts;
     out->llama_slots_busy = st.slots_busy;

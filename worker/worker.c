@@ -63,6 +63,22 @@ static void hold_over(struct loop *loop, void *ctx)
     worker_schedule(w);
 }
 
+/* Whether the queue's head may start now. A run lost with llama-server may
+ * have been what killed it: such a suspect reruns alone, and nothing starts
+ * beside it, until each suspect has run (the culprit crashes alone, the
+ * others complete). */
+static bool may_start(const struct worker *w)
+{
+    if (!w->backend_ready || !w->queue_head || w->n_running >= (unsigned)w->cfg->llama.slots)
+        return false;
+    if (w->queue_head->suspect && w->n_running > 0)
+        return false;
+    for (const struct task *t = w->tasks; t; t = t->next)
+        if (t->suspect && t->state == TASK_RUNNING)
+            return false;
+    return true;
+}
+
 /* Start what can start, then pause or resume consumption to match. */
 void worker_schedule(struct worker *w)
 {
@@ -71,8 +87,7 @@ void worker_schedule(struct worker *w)
         if (!loop_timer_pending(w->loop, w->hold_timer))
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
-        while (w->backend_ready && w->queue_head && w->n_running < (unsigned)w->cfg->llama.slots) {
-            struct task *t = w->queue_head;
+        for (struct task *t = w->queue_head; t && may_start(w); t = w->queue_head) {
             w->queue_head = t->queue_next;
             if (!w->queue_head)
                 w->queue_tail = NULL;
@@ -82,7 +97,11 @@ void worker_schedule(struct worker *w)
     }
     if (!w->subscribed || w->stopped)
         return;
-    bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots;
+    /* Finishing tasks (terminal reply not yet acknowledged) hold memory too:
+     * at most `slots` more of them, and limits.max_pending_bytes in all. */
+    unsigned slots = (unsigned)w->cfg->llama.slots;
+    bool full = w->n_unfinished >= slots || w->n_tasks >= 2 * slots ||
+                w->held_bytes >= w->cfg->limits.max_pending_bytes;
     if (w->draining || !w->backend_ready || full || telemetry_admission_paused(w->telemetry))
         kafka_pause(w->kafka);
     else
@@ -99,6 +118,7 @@ static void task_link(struct worker *w, struct task *t)
     w->tasks = t;
     w->n_tasks++;
     w->n_unfinished++;
+    w->held_bytes += t->raw_len + t->raw_key_len;
     t->state = TASK_QUEUED;
 }
 
@@ -125,6 +145,12 @@ static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n
     struct worker *w = ctx;
     commits_assigned(w->commits, parts, n);
     worker_schedule(w);
+}
+
+static void on_commit_failed(void *ctx, const struct kafka_partition *parts, size_t n)
+{
+    struct worker *w = ctx;
+    commits_failed(w->commits, parts, n);
 }
 
 static bool task_in(const struct task *t, const struct kafka_partition *parts, size_t n)
@@ -157,52 +183,6 @@ static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
 
 /* ---- llama-server and the topics ---- */
 
-/* The topics the worker reads and writes must exist before it takes a job:
- * a reply with nowhere to go would hold its partition's commits forever.
- * Topics named by a pattern (^...) and optional ones left empty are skipped. */
-static bool topics_ready(struct worker *w)
-{
-    const struct llmq_config *cfg = w->cfg;
-    const char *names[4 + 16];
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->kafka.n_jobs_topics && n < 16; i++)
-        if (cfg->kafka.jobs_topics[i][0] != '^')
-            names[n++] = cfg->kafka.jobs_topics[i];
-    const char *own[] = {cfg->kafka.reply_topic, cfg->kafka.dead_letter_topic,
-                         cfg->metrics.heartbeat_s > 0 ? cfg->kafka.metrics_topic : NULL};
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-        if (own[i] && own[i][0])
-            names[n++] = own[i];
-    char missing[200];
-    int count = kafka_topics_missing(w->kafka, names, n, 5000, missing, sizeof(missing));
-    if (count == 0) {
-        if (w->topics_missing[0])
-            log_info(w->log, "worker", "every topic exists now");
-        w->topics_missing[0] = '\0';
-        return true;
-    }
-    char why[256];
-    if (count < 0)
-        snprintf(why, sizeof(why), "cannot check the topics (%.200s)", missing);
-    else
-        snprintf(why, sizeof(why), "missing topic(s): %.200s", missing);
-    if (strcmp(why, w->topics_missing) != 0)
-        log_error(w->log, "worker", "%s; not taking jobs until they exist (checking every 5 s)",
-                  why);
-    snprintf(w->topics_missing, sizeof(w->topics_missing), "%s", why);
-    return false;
-}
-
-static void backend_ready(void *ctx);
-
-static void topic_check_due(struct loop *loop, void *ctx)
-{
-    struct worker *w = ctx;
-    (void)loop;
-    if (w->backend_ready && !w->subscribed)
-        backend_ready(w);
-}
-
 static void backend_ready(void *ctx)
 {
     struct worker *w = ctx;
@@ -210,19 +190,7 @@ static void backend_ready(void *ctx)
         log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
     w->backend_ready = true;
     w->backend_was_ready = true;
-    if (!w->subscribed && !w->draining) {
-        if (!topics_ready(w)) {
-            if (!loop_timer_pending(w->loop, w->topic_check_timer))
-                w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
-            return;
-        }
-        char err[256];
-        if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
-            log_error(w->log, "worker", "%s", err);
-            return;
-        }
-        w->subscribed = true;
-    }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -238,6 +206,7 @@ static void backend_down(void *ctx, const char *reason)
         if (t->state == TASK_RUNNING && t->llama)
             task_run_lost(t, reason);
     }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -312,18 +281,20 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->state = w->backend_was_ready ? "restarting" : "starting";
     /* Why /readyz says no, first reason first. */
     const char *why = supervisor_last_error(w->sup);
+    const char *group = membership_not_ready(w);
     if (w->draining)
         out->not_ready = "draining";
+    else if (group && (w->backend_ready || !w->topics_missing[0]))
+        out->not_ready = group;
     else if (!w->backend_ready)
         out->not_ready = why && why[0] ? why : "llama-server starting";
-    else if (w->topics_missing[0])
-        out->not_ready = w->topics_missing;
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
 }
 
 static void admission_changed(void *ctx)
 {
+    membership_update(ctx);
     worker_schedule(ctx);
 }
 
@@ -354,8 +325,9 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .model = cfg->llama.model_name,
     };
     w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
-    static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
-                                                     kafka_stats};
+    static const struct kafka_events kafka_events = {on_message,       on_assigned,
+                                                     on_revoking,      kafka_stats,
+                                                     on_commit_failed, membership_consumer_fatal};
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {
@@ -386,6 +358,11 @@ fail:
     return NULL;
 }
 
+int worker_exit_code(const struct worker *w)
+{
+    return w->exit_code;
+}
+
 int worker_start(struct worker *w)
 {
     return supervisor_start(w->sup);
@@ -414,7 +391,7 @@ void worker_free(struct worker *w)
     }
     loop_timer_cancel(w->loop, w->hold_timer);
     loop_timer_cancel(w->loop, w->drain_timer);
-    loop_timer_cancel(w->loop, w->topic_check_timer);
+    membership_free(w);
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);

@@ -35,6 +35,12 @@ int worker_start(struct worker *w);
  * them); commit; then stop the loop. Safe to call twice. */
 void worker_drain(struct worker *w);
 
+/* The process's exit code once the loop stopped: 0, or EXIT_KAFKA_FATAL
+ * when the consumer hit a fatal error (a service manager should restart the
+ * worker). */
+#define EXIT_KAFKA_FATAL 4
+int worker_exit_code(const struct worker *w);
+
 /* Leave the group, stop llama-server, free everything (after the loop ran). */
 void worker_free(struct worker *w);
 

@@ -40,6 +40,8 @@ struct task {
     enum task_state state;
     char run[17];
     unsigned attempts;
+    unsigned crashes;                 /* runs lost with llama-server */
+    bool suspect;                     /* in flight when llama-server died: its reruns run alone */
     int64_t kafka_ts_ms;              /* the job message's timestamp (wall) */
     int64_t received_us;              /* monotonic, when it was consumed */
     int64_t deadline_wall_ms;         /* the job's deadline, or consumed + job_timeout */
@@ -70,11 +72,15 @@ struct worker {
     unsigned n_tasks; /* queued + running + finishing */
     unsigned n_running;
     unsigned n_unfinished; /* queued + running: what capacity counts */
+    size_t held_bytes;     /* job messages (payload + key) of every live task */
 
     struct telemetry *telemetry;
 
     loop_timer_id topic_check_timer;
-    char topics_missing[256]; /* why the worker does not join yet, "" when it may */
+    char topics_missing[256];  /* why the worker does not join yet, "" when it may */
+    loop_timer_id leave_timer; /* unable to serve: leave the group when it fires */
+    char left_group[256];      /* why the worker left its group, "" while in it */
+    int exit_code;             /* the process's, once the loop stops */
 
     bool backend_ready;
     bool backend_was_ready; /* for the heartbeat: "starting" vs "restarting" */
@@ -99,6 +105,22 @@ void worker_queue_remove(struct worker *w, struct task *t);
 
 /* A task is gone: when draining and none is left, stop. */
 void worker_drain_check(struct worker *w);
+
+/* ---- membership.c ---- */
+
+/* llama-server, the VRAM floor or the topics changed: join the group, or
+ * arm (or disarm) the leave after llama.unready_leave_s. */
+void membership_update(struct worker *w);
+
+/* kafka_events.on_consumer_fatal: log, set the exit code, drain. */
+void membership_consumer_fatal(void *ctx);
+
+/* Why /readyz says no on the group's side (evicted, fatal error, left,
+ * topics missing), or NULL. */
+const char *membership_not_ready(const struct worker *w);
+
+/* Cancel the membership's timers. */
+void membership_free(struct worker *w);
 
 /* ---- task.c ---- */
 

@@ -15,6 +15,7 @@ struct worker_stats {
     uint64_t dead_lettered;
     uint64_t chunks_published;
     uint64_t tokens_generated;
+    uint64_t group_leaves;      /* the group left for want of a ready llama-server */
     uint64_t deliveries_failed; /* terminal or dead-letter messages re-produced or given up */
 };
 

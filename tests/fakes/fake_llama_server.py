@@ -25,6 +25,8 @@ environment. Modes (--fake-mode):
   normal             generate as described
   hang               accept completion requests and never answer them
   die-mid-stream     exit the whole process after --fake-die-after tokens
+                     (with --fake-die-on TEXT: only in a request whose prompt
+                     contains TEXT, a poison job; the others generate)
   error-500          answer completions with HTTP 500 and a server_error body
   context-exceeded   answer completions with HTTP 400 exceed_context_size_error
   slow-first-token   send headers, sleep --fake-first-token-s, then stream
@@ -81,6 +83,7 @@ def parse_args(argv):
     p.add_argument("--fake-token-ms", type=float, default=float(fake_env("TOKEN_MS", "5")))
     p.add_argument("--fake-instant", action="store_true", default=fake_env("INSTANT", "") == "1")
     p.add_argument("--fake-die-after", type=int, default=int(fake_env("DIE_AFTER", "3")))
+    p.add_argument("--fake-die-on", default=fake_env("DIE_ON", ""))
     p.add_argument("--fake-first-token-s", type=float,
                    default=float(fake_env("FIRST_TOKEN_S", "2")))
     p.add_argument("--fake-ignore-sigterm", action="store_true",
@@ -313,7 +316,8 @@ class Handler(BaseHTTPRequestHandler):
                     "tokens_predicted": gen.n_gen,
                     "tokens_evaluated": gen.n_prompt,
                 })
-            if cfg.fake_mode == "die-mid-stream" and gen.n_gen >= cfg.fake_die_after:
+            if (cfg.fake_mode == "die-mid-stream" and gen.n_gen >= cfg.fake_die_after
+                    and cfg.fake_die_on in gen.prompt):
                 log("fake: dying mid-stream after %d tokens" % gen.n_gen)
                 os._exit(1)
         t_end = time.monotonic()
