@@ -8,6 +8,7 @@
 
 #include "hostport.h"
 #include "kafka_names.h"
+#include "secrets.h"
 
 #define WORKER_ID_MAX 128
 
@@ -39,6 +40,8 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      "llmq.metrics"},
     {"kafka.properties", KIND_PROPERTIES, FIELD(kafka.properties), FIELD(kafka.n_properties), 0, 0,
      0, NULL, NULL},
+    {"kafka.properties_file", KIND_STRING, FIELD(kafka.properties_file), 0, 0, 0, NULLABLE, NULL,
+     NULL},
 
     {"llama.binary", KIND_STRING, FIELD(llama.binary), 0, 0, 0, 0, NULL, "llama-server"},
     {"llama.url", KIND_STRING, FIELD(llama.url), 0, 0, 0, NULLABLE, check_url, NULL},
@@ -135,7 +138,9 @@ static int check_url(const char *s, char *reason, size_t len)
     else if (strncmp(s, "https://", 8) == 0)
         rest = s + 8;
     if (rest == NULL || *rest == '\0' || *rest == '/') {
-        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")", s);
+        char masked[512];
+        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")",
+                 secrets_url(s, masked, sizeof(masked)));
         return -1;
     }
     return 0;

@@ -17,7 +17,10 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "secrets.h"
 #include "worker.h"
+
+extern char **environ;
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3 };
 
@@ -174,7 +177,7 @@ int main(int argc, char **argv)
         return rc;
     struct llmq_config cfg;
     char err[512];
-    if (config_load(&cfg, flags.config_path, getenv, err, sizeof(err)) != 0) {
+    if (config_load(&cfg, flags.config_path, environ, err, sizeof(err)) != 0) {
         fprintf(stderr, "llmq-worker: %s\n", err);
         config_free(&cfg);
         return EXIT_CONFIG;
@@ -186,9 +189,17 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     struct logger log;
+    struct secrets secrets;
     logger_init(&log, cfg.logging.level, cfg.logging.json, STDERR_FILENO);
+    if (secrets_collect(&secrets, &cfg) != 0) {
+        fprintf(stderr, "llmq-worker: out of memory\n");
+        config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    logger_mask(&log, &secrets);
     rc = run(&cfg, &log);
     log_info(&log, "main", "exit %d", rc);
+    secrets_free(&secrets);
     config_free(&cfg);
     return rc;
 }
