@@ -15,7 +15,7 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 struct logger {
     enum log_level level;
     bool json;
-    int fd;                         /* usually 2 */
+    int fd;                        /* usually 2 */
     const struct secrets *secrets; /* masked in every line (secrets.h); NULL: patterns only */
 };
 

@@ -108,13 +108,16 @@ static int collect(struct secrets *s, const struct llmq_config *cfg)
         return -1;
     const char *scheme = cfg->llama.url ? strstr(cfg->llama.url, "://") : NULL;
     const char *end = scheme ? userinfo_end(scheme + 3) : NULL;
+    const char *colon = end ? memchr(scheme + 3, ':', (size_t)(end - scheme - 3)) : NULL;
     if (end && add_value(s, scheme + 3, (size_t)(end - scheme - 3)))
+        return -1;
+    if (colon && add_value(s, colon + 1, (size_t)(end - colon - 1))) /* the password alone */
         return -1;
     for (size_t i = 0; i < cfg->llama.n_extra_args; i++) {
         const char *inline_value;
         if (!secrets_flag(cfg->llama.extra_args[i], &inline_value))
             continue;
-        const char *v = inline_value ? inline_value
+        const char *v = inline_value                      ? inline_value
                         : i + 1 < cfg->llama.n_extra_args ? cfg->llama.extra_args[i + 1]
                                                           : "";
         if (add_value(s, v, strlen(v)))

@@ -418,8 +418,7 @@ static void test_parse_error_and_missing_file(void **state)
 
     struct llmq_config cfg;
     char err[ERR_LEN];
-    assert_int_equal(config_load(&cfg, "/nonexistent/worker.cfg", FAKE_ENV, err, sizeof(err)),
-                     -1);
+    assert_int_equal(config_load(&cfg, "/nonexistent/worker.cfg", FAKE_ENV, err, sizeof(err)), -1);
     assert_string_equal(err, "/nonexistent/worker.cfg: cannot open: No such file or directory");
     config_free(&cfg);
 }
@@ -607,6 +606,7 @@ static void test_example_file(void **state)
                                         "dead_letter_topic",
                                         "metrics_topic",
                                         "properties",
+                                        "properties_file",
                                         "binary",
                                         "url",
                                         "api_key",

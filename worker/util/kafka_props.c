@@ -3,8 +3,8 @@
 #include "kafka_props.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,8 @@ char *kafka_props_value(const char *raw, char *reason, size_t len)
 {
     if (raw[0] == '@' && raw[1] != '@') {
         if (raw[1] == '\0') {
-            snprintf(reason, len, "\"@\" must be followed by a file's path (\"@@\" for a literal @)");
+            snprintf(reason, len,
+                     "\"@\" must be followed by a file's path (\"@@\" for a literal @)");
             return NULL;
         }
         return read_secret_file(raw + 1, reason, len);
@@ -101,8 +102,7 @@ static int read_line(char *line, kafka_props_fn fn, void *ctx, const char **key,
     return rc;
 }
 
-int kafka_props_read_file(const char *path, kafka_props_fn fn, void *ctx, char *err,
-                          size_t err_len)
+int kafka_props_read_file(const char *path, kafka_props_fn fn, void *ctx, char *err, size_t err_len)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -123,8 +123,7 @@ int kafka_props_read_file(const char *path, kafka_props_fn fn, void *ctx, char *
                      LINE_MAX_BYTES - 2);
             rc = -1;
         } else if (read_line(line, fn, ctx, &key, reason, sizeof(reason)) != 0) {
-            snprintf(err, err_len, "%s:%u: %s%s%s", path, number, key, key[0] ? ": " : "",
-                     reason);
+            snprintf(err, err_len, "%s:%u: %s%s%s", path, number, key, key[0] ? ": " : "", reason);
             rc = -1;
         }
     }
