@@ -14,6 +14,7 @@
 
 #include "config_keys.h"
 #include "config_props.h"
+#include "kafka_names.h"
 #include "kafka_props.h"
 
 #define REASON_LEN 256
@@ -515,9 +516,49 @@ static int derive_model_name(struct llmq_config *cfg)
     return cfg->llama.model_name ? 0 : -1;
 }
 
+/* Which of the worker's own topics (jobs subscriptions, dead-letter) names
+ * `topic`, or NULL. */
+static const char *own_topic_naming(const struct llmq_config *cfg, const char *topic)
+{
+    for (size_t i = 0; i < cfg->kafka.n_jobs_topics; i++)
+        if (kafka_subscription_matches(cfg->kafka.jobs_topics[i], topic))
+            return "a jobs topic";
+    if (strcmp(cfg->kafka.dead_letter_topic, topic) == 0)
+        return "the dead-letter topic";
+    return NULL;
+}
+
+/* Replies must never land where the worker reads jobs (it would take its
+ * own replies for jobs) nor in the dead-letter topic. */
+static int check_topic_rules(struct load_ctx *ctx)
+{
+    const struct llmq_config *cfg = ctx->cfg;
+    char reason[REASON_LEN];
+    const char *own = own_topic_naming(cfg, cfg->kafka.reply_topic);
+    if (own) {
+        snprintf(reason, sizeof(reason), "\"%s\" is %s: replies must go elsewhere",
+                 cfg->kafka.reply_topic, own);
+        return key_error(ctx, config_find_key("kafka.reply_topic"), reason);
+    }
+    for (size_t i = 0; i < cfg->kafka.n_reply_allowlist; i++) {
+        const char *entry = cfg->kafka.reply_allowlist[i];
+        own = strchr(entry, '*') ? NULL : own_topic_naming(cfg, entry);
+        if (!own && strcmp(entry, cfg->kafka.metrics_topic) == 0)
+            own = "the metrics topic";
+        if (own) {
+            snprintf(reason, sizeof(reason), "item %zu: \"%s\" is %s: replies must go elsewhere",
+                     i + 1, entry, own);
+            return key_error(ctx, config_find_key("kafka.reply_allowlist"), reason);
+        }
+    }
+    return 0;
+}
+
 static int check_cross_rules(struct load_ctx *ctx)
 {
     struct llmq_config *cfg = ctx->cfg;
+    if (check_topic_rules(ctx) != 0)
+        return -1;
     if (cfg->llama.url == NULL && cfg->llama.model == NULL)
         return key_error(ctx, config_find_key("llama.model"), "required when llama.url is not set");
     if (cfg->limits.default_max_tokens > cfg->limits.max_tokens) {

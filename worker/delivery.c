@@ -112,9 +112,10 @@ static void settle(struct item *it, bool acknowledged)
 
 /* Errors after which the broker will never take the message: producing it
  * again would hold its job's offset, and so every commit of the partition,
- * back forever. A missing or forbidden topic counts only for a job's own
- * reply_to (bad input): the worker's configured topics missing is a deployment
- * error, and their messages wait for the topic rather than be lost. */
+ * back forever. A missing, forbidden or invalid topic, or any other refusal
+ * that is not retriable, counts only for a job's own reply_to (bad input):
+ * the worker's configured topics refused is a deployment error, and their
+ * messages wait for the operator rather than be lost. */
 static bool permanent(const struct item *it, int err)
 {
     const struct llmq_config *cfg = it->d->cfg;
@@ -123,6 +124,7 @@ static bool permanent(const struct item *it, int err)
     case KAFKA_ERR_INVALID:
         return true;
     case KAFKA_ERR_NO_TOPIC:
+    case KAFKA_ERR_REFUSED:
         return strcmp(it->topic, cfg->kafka.reply_topic) != 0 &&
                strcmp(it->topic, cfg->kafka.dead_letter_topic) != 0;
     default:

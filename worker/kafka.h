@@ -66,7 +66,10 @@ enum kafka_error {
     KAFKA_ERR_INVALID,   /* the broker refuses the record itself */
     KAFKA_ERR_NO_TOPIC,  /* the topic is missing, or writing it is forbidden */
     KAFKA_ERR_NO_OFFSET, /* a commit had no offset to commit */
-    KAFKA_ERR_OTHER,     /* anything else: transient, as far as the worker knows */
+    KAFKA_ERR_OTHER,     /* transient: connections, timeouts, retriable broker errors, or
+                            errors about the whole client (its credentials) */
+    KAFKA_ERR_REFUSED,   /* anything else: the broker refuses it for good (an invalid topic
+                            name, a policy violation, ...) */
 };
 
 /* The kind of an error code, and its text for a log line. */

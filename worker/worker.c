@@ -340,6 +340,22 @@ static void kafka_stats(void *ctx, const char *json, size_t len)
 
 /* ---- life ---- */
 
+/* The topics no reply_to may name (job_policy's own_topics). */
+static int own_topics_init(struct worker *w)
+{
+    const struct llmq_config *cfg = w->cfg;
+    size_t n = cfg->kafka.n_jobs_topics;
+    w->own_topics = calloc(n + 2, sizeof(*w->own_topics));
+    if (!w->own_topics)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        w->own_topics[i] = cfg->kafka.jobs_topics[i];
+    w->own_topics[n] = cfg->kafka.dead_letter_topic;
+    w->own_topics[n + 1] = cfg->kafka.metrics_topic;
+    w->n_own_topics = n + 2;
+    return 0;
+}
+
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
                           const struct logger *log, char *err, size_t err_len)
 {
@@ -351,12 +367,18 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->loop = loop;
     w->cfg = cfg;
     w->log = log;
+    if (own_topics_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     w->policy = (struct job_policy){
         .max_prompt_bytes = cfg->limits.max_prompt_bytes,
         .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
         .n_reply_topics = cfg->kafka.n_reply_allowlist,
         .default_reply_topic = cfg->kafka.reply_topic,
         .model = cfg->llama.model_name,
+        .own_topics = w->own_topics,
+        .n_own_topics = w->n_own_topics,
     };
     w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
     static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
@@ -425,5 +447,6 @@ void worker_free(struct worker *w)
         loop_timer_cancel(w->loop, w->topic_check_timer);
     telemetry_free(w->telemetry);
     http_free(w->http);
+    free(w->own_topics);
     free(w);
 }

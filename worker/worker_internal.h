@@ -63,6 +63,8 @@ struct worker {
     struct delivery *delivery;
     struct commits *commits;
     struct job_policy policy;
+    const char **own_topics; /* the policy's: jobs, dead-letter and metrics topics */
+    size_t n_own_topics;
     struct llama_caps caps;
 
     struct task *tasks; /* every live task */

@@ -1,7 +1,8 @@
-/* test_secrets.c — secrets never shown: the sensitive names and patterns
- * (each one), --check-config's dump and the logger masking them, and Kafka
- * properties from kafka.properties_file, LLMQ_KAFKA_PROP_* and "@/path"
- * values (order, errors with file:line:key). */
+/* test_security.c — issue 11's configuration side: secrets never shown
+ * (the sensitive names and patterns, each one; --check-config's dump and the
+ * logger masking them), Kafka properties from kafka.properties_file,
+ * LLMQ_KAFKA_PROP_* and "@/path" values (order, errors with file:line:key),
+ * and reply topics that cannot be the worker's own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -249,6 +250,30 @@ static void test_property_source_errors(void **state)
     unlink(props_path);
 }
 
+static void test_reply_topic_rules(void **state)
+{
+    (void)state;
+    expect_load_error(MODEL_CFG "kafka = {\n jobs_topics = [\"a.jobs\"];\n"
+                                " reply_topic = \"a.jobs\"; };\n",
+                      no_env, ":4: kafka.reply_topic: \"a.jobs\" is a jobs topic: replies must go");
+    expect_load_error(MODEL_CFG "kafka = {\n jobs_topics = [\"^t\\\\.[a-z]+\\\\.jobs$\"];\n"
+                                " reply_topic = \"t.x.jobs\"; };\n",
+                      no_env, ":4: kafka.reply_topic: \"t.x.jobs\" is a jobs topic");
+    expect_load_error(MODEL_CFG "kafka = {\n reply_topic = \"llmq.dead\"; };\n", no_env,
+                      ":3: kafka.reply_topic: \"llmq.dead\" is the dead-letter topic");
+    const char *env[] = {"LLMQ_KAFKA_REPLY_TOPIC=llmq.jobs", NULL};
+    expect_load_error(MODEL_CFG, env, "env LLMQ_KAFKA_REPLY_TOPIC: \"llmq.jobs\" is a jobs topic");
+    expect_load_error(MODEL_CFG "kafka = {\n reply_allowlist = [\"ok\", \"llmq.metrics\"]; };\n",
+                      no_env, ":3: kafka.reply_allowlist: item 2: \"llmq.metrics\" is the metrics");
+    /* A prefix entry covering the worker's own topics is fine: job admission
+     * never lets it match them (test_job.c). */
+    struct llmq_config cfg;
+    char err[ERR_LEN];
+    assert_int_equal(
+        load(MODEL_CFG "kafka = { reply_allowlist = [\"llmq.*\"]; };\n", no_env, &cfg, err), 0);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_log_lines_mask_each),
         cmocka_unit_test(test_properties_from_file_env_and_at_path),
         cmocka_unit_test(test_property_source_errors),
+        cmocka_unit_test(test_reply_topic_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
