@@ -143,6 +143,13 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
             k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
         return;
     }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && !k->joined && k->events.on_auth_failed) {
+        if (!k->auth_failed) {
+            k->auth_failed = true;
+            k->events.on_auth_failed(k->ctx, reason);
+        }
+        return;
+    }
     /* Transport errors are retried by librdkafka itself. */
     log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }

@@ -88,6 +88,10 @@ struct kafka_events {
     /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
      * unless kafka.properties says otherwise). May be NULL. */
     void (*on_stats)(void *ctx, const char *json, size_t len);
+    /* The brokers refused the client's credentials (SASL authentication)
+     * before it was ever assigned partitions: a configuration error, not an
+     * outage. Called once, with librdkafka's reason. May be NULL. */
+    void (*on_auth_failed)(void *ctx, const char *reason);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)

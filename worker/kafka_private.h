@@ -55,6 +55,7 @@ struct kafka {
     bool backlogged;
     int outq_high, outq_low;
     bool joined;
+    bool auth_failed; /* on_auth_failed was called */
     bool closing;
 };
 

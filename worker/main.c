@@ -4,7 +4,8 @@
  *   0  clean shutdown (SIGTERM/SIGINT drained), or --check-config passed
  *   1  runtime failure (a client could not be created, the loop failed)
  *   2  usage error (unknown flag, missing -c)
- *   3  configuration error (the message names file:line and key) */
+ *   3  configuration error (the message names file:line and key), or the
+ *      Kafka brokers refused the worker's SASL credentials at start */
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -48,7 +49,8 @@ static void usage(FILE *out)
             "  -V, --version       the version\n"
             "\n"
             "Environment variables override common keys (LLMQ_KAFKA_BROKERS, ...; see README).\n"
-            "Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error, 3 config error.\n");
+            "Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error, 3 config error\n"
+            "(also: the Kafka brokers refused the SASL credentials at start).\n");
 }
 
 static void signal_readable(struct loop *loop, int fd, unsigned events, void *ctx)
@@ -157,7 +159,9 @@ static int run(const struct llmq_config *cfg, const struct logger *log)
         log_error(log, "main", "cannot start llama-server");
         goto out;
     }
-    rc = loop_run(loop) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    rc = loop_run(loop) != 0                     ? EXIT_RUNTIME
+         : worker_credentials_refused(worker) ? EXIT_CONFIG
+                                              : EXIT_OK;
 out:
     if (sig.fd >= 0) {
         if (loop)

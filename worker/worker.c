@@ -155,6 +155,24 @@ static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
     worker_schedule(w);
 }
 
+/* A wrong password is not an outage to wait out: say so once and stop, so
+ * that an orchestrator shows a failing worker instead of one never ready. */
+static void on_auth_failed(void *ctx, const char *reason)
+{
+    struct worker *w = ctx;
+    log_error(w->log, "worker",
+              "Kafka SASL authentication failed (%s): check the credentials in kafka.properties; "
+              "exiting with code 3",
+              reason);
+    w->credentials_refused = true;
+    loop_stop(w->loop);
+}
+
+bool worker_credentials_refused(const struct worker *w)
+{
+    return w->credentials_refused;
+}
+
 /* ---- llama-server and the topics ---- */
 
 /* The topics the worker reads and writes must exist before it takes a job:
@@ -323,6 +341,8 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->not_ready = why && why[0] ? why : "llama-server starting";
     else if (w->topics_missing[0])
         out->not_ready = w->topics_missing;
+    else if (delivery_refused(w->delivery))
+        out->not_ready = delivery_refused(w->delivery);
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
 }
@@ -382,7 +402,7 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     };
     w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
     static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
-                                                     kafka_stats};
+                                                     kafka_stats, on_auth_failed};
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {

@@ -135,6 +135,9 @@ static void test_retried_after_a_retriable_error(void **state)
     assert_true(delivery_failures(s.d) >= 1);
     assert_true(mock_log_has(&m, "job job-2: reply to replies not acknowledged"));
     assert_int_equal(mock_read_topic(&m, "replies", NULL, NULL), 1);
+    /* /readyz named the topic while it refused, and no longer does. */
+    assert_true(mock_log_has(&m, "the broker takes messages to replies again"));
+    assert_null(delivery_refused(s.d));
     sending_close(&s);
 }
 
