@@ -59,7 +59,7 @@ static void exec_child(char *const argv[], char *const envp[], int out_fd, pid_t
     _exit(127);
 }
 
-/* The environment without LLAMA_ARG_* and LLAMA_API_KEY (and, when
+/* The environment without LLAMA_ARG_*, LLAMA_API_KEY and LLMQ_* (and, when
  * pinning, without the inherited GPU variables), plus the GPU variables and
  * the API key. c->gpu_env and c->api_key_env hold the added strings; the
  * rest points into environ. */
@@ -75,8 +75,9 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
     envp[k++] = c->api_key_env;
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
-        if (strncmp(e, LLAMA_CHILD_KEY_ENV "=", sizeof(LLAMA_CHILD_KEY_ENV)) == 0)
-            continue; /* replaced by the worker's own key */
+        if (strncmp(e, LLAMA_CHILD_KEY_ENV "=", sizeof(LLAMA_CHILD_KEY_ENV)) == 0 ||
+            strncmp(e, "LLMQ_", 5) == 0)
+            continue; /* the worker's own key instead; the worker's settings and secrets */
         if (strncmp(e, "LLAMA_ARG_", 10) == 0) {
             log_info(log, "supervisor", "not passing %.*s to llama-server", (int)strcspn(e, "="),
                      e);

@@ -1,6 +1,7 @@
 /* llama_child.h — how the supervisor starts llama-server: the command line
  * (model, 127.0.0.1 on a free port, slots, context, GPU layers, then
- * llama.extra_args), the environment (LLAMA_ARG_* dropped, the API key as
+ * llama.extra_args), the environment (LLAMA_ARG_* dropped, and LLMQ_*, which
+ * may hold Kafka secrets (LLMQ_KAFKA_PROP_*), the API key as
  * LLAMA_API_KEY, which the pinned llama-server reads like --api-key, so the
  * key is never on a command line other users can read in /proc, the GPU
  * pinned to llama.gpu through ROCR/HIP/CUDA_VISIBLE_DEVICES), and fork +

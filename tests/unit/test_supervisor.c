@@ -233,6 +233,7 @@ static void test_child_env_and_args(void **state)
     setenv("LLAMA_ARG_MODEL", "/elsewhere.gguf", 1);
     setenv("CUDA_VISIBLE_DEVICES", "7", 1);
     setenv("LLAMA_API_KEY", "inherited", 1);
+    setenv("LLMQ_KAFKA_PROP_SASL_PASSWORD", "worker-only", 1);
     h->cfg.llama.gpu = 1;
     add_args(h, "--fake-env-dump", h->dump_path, NULL);
     start(h);
@@ -241,6 +242,7 @@ static void test_child_env_and_args(void **state)
     unsetenv("LLAMA_ARG_MODEL");
     unsetenv("CUDA_VISIBLE_DEVICES");
     unsetenv("LLAMA_API_KEY");
+    unsetenv("LLMQ_KAFKA_PROP_SASL_PASSWORD");
     assert_true(ready);
 
     const char *dump = read_dump(h);
@@ -256,6 +258,7 @@ static void test_child_env_and_args(void **state)
     /* The key reaches the child through its environment, never argv. */
     assert_null(strstr(dump, "\narg --api-key"));
     assert_null(strstr(dump, "\nenv LLAMA_API_KEY=inherited\n"));
+    assert_null(strstr(dump, "\nenv LLMQ_"));
     char key_env[64];
     snprintf(key_env, sizeof(key_env), "\nenv LLAMA_API_KEY=%s\n", supervisor_api_key(h->sup));
     assert_non_null(strstr(dump, key_env));
