@@ -514,8 +514,9 @@ static int spawn(struct supervisor *sup)
     pid_t pid = -1;
     if (make_api_key(sup) != 0)
         return -1;
-    if (llama_child_cmd_init(&cmd, sup->cfg, sup->api_key, sup->log) != 0) {
-        set_error(sup, "out of memory");
+    char why[256];
+    if (llama_child_cmd_init(&cmd, sup->cfg, sup->api_key, sup->log, why, sizeof(why)) != 0) {
+        set_error(sup, "%s", why);
     } else {
         const char *what = "";
         pid = llama_child_spawn(&cmd, &out_fd, &what);

@@ -363,7 +363,7 @@ static void test_bad_values(void **state)
     expect_error(MODEL "metrics = { listen = \"9464\"; };\n", no_env,
                  ":2: metrics.listen: must be HOST:PORT, or \"\" for off (got \"9464\")");
     expect_error(MODEL "metrics = { gpu_backend = \"cuda\"; };\n", no_env,
-                 ":2: metrics.gpu_backend: must be one of auto, rocm, none (got \"cuda\")");
+                 ":2: metrics.gpu_backend: must be one of auto, rocm, nvml, none (got \"cuda\")");
     expect_error("llama = { url = \"10.0.0.1:8080\"; };\n", no_env,
                  ":1: llama.url: must be an http:// or https:// URL (got \"10.0.0.1:8080\")");
     expect_error(MODEL "worker = { id = \"a b\"; };\n", no_env,
@@ -429,7 +429,7 @@ static void test_env_overrides(void **state)
     static const char *const env[] = {"LLMQ_WORKER_ID=w-env",
                                       "LLMQ_KAFKA_BROKERS=b:1",
                                       "LLMQ_KAFKA_GROUP_ID=grp",
-                                      "LLMQ_KAFKA_JOBS_TOPICS=t1,t2,^re.*",
+                                      "LLMQ_KAFKA_JOBS_TOPICS=t1,t2,^re[.].*",
                                       "LLMQ_KAFKA_REPLY_TOPIC=rep",
                                       "LLMQ_KAFKA_DEAD_LETTER_TOPIC=dl",
                                       "LLMQ_LLAMA_BINARY=/bin/ls",
@@ -455,7 +455,7 @@ static void test_env_overrides(void **state)
     assert_int_equal(cfg.kafka.n_jobs_topics, 3);
     assert_string_equal(cfg.kafka.jobs_topics[0], "t1");
     assert_string_equal(cfg.kafka.jobs_topics[1], "t2");
-    assert_string_equal(cfg.kafka.jobs_topics[2], "^re.*");
+    assert_string_equal(cfg.kafka.jobs_topics[2], "^re[.].*");
     assert_string_equal(cfg.kafka.reply_topic, "rep");
     assert_string_equal(cfg.kafka.dead_letter_topic, "dl");
     assert_string_equal(cfg.llama.binary, "/bin/ls");

@@ -231,7 +231,8 @@ static void test_child_env_and_args(void **state)
     struct harness *h = *state;
     setenv("LLAMA_ARG_CTX_SIZE", "99", 1);
     setenv("LLAMA_ARG_MODEL", "/elsewhere.gguf", 1);
-    setenv("CUDA_VISIBLE_DEVICES", "7", 1);
+    setenv("CUDA_VISIBLE_DEVICES", "7,5", 1); /* llama.gpu = 1 is the scheduler's 5 */
+    setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST", 1);
     setenv("LLAMA_API_KEY", "inherited", 1);
     setenv("LLMQ_KAFKA_PROP_SASL_PASSWORD", "worker-only", 1);
     h->cfg.llama.gpu = 1;
@@ -241,6 +242,7 @@ static void test_child_env_and_args(void **state)
     unsetenv("LLAMA_ARG_CTX_SIZE");
     unsetenv("LLAMA_ARG_MODEL");
     unsetenv("CUDA_VISIBLE_DEVICES");
+    unsetenv("CUDA_DEVICE_ORDER");
     unsetenv("LLAMA_API_KEY");
     unsetenv("LLMQ_KAFKA_PROP_SASL_PASSWORD");
     assert_true(ready);
@@ -248,9 +250,11 @@ static void test_child_env_and_args(void **state)
     const char *dump = read_dump(h);
     assert_null(strstr(dump, "\nenv LLAMA_ARG_"));
     assert_non_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES=0\n")); /* after ROCR's renumbering */
-    assert_non_null(strstr(dump, "\nenv ROCR_VISIBLE_DEVICES=1\n"));
-    assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=1\n"));
-    assert_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7\n"));
+    assert_non_null(strstr(dump, "\nenv ROCR_VISIBLE_DEVICES=5\n"));
+    assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=5\n"));
+    assert_non_null(strstr(dump, "\nenv CUDA_DEVICE_ORDER=PCI_BUS_ID\n"));
+    assert_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7,5\n"));
+    assert_null(strstr(dump, "FASTEST_FIRST"));
     assert_non_null(strstr(dump, "\nenv PATH="));
     assert_non_null(strstr(dump, "\narg -m\narg /nonexistent/fake-model.gguf\n"));
     assert_non_null(strstr(dump, "\narg --host\narg 127.0.0.1\narg --port\narg 0\n"));
@@ -276,6 +280,22 @@ static void test_gpu_unpinned_keeps_env(void **state)
     const char *dump = read_dump(h);
     assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7\n"));
     assert_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES="));
+}
+
+/* llama.gpu past the end of the scheduler's list: the start fails, no
+ * llama-server, and last_error says why. */
+static void test_gpu_outside_inherited_list(void **state)
+{
+    struct harness *h = *state;
+    setenv("CUDA_VISIBLE_DEVICES", "7", 1);
+    h->cfg.llama.gpu = 1;
+    h->sup = supervisor_new(h->loop, h->http, &h->cfg, &h->log, &events, h);
+    assert_non_null(h->sup);
+    int rc = supervisor_start(h->sup);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(supervisor_last_error(h->sup),
+                           "llama.gpu = 1, but the worker inherited CUDA_VISIBLE_DEVICES=7"));
 }
 
 static void test_restart_after_kill(void **state)
@@ -473,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_after_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_child_env_and_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gpu_unpinned_keeps_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_outside_inherited_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_binary, setup, teardown),
