@@ -159,7 +159,7 @@ static int run(const struct llmq_config *cfg, const struct logger *log)
         log_error(log, "main", "cannot start llama-server");
         goto out;
     }
-    rc = loop_run(loop) != 0                     ? EXIT_RUNTIME
+    rc = loop_run(loop) != 0                  ? EXIT_RUNTIME
          : worker_credentials_refused(worker) ? EXIT_CONFIG
                                               : EXIT_OK;
 out:

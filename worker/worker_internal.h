@@ -84,7 +84,7 @@ struct worker {
     bool draining;
     bool stopped;
     bool credentials_refused; /* the loop stopped for it: exit 3 */
-    int64_t hold_until_ms; /* no run starts before this (after a lost run) */
+    int64_t hold_until_ms;    /* no run starts before this (after a lost run) */
     struct loop_timer *hold_timer;
     struct loop_timer *drain_timer;
     struct worker_stats stats;

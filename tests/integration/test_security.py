@@ -66,12 +66,12 @@ class Secured:
                 "kafka.properties_file": f'"{props}"',
                 "_env": {"LLMQ_KAFKA_PROP_SASL_PASSWORD": f"@{secret}"}}
 
-    def cli_args(self, **changes):
-        # The CLI takes librdkafka properties only as -X (the password lands on its command
-        # line); a file or environment source is issue 11 point 3's C change.
+    def cli_args(self, omit=(), **changes):
+        # -X for each property; one in `omit` comes another way (LLMQ_KAFKA_PROP_*).
         args = ["-b", self.bootstrap]
         for k, v in self.client_props(**changes).items():
-            args += ["-X", f"{k}={v}"]
+            if k not in omit:
+                args += ["-X", f"{k}={v}"]
         return args
 
 
@@ -107,11 +107,11 @@ def secured(kafka):
 
 @pytest.fixture
 def llmq_cli(build_dir, topics):
-    def run(*args, connection, input=None, timeout=120):
+    def run(*args, connection, input=None, timeout=120, env=None):
         command = [str(build_dir / "llmq"), *connection, "--jobs-topic", topics["jobs"],
                    "--reply-topic", topics["replies"], *args]
         return subprocess.run(command, input=input, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env={**os.environ, **(env or {})})
     return run
 
 
@@ -130,8 +130,13 @@ def test_jobs_complete_over_sasl_ssl(secured, topics, start_worker, llmq_cli, tm
         assert done.usage.completion_tokens == 8 and done.worker
 
     conn = secured.cli_args()
+    # The password off the command line: LLMQ_KAFKA_PROP_SASL_PASSWORD=@file.
+    secret = tmp_path / "sasl-password"
+    secret.write_text(secured.props["sasl.password"] + "\n")
+    no_password = secured.cli_args(omit=("sasl.password",))
     r = llmq_cli("submit", "--id", "sec-submit", "--max-tokens", "6", "--timeout", "60", "Hello",
-                 connection=conn)
+                 connection=no_password,
+                 env={"LLMQ_KAFKA_PROP_SASL_PASSWORD": f"@{secret}"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip(), "submit printed no text"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LINE_MAX_BYTES (64 * 1024)
+#define LINE_MAX_BYTES 65536
 
 /* The whole of a file, one trailing newline (\n or \r\n) dropped. */
 static char *read_secret_file(const char *path, char *reason, size_t len)

@@ -15,7 +15,7 @@
 
 #define KAFKA_PROPS_ENV_PREFIX "LLMQ_KAFKA_PROP_"
 #define KAFKA_PROPS_NAME_MAX   128
-#define KAFKA_PROPS_VALUE_MAX  (1024 * 1024)
+#define KAFKA_PROPS_VALUE_MAX  ((size_t)1024 * 1024)
 
 /* The value `raw` stands for ('@' resolved), malloc'd; NULL with why in
  * reason ("cannot read @/path: ..."). */
