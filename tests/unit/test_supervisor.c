@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -117,18 +118,18 @@ static void start(struct harness *h)
 static void check_wait(struct loop *loop, void *ctx)
 {
     struct harness *h = ctx;
-    if (h->pred(h) || loop_now_ms() >= h->deadline)
+    if (h->pred(h) || clock_mono_ms() >= h->deadline)
         loop_stop(loop);
     else
-        assert_non_null(loop_timer_after(loop, 10, check_wait, h));
+        assert_true(loop_timer_after(loop, 10, check_wait, h));
 }
 
 /* Run the loop until `pred` holds or `ms` pass; returns whether it holds. */
 static bool wait_until(struct harness *h, bool (*pred)(const struct harness *h), int64_t ms)
 {
     h->pred = pred;
-    h->deadline = loop_now_ms() + ms;
-    assert_non_null(loop_timer_after(h->loop, 0, check_wait, h));
+    h->deadline = clock_mono_ms() + ms;
+    assert_true(loop_timer_after(h->loop, 0, check_wait, h));
     assert_int_equal(loop_run(h->loop), 0);
     return pred(h);
 }
@@ -202,11 +203,11 @@ static void test_ready_after_load(void **state)
 {
     struct harness *h = *state;
     add_args(h, "--fake-load-s", "0.5", "--fake-env-dump", h->dump_path, NULL);
-    int64_t t0 = loop_now_ms();
+    int64_t t0 = clock_mono_ms();
     start(h);
     assert_int_equal(supervisor_state(h->sup), SUP_STARTING);
     assert_true(wait_until(h, is_ready, WAIT_MS));
-    assert_true(loop_now_ms() - t0 >= 500); /* /health said 503 while "loading" */
+    assert_true(clock_mono_ms() - t0 >= 500); /* /health said 503 while "loading" */
     assert_int_equal(h->ready_calls, 1);
 
     const char *url = supervisor_base_url(h->sup);
@@ -408,9 +409,9 @@ static void test_stop_kills_after_grace(void **state)
     start(h);
     assert_true(wait_until(h, is_ready, WAIT_MS));
     pid_t pid = dumped_pid(h);
-    int64_t t0 = loop_now_ms();
+    int64_t t0 = clock_mono_ms();
     supervisor_stop(h->sup, 300);
-    int64_t took = loop_now_ms() - t0;
+    int64_t took = clock_mono_ms() - t0;
     assert_true(took >= 300 && took < 3000);
     assert_true(process_gone(pid));
     assert_int_equal(h->down_calls, 0);
@@ -430,8 +431,8 @@ static pid_t start_fake(const char *err_path, int *port)
     }
     static const char marker[] = "listening on http://127.0.0.1:";
     *port = 0;
-    int64_t deadline = loop_now_ms() + WAIT_MS;
-    while (*port == 0 && loop_now_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
+    while (*port == 0 && clock_mono_ms() < deadline) {
         usleep(20000);
         char buf[4096] = "";
         FILE *f = fopen(err_path, "r");
