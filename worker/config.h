@@ -6,7 +6,9 @@
  * line and the key path in the error, e.g.
  *   worker.cfg:12: llama.slots: must be between 1 and 256 (got 0)
  * Environment variables override the common keys after the file is read
- * (config_env_overrides lists them). */
+ * (config_env_overrides lists them); any librdkafka property may come from
+ * the environment or a properties file, and a property's value "@/path"
+ * from a file (secrets kept by a vault or a Kubernetes Secret). */
 #ifndef LLMQ_CONFIG_H
 #define LLMQ_CONFIG_H
 
@@ -36,9 +38,11 @@ struct llmq_config {
         size_t n_reply_allowlist;
         char *dead_letter_topic;      /* kafka.dead_letter_topic, default "llmq.dead" */
         char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
-        struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */
+        struct config_kv *properties; /* kafka.properties, then properties_file, then
+                                         LLMQ_KAFKA_PROP_* ("@/path" values read): to librdkafka */
         size_t n_properties;
         bool static_membership; /* kafka.static_membership: worker.id as group.instance.id */
+        char *properties_file;  /* kafka.properties_file: key=value lines; NULL = none */
     } kafka;
 
     struct {
@@ -99,13 +103,17 @@ extern const size_t config_env_override_count;
 /* Fill `cfg` with every default. */
 void config_defaults(struct llmq_config *cfg);
 
-/* Load `path` over the defaults, then apply environment overrides from
- * `getenv_fn` (pass getenv; tests pass a fake). On error returns -1 and
- * writes "file:line: key: reason" into err. The struct is always safe to
- * config_free(). config_load fills `cfg` from scratch (do not call
- * config_defaults first: that would leak); `path` NULL means no file. */
-int config_load(struct llmq_config *cfg, const char *path, char *(*getenv_fn)(const char *),
-                char *err, size_t err_len);
+/* Load `path` over the defaults, then apply the environment `envp`
+ * ("NAME=value" entries, NULL-terminated: pass environ; tests pass a fake;
+ * NULL: none): the overrides of config_env_overrides, then Kafka
+ * properties from kafka.properties_file and LLMQ_KAFKA_PROP_* variables
+ * (worker/util/kafka_props.h). On error returns -1 and writes
+ * "file:line: key: reason" (or "env NAME: reason") into err. The struct is
+ * always safe to config_free(). config_load fills `cfg` from scratch (do
+ * not call config_defaults first: that would leak); `path` NULL means no
+ * file. */
+int config_load(struct llmq_config *cfg, const char *path, char *const *envp, char *err,
+                size_t err_len);
 
 void config_free(struct llmq_config *cfg);
 

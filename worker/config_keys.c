@@ -8,6 +8,7 @@
 
 #include "hostport.h"
 #include "kafka_names.h"
+#include "secrets.h"
 
 #define WORKER_ID_MAX 128
 
@@ -41,6 +42,8 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      0, NULL, NULL},
     {"kafka.static_membership", KIND_BOOL, FIELD(kafka.static_membership), 0, 0, 0, 0, NULL,
      "false"},
+    {"kafka.properties_file", KIND_STRING, FIELD(kafka.properties_file), 0, 0, 0, NULLABLE, NULL,
+     NULL},
 
     {"llama.binary", KIND_STRING, FIELD(llama.binary), 0, 0, 0, 0, NULL, "llama-server"},
     {"llama.url", KIND_STRING, FIELD(llama.url), 0, 0, 0, NULLABLE, check_url, NULL},
@@ -140,7 +143,9 @@ static int check_url(const char *s, char *reason, size_t len)
     else if (strncmp(s, "https://", 8) == 0)
         rest = s + 8;
     if (rest == NULL || *rest == '\0' || *rest == '/') {
-        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")", s);
+        char masked[512];
+        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")",
+                 secrets_url(s, masked, sizeof(masked)));
         return -1;
     }
     return 0;

@@ -66,7 +66,10 @@ enum kafka_error {
     KAFKA_ERR_INVALID,   /* the broker refuses the record itself */
     KAFKA_ERR_NO_TOPIC,  /* the topic is missing, or writing it is forbidden */
     KAFKA_ERR_NO_OFFSET, /* a commit had no offset to commit */
-    KAFKA_ERR_OTHER,     /* anything else: transient, as far as the worker knows */
+    KAFKA_ERR_OTHER,     /* transient: connections, timeouts, retriable broker errors, or
+                            errors about the whole client (its credentials) */
+    KAFKA_ERR_REFUSED,   /* anything else: the broker refuses it for good (an invalid topic
+                            name, a policy violation, ...) */
 };
 
 /* The kind of an error code, and its text for a log line. */
@@ -91,6 +94,10 @@ struct kafka_events {
     /* The consumer hit a fatal error (kafka_problem() says which): it can
      * take no job again; the process should end. May be NULL. */
     void (*on_consumer_fatal)(void *ctx);
+    /* The brokers refused the client's credentials (SASL authentication)
+     * before it was ever assigned partitions: a configuration error, not an
+     * outage. Called once, with librdkafka's reason. May be NULL. */
+    void (*on_auth_failed)(void *ctx, const char *reason);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)

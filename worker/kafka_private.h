@@ -56,6 +56,7 @@ struct kafka {
     int outq_high, outq_low;
     bool joined;
     bool subscribed;
+    bool auth_failed; /* on_auth_failed was called */
     bool closing;
     loop_timer_id poll_timer;     /* polls the consumer every second, whatever comes */
     unsigned long commits_failed; /* partitions whose commit failed */

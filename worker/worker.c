@@ -181,6 +181,24 @@ static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
     worker_schedule(w);
 }
 
+/* A wrong password is not an outage to wait out: say so once and stop, so
+ * that an orchestrator shows a failing worker instead of one never ready. */
+static void on_auth_failed(void *ctx, const char *reason)
+{
+    struct worker *w = ctx;
+    log_error(w->log, "worker",
+              "Kafka SASL authentication failed (%s): check the credentials in kafka.properties; "
+              "exiting with code 3",
+              reason);
+    w->credentials_refused = true;
+    loop_stop(w->loop);
+}
+
+bool worker_credentials_refused(const struct worker *w)
+{
+    return w->credentials_refused;
+}
+
 /* ---- llama-server and the topics ---- */
 
 static void backend_ready(void *ctx)
@@ -288,6 +306,8 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->not_ready = group;
     else if (!w->backend_ready)
         out->not_ready = why && why[0] ? why : "llama-server starting";
+    else if (delivery_refused(w->delivery))
+        out->not_ready = delivery_refused(w->delivery);
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
 }
@@ -306,6 +326,22 @@ static void kafka_stats(void *ctx, const char *json, size_t len)
 
 /* ---- life ---- */
 
+/* The topics no reply_to may name (job_policy's own_topics). */
+static int own_topics_init(struct worker *w)
+{
+    const struct llmq_config *cfg = w->cfg;
+    size_t n = cfg->kafka.n_jobs_topics;
+    w->own_topics = calloc(n + 2, sizeof(*w->own_topics));
+    if (!w->own_topics)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        w->own_topics[i] = cfg->kafka.jobs_topics[i];
+    w->own_topics[n] = cfg->kafka.dead_letter_topic;
+    w->own_topics[n + 1] = cfg->kafka.metrics_topic;
+    w->n_own_topics = n + 2;
+    return 0;
+}
+
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
                           const struct logger *log, char *err, size_t err_len)
 {
@@ -317,17 +353,29 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->loop = loop;
     w->cfg = cfg;
     w->log = log;
+    if (own_topics_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     w->policy = (struct job_policy){
         .max_prompt_bytes = cfg->limits.max_prompt_bytes,
         .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
         .n_reply_topics = cfg->kafka.n_reply_allowlist,
         .default_reply_topic = cfg->kafka.reply_topic,
         .model = cfg->llama.model_name,
+        .own_topics = w->own_topics,
+        .n_own_topics = w->n_own_topics,
     };
     w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
-    static const struct kafka_events kafka_events = {on_message,       on_assigned,
-                                                     on_revoking,      kafka_stats,
-                                                     on_commit_failed, membership_consumer_fatal};
+    static const struct kafka_events kafka_events = {
+        .on_message = on_message,
+        .on_assigned = on_assigned,
+        .on_revoking = on_revoking,
+        .on_stats = kafka_stats,
+        .on_commit_failed = on_commit_failed,
+        .on_consumer_fatal = membership_consumer_fatal,
+        .on_auth_failed = on_auth_failed,
+    };
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {
@@ -394,5 +442,6 @@ void worker_free(struct worker *w)
     membership_free(w);
     telemetry_free(w->telemetry);
     http_free(w->http);
+    free(w->own_topics);
     free(w);
 }

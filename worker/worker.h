@@ -13,6 +13,7 @@
 #ifndef LLMQ_WORKER_H
 #define LLMQ_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -40,6 +41,10 @@ void worker_drain(struct worker *w);
  * worker). */
 #define EXIT_KAFKA_FATAL 4
 int worker_exit_code(const struct worker *w);
+/* Whether the worker stopped the loop itself because the brokers refused
+ * its credentials before it was ever assigned partitions (a configuration
+ * error: main exits 3). */
+bool worker_credentials_refused(const struct worker *w);
 
 /* Leave the group, stop llama-server, free everything (after the loop ran). */
 void worker_free(struct worker *w);

@@ -65,6 +65,8 @@ struct worker {
     struct delivery *delivery;
     struct commits *commits;
     struct job_policy policy;
+    const char **own_topics; /* the policy's: jobs, dead-letter and metrics topics */
+    size_t n_own_topics;
     struct llama_caps caps;
 
     struct task *tasks; /* every live task */
@@ -87,7 +89,8 @@ struct worker {
     bool subscribed;
     bool draining;
     bool stopped;
-    int64_t hold_until_ms; /* no run starts before this (after a lost run) */
+    bool credentials_refused; /* the loop stopped for it: exit 3 */
+    int64_t hold_until_ms;    /* no run starts before this (after a lost run) */
     loop_timer_id hold_timer;
     loop_timer_id drain_timer;
     struct worker_stats stats;

@@ -16,8 +16,9 @@ POST /v1/chat/completions, streamed as SSE in the real server's event shapes
 text is "tok0 tok1 tok2 ...", --fake-tokens tokens long (ending as "eos"),
 cut at n_predict / max_tokens ("limit") or at a "stop" string ("word").
 At most --parallel requests generate at once; the others wait without
-headers, like the real server's queue. With --api-key, the completion
-endpoints answer 401 without "Authorization: Bearer KEY".
+headers, like the real server's queue. With --api-key (or, like the real
+server, LLAMA_API_KEY in the environment), the completion endpoints answer
+401 without "Authorization: Bearer KEY".
 
 Every --fake-* flag can also be set by the environment variable FAKE_LLAMA_*
 (e.g. FAKE_LLAMA_MODE=hang, FAKE_LLAMA_LOAD_S=2); a flag wins over the
@@ -72,7 +73,7 @@ def parse_args(argv):
     p.add_argument("-m", "--model", default="fake-model.gguf")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--api-key", default=None)
+    p.add_argument("--api-key", default=os.environ.get("LLAMA_API_KEY"))
     p.add_argument("-np", "--parallel", type=int, default=1)
     p.add_argument("-c", "--ctx-size", type=int, default=4096)
     p.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", default="0")

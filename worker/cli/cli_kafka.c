@@ -10,7 +10,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "kafka_props.h"
 #include "random_id.h"
+
+extern char **environ;
 
 #define WAIT_SLICE_MS 100 /* the longest a blocking librdkafka call runs at once */
 
@@ -63,8 +66,30 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return -1;
 }
 
+/* LLMQ_KAFKA_PROP_* variables ("@/path" values read from the file), so a
+ * secret need not be on the command line (worker/util/kafka_props.h). */
+static int conf_set_env(rd_kafka_conf_t *conf, char *err, size_t err_len)
+{
+    for (size_t i = 0; environ[i]; i++) {
+        char name[KAFKA_PROPS_NAME_MAX], why[256];
+        const char *raw = kafka_props_env(environ[i], name, sizeof(name));
+        if (!raw)
+            continue;
+        char *value = name[0] ? kafka_props_value(raw, why, sizeof(why)) : NULL;
+        int rc = value ? conf_set(conf, name, value, err, err_len) : -1;
+        if (!value)
+            snprintf(err, err_len, "%.*s: %s", (int)strcspn(environ[i], "="), environ[i],
+                     name[0] ? why : "names no property");
+        free(value);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* A configuration: the brokers, then `defaults` (pairs, NULL-terminated),
- * then the user's -X properties, which win over both. */
+ * then LLMQ_KAFKA_PROP_* variables, then the user's -X properties ("@/path"
+ * values read from the file), which win over all. */
 static rd_kafka_conf_t *make_conf(const struct cli_global *g, const char *const *defaults,
                                   char *err, size_t err_len)
 {
@@ -73,11 +98,16 @@ static rd_kafka_conf_t *make_conf(const struct cli_global *g, const char *const 
     rc = rc ? rc : conf_set(conf, "client.id", "llmq-cli", err, err_len);
     for (size_t i = 0; defaults && defaults[i] && rc == 0; i += 2)
         rc = conf_set(conf, defaults[i], defaults[i + 1], err, err_len);
+    rc = rc ? rc : conf_set_env(conf, err, err_len);
     for (size_t i = 0; i < g->n_props && rc == 0; i++) {
         const char *eq = strchr(g->props[i], '=');
-        char name[256];
+        char name[256], why[256];
         snprintf(name, sizeof(name), "%.*s", (int)(eq - g->props[i]), g->props[i]);
-        rc = conf_set(conf, name, eq + 1, err, err_len);
+        char *value = kafka_props_value(eq + 1, why, sizeof(why));
+        if (!value)
+            snprintf(err, err_len, "-X %s: %s", name, why);
+        rc = value ? conf_set(conf, name, value, err, err_len) : -1;
+        free(value);
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);

@@ -535,6 +535,11 @@ bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic)
         return false;
     if (policy->default_reply_topic && strcmp(topic, policy->default_reply_topic) == 0)
         return true;
+    if (kafka_topic_internal(topic))
+        return false;
+    for (size_t k = 0; k < policy->n_own_topics; k++)
+        if (kafka_subscription_matches(policy->own_topics[k], topic))
+            return false;
     for (size_t k = 0; k < policy->n_reply_topics; k++) {
         const char *entry = policy->reply_topics[k];
         size_t n = strlen(entry);

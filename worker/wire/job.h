@@ -71,6 +71,12 @@ struct job_policy {
     size_t n_reply_topics;           /* 0: only default_reply_topic is allowed */
     const char *default_reply_topic;
     const char *model; /* the model this worker serves; NULL: skip the check */
+    /* The worker's own topics (jobs subscriptions, "^regex" ones included,
+     * dead-letter, metrics, control): no allowlist entry ever matches them,
+     * nor a topic starting with "__", so a job cannot aim its replies at the
+     * fleet. */
+    const char *const *own_topics;
+    size_t n_own_topics;
 };
 
 /* Decode one job message. Returns LLMQ_OK or the rejection code (also in
@@ -85,7 +91,8 @@ enum llmq_code job_admit(const struct job *job, const struct job_policy *policy,
 /* The reply topic a job's replies go to (its reply_to or the default). */
 const char *job_reply_topic(const struct job *job, const struct job_policy *policy);
 
-/* Whether `topic` passes the allowlist of `policy`. */
+/* Whether `topic` passes the allowlist of `policy`: the default reply topic,
+ * or a topic an entry names that is neither one of own_topics nor "__*". */
 bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic);
 
 void job_free(struct job *job);
