@@ -12,6 +12,8 @@
  *                         event when generation fails after streaming started. */
 #include "llama_proto.h"
 
+#include "mpjson.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,21 +176,6 @@ static int fail(char *msg, size_t msg_len, const char *why)
     return -1;
 }
 
-/* Copy at most cap-1 bytes of a UTF-8 string into dst, never cutting a character. */
-static void copy_utf8(char *dst, size_t cap, const char *src)
-{
-    if (cap == 0)
-        return;
-    size_t n = strlen(src);
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* "llama-server: <message> (<type>)" from an {"code","message","type"} object. */
 static void describe_error(const json_t *err, const char *prefix, char *msg, size_t msg_len)
 {
@@ -199,7 +186,7 @@ static void describe_error(const json_t *err, const char *prefix, char *msg, siz
         message = json_string_value(err);
     snprintf(text, sizeof(text), "%s%s%s%s%s", prefix, message ? message : "unspecified error",
              type ? " (" : "", type ? type : "", type ? ")" : "");
-    copy_utf8(msg, msg_len, text);
+    utf8_copy_cut(msg, msg_len, text, strlen(text));
 }
 
 static int set_text(struct llama_event *ev, const json_t *s)

@@ -270,7 +270,7 @@ static void publish_chunk(struct task *t)
     const char *topic = task_reply_topic(t);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len, NULL) == 0) {
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
