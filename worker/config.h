@@ -36,6 +36,10 @@ struct llmq_config {
         size_t n_reply_allowlist;
         char *dead_letter_topic;      /* kafka.dead_letter_topic, default "llmq.dead" */
         char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
+        char *control_topic;          /* kafka.control_topic (cancels), default "llmq.control"; ""
+                                         = no cancellation */
+        char **lanes; /* kafka.lanes: "TOPIC:WEIGHT" entries, default [] (every weight 1) */
+        size_t n_lanes;
         struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */
         size_t n_properties;
     } kafka;
@@ -55,7 +59,14 @@ struct llmq_config {
         size_t n_extra_args;
         int startup_timeout_s;     /* llama.startup_timeout_s, default 300 */
         int restart_backoff_max_s; /* llama.restart_backoff_max_s, default 30 */
+        char **lora; /* llama.lora: "NAME=PATH" adapters, loaded unapplied, default [] */
+        size_t n_lora;
     } llama;
+
+    struct {
+        int remember_max; /* control.remember_max: cancels remembered, default 10000 */
+        int remember_s;   /* control.remember_s: how long, default 86400 */
+    } control;
 
     struct {
         size_t max_prompt_bytes; /* limits.max_prompt_bytes, default 1048576 */

@@ -85,6 +85,9 @@ struct kafka_events {
     /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
      * unless kafka.properties says otherwise). May be NULL. */
     void (*on_stats)(void *ctx, const char *json, size_t len);
+    /* A message of the control topic (kafka_control_start), valid during the
+     * call only. May be NULL. */
+    void (*on_control)(void *ctx, const struct kafka_message *msg);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)
@@ -120,6 +123,14 @@ int kafka_commit(struct kafka *k, const struct kafka_partition *offsets, size_t 
  * did not answer within `timeout_ms`. Blocks: call it before taking jobs. */
 int kafka_topics_missing(struct kafka *k, const char *const *topics, size_t n, int timeout_ms,
                          char *missing, size_t missing_len);
+
+/* Read every partition of the control topic `topic` outside the consumer
+ * group, from the first message at or after `since_ms` (Unix ms), handing
+ * each message to on_control. Blocks up to about 2 x timeout_ms (metadata,
+ * then offsets): call it before taking jobs. Returns 0; 1 when the topic
+ * does not exist (call again later); -1 with the reason in err. */
+int kafka_control_start(struct kafka *k, const char *topic, int64_t since_ms, int timeout_ms,
+                        char *err, size_t err_len);
 
 /* Whether the consumer holds an assignment from the group (it joined). */
 bool kafka_joined(const struct kafka *k);

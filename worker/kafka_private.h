@@ -44,6 +44,12 @@ struct kafka {
     struct loop_timer *replace_producer; /* a fatal error: make a new producer */
     unsigned producers_replaced;
 
+    /* The control topic's reader (kafka_control.c): a consumer outside the
+     * group, assigned every partition of the topic. NULL until started. */
+    rd_kafka_t *control;
+    rd_kafka_queue_t *control_queue;
+    int control_pipe[2];
+
     struct held_queue *held; /* one per assigned partition */
     size_t n_held, cap_held;
     size_t next_held; /* round-robin over the partitions */
@@ -90,5 +96,8 @@ void kafka_consumer_leave(struct kafka *k);
 
 /* Free the consumer's queues, pipe and client (after kafka_consumer_leave). */
 void kafka_consumer_free(struct kafka *k);
+
+/* Close and free the control topic's reader, if any. */
+void kafka_control_free(struct kafka *k);
 
 #endif

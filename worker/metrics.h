@@ -59,7 +59,8 @@ struct metrics_source {
     /* Fill *out at each /metrics scrape. NULL: everything reads zero. */
     void (*sample)(void *ctx, struct metrics_sample *out);
     /* At each /readyz: true if ready, else false and *reason (valid until
-     * the next call) says why. NULL: always ready. */
+     * the next call) says why; ready with *reason set means ready with
+     * something degraded (shown as "detail"). NULL: always ready. */
     bool (*ready)(void *ctx, const char **reason);
     void *ctx;
 };

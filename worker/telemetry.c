@@ -64,7 +64,7 @@ static bool metrics_ready(void *ctx, const char **reason)
     struct telemetry *t = ctx;
     struct telemetry_status st;
     status_of(t, &st);
-    *reason = st.not_ready;
+    *reason = st.not_ready ? st.not_ready : st.degraded;
     return st.not_ready == NULL;
 }
 

@@ -29,6 +29,7 @@ struct telemetry_status {
     unsigned slots_busy;
     const char *state;     /* "starting" | "ready" | "restarting" | "draining" */
     const char *not_ready; /* NULL when ready for jobs, else why not */
+    const char *degraded;  /* ready, but this is missing (NULL: nothing) */
     bool llama_up;
     unsigned llama_restarts;
 };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "supervisor.h"
 #include "telemetry.h"
 #include "worker_internal.h"
@@ -217,6 +218,7 @@ static void backend_ready(void *ctx)
                 w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
             return;
         }
+        control_start(w); /* before the first job, so remembered cancels apply to it */
         char err[256];
         if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
             log_error(w->log, "worker", "%s", err);
@@ -325,6 +327,7 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->not_ready = w->topics_missing;
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
+    out->degraded = w->control_missing[0] ? w->control_missing : NULL;
 }
 
 static void admission_changed(void *ctx)
@@ -339,6 +342,31 @@ static void kafka_stats(void *ctx, const char *json, size_t len)
 }
 
 /* ---- life ---- */
+
+/* The adapters' names (llama.lora's NAME=PATH entries), for admission and
+ * for the index each has in llama-server. 0, or -1 when out of memory. */
+static int lora_names_init(struct worker *w)
+{
+    size_t n = w->cfg->llama.n_lora;
+    w->lora_names = calloc(n ? n : 1, sizeof(*w->lora_names));
+    if (!w->lora_names)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = w->cfg->llama.lora[i];
+        w->lora_names[i] = strndup(entry, strcspn(entry, "="));
+        if (!w->lora_names[i])
+            return -1;
+    }
+    w->policy.lora_names = w->lora_names;
+    return 0;
+}
+
+static void lora_names_free(struct worker *w)
+{
+    for (size_t i = 0; w->lora_names && i < w->cfg->llama.n_lora; i++)
+        free((char *)w->lora_names[i]);
+    free(w->lora_names);
+}
 
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
                           const struct logger *log, char *err, size_t err_len)
@@ -357,10 +385,16 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .n_reply_topics = cfg->kafka.n_reply_allowlist,
         .default_reply_topic = cfg->kafka.reply_topic,
         .model = cfg->llama.model_name,
+        .n_lora_names = cfg->llama.n_lora,
     };
-    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
+    if (lora_names_init(w) != 0 || control_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens,
+                                  w->lora_names, cfg->llama.n_lora, 0};
     static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
-                                                     kafka_stats};
+                                                     kafka_stats, control_on_message};
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {
@@ -425,5 +459,7 @@ void worker_free(struct worker *w)
         loop_timer_cancel(w->loop, w->topic_check_timer);
     telemetry_free(w->telemetry);
     http_free(w->http);
+    control_free(w);
+    lora_names_free(w);
     free(w);
 }

@@ -1,13 +1,16 @@
 /* worker_internal.h — what worker.c (the worker: intake, capacity, the
  * Kafka and llama-server events, drain, telemetry) and task.c (one job's
  * life, from its admission to its terminal messages) share: the two structs
- * and the few calls between them. Nothing else includes it. */
+ * and the few calls between them. Besides them only control.c (cancels)
+ * includes it. */
 #ifndef LLMQ_WORKER_INTERNAL_H
 #define LLMQ_WORKER_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <msgpack.h>
 
 #include "commits.h"
 #include "config.h"
@@ -48,6 +51,9 @@ struct task {
     char *text; /* the run's full text */
     size_t text_len, text_cap;
     size_t published_len; /* bytes of text already sent in chunks */
+    msgpack_sbuffer logprobs; /* the run's logprobs entries, packed (job.logprobs > 0) */
+    size_t n_logprobs;
+    size_t published_lp_len, published_lp_count; /* of them, already sent in chunks */
     struct loop_timer *coalesce_timer;
     struct loop_timer *deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
@@ -72,6 +78,12 @@ struct worker {
     unsigned n_unfinished; /* queued + running: what capacity counts */
 
     struct telemetry *telemetry;
+
+    const char **lora_names; /* llama.lora's names, in --lora order */
+    struct cancel_set *cancels; /* remembered cancels (control.c) */
+    struct loop_timer *control_timer;
+    bool control_running;
+    char control_missing[256]; /* why cancels have no effect, "" when they do */
 
     struct loop_timer *topic_check_timer;
     char topics_missing[256]; /* why the worker does not join yet, "" when it may */
@@ -120,6 +132,10 @@ void task_start(struct task *t);
 /* The task's run was lost with llama-server: cancel it, and run it again
  * (or end it when its retries are spent). */
 void task_run_lost(struct task *t, const char *reason);
+
+/* A cancel named the task (queued or running): stop its run, and end it
+ * with error `cancelled` (message "cancelled: <reason>", or "cancelled"). */
+void task_cancel(struct task *t, const char *reason);
 
 /* Forget a task; whatever it was doing stops without a reply. */
 void task_free(struct task *t);
