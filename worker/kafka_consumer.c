@@ -41,9 +41,13 @@ static void hold_partition(struct kafka *k, rd_kafka_t *rk, const char *topic, i
         free(name);
         goto fail;
     }
+    int lane = lanes_index(k->lanes, topic);
+    if (lane < 0)
+        log_warn(k->log, "kafka", "%s: over %d lanes; served with the first lane", topic,
+                 LANES_MAX);
     rd_kafka_queue_forward(queue, NULL);
     rd_kafka_queue_io_event_enable(queue, k->consumer_pipe[1], "1", 1);
-    k->held[k->n_held++] = (struct held_queue){queue, name, partition};
+    k->held[k->n_held++] = (struct held_queue){queue, name, partition, lane < 0 ? 0 : lane};
     return;
 fail:
     log_warn(k->log, "kafka", "%s[%" PRId32 "]: out of memory; served even while paused", topic,
@@ -231,24 +235,40 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
     return true;
 }
 
+/* The next held partition queue to take a message from: its lane by
+ * weighted round robin among the lanes with messages held (lanes.h), then
+ * round robin over that lane's partitions. NULL when nothing is held. */
+static struct held_queue *next_held_queue(struct kafka *k)
+{
+    bool has_work[LANES_MAX] = {false};
+    for (size_t i = 0; i < k->n_held; i++)
+        if (rd_kafka_queue_length(k->held[i].queue) > 0)
+            has_work[k->held[i].lane] = true;
+    int lane = lanes_pick(k->lanes, has_work);
+    for (size_t i = 0; lane >= 0 && i < k->n_held; i++) {
+        size_t at = (k->next_held + i) % k->n_held;
+        if (k->held[at].lane == lane && rd_kafka_queue_length(k->held[at].queue) > 0) {
+            k->next_held = at + 1;
+            return &k->held[at];
+        }
+    }
+    return NULL;
+}
+
 /* Serve up to one batch: the consumer queue's events (rebalances, errors,
- * statistics) always, then, unless paused, the partitions' messages in turn.
- * The io-event fd only fires when a queue goes from empty to non-empty, so a
- * full batch reschedules, and so does kafka_resume(). */
+ * statistics) always, then, unless paused, the partitions' messages, lane
+ * by lane. The io-event fd only fires when a queue goes from empty to
+ * non-empty, so a full batch reschedules, and so does kafka_resume(). */
 static void serve_consumer(struct kafka *k)
 {
     int n = 0;
     while (n < KAFKA_POLL_BATCH && serve_one(k, rd_kafka_consumer_poll(k->consumer, 0)))
         n++;
-    for (size_t empty = 0; n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k) &&
-                           empty < k->n_held;) {
-        struct held_queue *h = &k->held[k->next_held++ % k->n_held];
-        if (serve_one(k, rd_kafka_consume_queue(h->queue, 0))) {
-            n++;
-            empty = 0;
-        } else {
-            empty++;
-        }
+    while (n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k)) {
+        struct held_queue *h = next_held_queue(k);
+        if (!h || !serve_one(k, rd_kafka_consume_queue(h->queue, 0)))
+            break;
+        n++;
     }
     if (n == KAFKA_POLL_BATCH)
         kafka_consumer_wake(k);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "kafka.h"
+#include "lanes.h"
 #include "log.h"
 #include "loop.h"
 
@@ -24,6 +25,7 @@ struct held_queue {
     rd_kafka_queue_t *queue;
     char *topic;
     int32_t partition;
+    int lane; /* lanes_index of its topic */
 };
 
 struct kafka {
@@ -52,7 +54,8 @@ struct kafka {
 
     struct held_queue *held; /* one per assigned partition */
     size_t n_held, cap_held;
-    size_t next_held; /* round-robin over the partitions */
+    size_t next_held;     /* round-robin over a lane's partitions */
+    struct lanes *lanes;  /* which topic's partitions go next (lanes.h) */
 
     bool paused;
     /* The reply producer's queue is over half full: no new job is handed out

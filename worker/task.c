@@ -467,9 +467,13 @@ void task_start(struct task *t)
     t->attempts++;
     new_run_id(t->run);
     t->start_us = loop_now_us();
-    if (t->attempts == 1)
+    if (t->attempts == 1) {
         telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
                           (double)(t->start_us - t->received_us) / 1e6);
+        if (t->kafka_ts_ms > 0)
+            telemetry_observe_lane(w->telemetry, t->source_topic,
+                                   (double)(loop_wall_ms() - t->kafka_ts_ms) / 1e3);
+    }
     t->first_token_us = 0;
     t->seq = 0;
     t->text_len = 0;
