@@ -47,7 +47,7 @@ static void hold_partition(struct kafka *k, rd_kafka_t *rk, const char *topic, i
                  LANES_MAX);
     rd_kafka_queue_forward(queue, NULL);
     rd_kafka_queue_io_event_enable(queue, k->consumer_pipe[1], "1", 1);
-    k->held[k->n_held++] = (struct held_queue){queue, name, partition, lane < 0 ? 0 : lane};
+    k->held[k->n_held++] = (struct held_queue){queue, name, partition, lane < 0 ? 0 : lane, NULL};
     return;
 fail:
     log_warn(k->log, "kafka", "%s[%" PRId32 "]: out of memory; served even while paused", topic,
@@ -57,6 +57,8 @@ fail:
 /* Give a partition's queue back (its unserved messages go with it). */
 static void held_queue_destroy(struct held_queue *h)
 {
+    if (h->peeked)
+        rd_kafka_message_destroy(h->peeked);
     rd_kafka_queue_io_event_enable(h->queue, -1, NULL, 0);
     rd_kafka_queue_destroy(h->queue);
     free(h->topic);
@@ -235,24 +237,43 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
     return true;
 }
 
-/* The next held partition queue to take a message from: its lane by
- * weighted round robin among the lanes with messages held (lanes.h), then
- * round robin over that lane's partitions. NULL when nothing is held. */
-static struct held_queue *next_held_queue(struct kafka *k)
+/* Whether a held queue has a message: its next one is taken out (peeked),
+ * since a queue's length can read 0 while a message is there. Events that
+ * are not messages (errors) are served on the way. */
+static bool held_has_message(struct kafka *k, struct held_queue *h)
+{
+    while (!h->peeked) {
+        rd_kafka_message_t *msg = rd_kafka_consume_queue(h->queue, 0);
+        if (!msg)
+            return false;
+        if (msg->err)
+            serve_one(k, msg);
+        else
+            h->peeked = msg;
+    }
+    return true;
+}
+
+/* Serve one message: from the lane whose turn it is by weighted round robin
+ * among the lanes with messages held (lanes.h), then round robin over that
+ * lane's partitions. False when no partition holds a message. */
+static bool serve_next(struct kafka *k)
 {
     bool has_work[LANES_MAX] = {false};
     for (size_t i = 0; i < k->n_held; i++)
-        if (rd_kafka_queue_length(k->held[i].queue) > 0)
+        if (held_has_message(k, &k->held[i]))
             has_work[k->held[i].lane] = true;
     int lane = lanes_pick(k->lanes, has_work);
     for (size_t i = 0; lane >= 0 && i < k->n_held; i++) {
-        size_t at = (k->next_held + i) % k->n_held;
-        if (k->held[at].lane == lane && rd_kafka_queue_length(k->held[at].queue) > 0) {
-            k->next_held = at + 1;
-            return &k->held[at];
+        struct held_queue *h = &k->held[(k->next_held + i) % k->n_held];
+        if (h->lane == lane && h->peeked) {
+            k->next_held = (k->next_held + i + 1) % k->n_held;
+            rd_kafka_message_t *msg = h->peeked;
+            h->peeked = NULL;
+            return serve_one(k, msg);
         }
     }
-    return NULL;
+    return false;
 }
 
 /* Serve up to one batch: the consumer queue's events (rebalances, errors,
@@ -264,12 +285,8 @@ static void serve_consumer(struct kafka *k)
     int n = 0;
     while (n < KAFKA_POLL_BATCH && serve_one(k, rd_kafka_consumer_poll(k->consumer, 0)))
         n++;
-    while (n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k)) {
-        struct held_queue *h = next_held_queue(k);
-        if (!h || !serve_one(k, rd_kafka_consume_queue(h->queue, 0)))
-            break;
+    while (n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k) && serve_next(k))
         n++;
-    }
     if (n == KAFKA_POLL_BATCH)
         kafka_consumer_wake(k);
 }

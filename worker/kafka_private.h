@@ -25,7 +25,8 @@ struct held_queue {
     rd_kafka_queue_t *queue;
     char *topic;
     int32_t partition;
-    int lane; /* lanes_index of its topic */
+    int lane;                   /* lanes_index of its topic */
+    rd_kafka_message_t *peeked; /* its next message, taken to see it has one */
 };
 
 struct kafka {
