@@ -38,7 +38,7 @@ struct cancel_set *cancel_set_new(size_t max, int64_t keep_ms)
     s->n_buckets = 16;
     while (s->n_buckets < max && s->n_buckets < ((size_t)1 << 24))
         s->n_buckets *= 2;
-    s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
+    s->buckets = calloc(s->n_buckets, sizeof(struct entry *));
     if (!s->buckets) {
         free(s);
         return NULL;
@@ -135,6 +135,8 @@ size_t cancel_set_expire(struct cancel_set *s, int64_t now_ms)
 {
     size_t n = 0;
     /* Added in about time order: the oldest are at the head. */
+    /* forget() moves s->oldest on (the analyzer takes it for the freed one). */
+    // NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
     while (s->oldest && s->oldest->at_ms + s->keep_ms < now_ms) {
         forget(s, s->oldest);
         n++;

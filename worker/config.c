@@ -502,7 +502,8 @@ static bool lane_subscribed(const struct llmq_config *cfg, const char *lane)
 {
     size_t n = (size_t)(strrchr(lane, ':') - lane);
     for (size_t i = 0; i < cfg->kafka.n_jobs_topics; i++)
-        if (strlen(cfg->kafka.jobs_topics[i]) == n && strncmp(cfg->kafka.jobs_topics[i], lane, n) == 0)
+        if (strlen(cfg->kafka.jobs_topics[i]) == n &&
+            strncmp(cfg->kafka.jobs_topics[i], lane, n) == 0)
             return true;
     return false;
 }

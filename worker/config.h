@@ -34,10 +34,10 @@ struct llmq_config {
         char **reply_allowlist; /* kafka.reply_allowlist, default [] = reply_topic only; "x*" =
                                    prefix */
         size_t n_reply_allowlist;
-        char *dead_letter_topic;      /* kafka.dead_letter_topic, default "llmq.dead" */
-        char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
-        char *control_topic;          /* kafka.control_topic (cancels), default "llmq.control"; ""
-                                         = no cancellation */
+        char *dead_letter_topic; /* kafka.dead_letter_topic, default "llmq.dead" */
+        char *metrics_topic;     /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
+        char *control_topic;     /* kafka.control_topic (cancels), default "llmq.control"; ""
+                                    = no cancellation */
         char **lanes; /* kafka.lanes: "TOPIC:WEIGHT" entries, default [] (every weight 1) */
         size_t n_lanes;
         struct config_kv *properties; /* kafka.properties: passed to librdkafka untouched */

@@ -36,8 +36,8 @@ void control_start(struct worker *w)
         return;
     char err[256] = "";
     int64_t since = loop_wall_ms() - (int64_t)w->cfg->control.remember_s * 1000;
-    int rc = kafka_control_start(w->kafka, topic, since, CONTROL_START_TIMEOUT_MS, err,
-                                 sizeof(err));
+    int rc =
+        kafka_control_start(w->kafka, topic, since, CONTROL_START_TIMEOUT_MS, err, sizeof(err));
     if (rc == 0) {
         if (w->control_missing[0])
             log_info(w->log, "control", "reading control topic %s now", topic);

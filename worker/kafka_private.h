@@ -55,8 +55,8 @@ struct kafka {
 
     struct held_queue *held; /* one per assigned partition */
     size_t n_held, cap_held;
-    size_t next_held;     /* round-robin over a lane's partitions */
-    struct lanes *lanes;  /* which topic's partitions go next (lanes.h) */
+    size_t next_held;    /* round-robin over a lane's partitions */
+    struct lanes *lanes; /* which topic's partitions go next (lanes.h) */
 
     bool paused;
     /* The reply producer's queue is over half full: no new job is handed out

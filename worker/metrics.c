@@ -244,8 +244,8 @@ static void render_labelled(struct buf *t, const struct metrics *m, const char *
 
 static void render_steering(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
 {
-    static const char *const results[CANCEL_RESULT_COUNT] = {"applied", "not_here",
-                                                             "run_mismatch", "invalid"};
+    static const char *const results[CANCEL_RESULT_COUNT] = {"applied", "not_here", "run_mismatch",
+                                                             "invalid"};
     static const char *const states[CANCEL_STATE_COUNT] = {"queued", "running", "on_arrival"};
     render_labelled(t, m, "llmq_cancels_received_total",
                     "Control-topic messages, by what they did.", "result", results, s->cancels,

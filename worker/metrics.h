@@ -47,9 +47,9 @@ struct metrics_sample {
     uint64_t chunks_published;
     uint64_t dead_letters;
     uint64_t runs_retried;
-    uint64_t cancels[CANCEL_RESULT_COUNT];        /* control messages, by what they did */
-    uint64_t jobs_cancelled[CANCEL_STATE_COUNT];  /* by where the job was */
-    uint64_t cancels_forgotten;                   /* remembered ids dropped for room */
+    uint64_t cancels[CANCEL_RESULT_COUNT];       /* control messages, by what they did */
+    uint64_t jobs_cancelled[CANCEL_STATE_COUNT]; /* by where the job was */
+    uint64_t cancels_forgotten;                  /* remembered ids dropped for room */
     uint64_t cancels_remembered;
     uint64_t producer_queue_messages; /* kafka_outq_len(): produced, not acknowledged */
     bool llama_up;

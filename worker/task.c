@@ -381,8 +381,7 @@ static void run_succeeded(struct task *t, const struct llama_outcome *out)
     }
     publish_chunk(t);
     int64_t end_us = loop_now_us();
-    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data, t->logprobs.size,
-                                t->n_logprobs};
+    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data, t->logprobs.size, t->n_logprobs};
     struct reply_done d = {
         .id = t->job.id,
         .run = t->run,

@@ -50,7 +50,7 @@ struct task {
     uint64_t seq;
     char *text; /* the run's full text */
     size_t text_len, text_cap;
-    size_t published_len; /* bytes of text already sent in chunks */
+    size_t published_len;     /* bytes of text already sent in chunks */
     msgpack_sbuffer logprobs; /* the run's logprobs entries, packed (job.logprobs > 0) */
     size_t n_logprobs;
     size_t published_lp_len, published_lp_count; /* of them, already sent in chunks */
@@ -79,7 +79,7 @@ struct worker {
 
     struct telemetry *telemetry;
 
-    const char **lora_names; /* llama.lora's names, in --lora order */
+    const char **lora_names;    /* llama.lora's names, in --lora order */
     struct cancel_set *cancels; /* remembered cancels (control.c) */
     struct loop_timer *control_timer;
     bool control_running;

@@ -28,10 +28,10 @@ struct worker_stats {
     uint64_t chunks_published;
     uint64_t tokens_generated;
     uint64_t deliveries_failed; /* terminal or dead-letter messages re-produced or given up */
-    uint64_t cancels[CANCEL_RESULT_COUNT];             /* control messages, by what they did */
-    uint64_t jobs_cancelled[CANCEL_STATE_COUNT];       /* by where the job was */
-    uint64_t cancels_forgotten;                        /* remembered ids dropped for room */
-    uint64_t cancels_remembered;                       /* ids remembered now (a gauge) */
+    uint64_t cancels[CANCEL_RESULT_COUNT];       /* control messages, by what they did */
+    uint64_t jobs_cancelled[CANCEL_STATE_COUNT]; /* by where the job was */
+    uint64_t cancels_forgotten;                  /* remembered ids dropped for room */
+    uint64_t cancels_remembered;                 /* ids remembered now (a gauge) */
 };
 
 #endif

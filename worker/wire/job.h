@@ -65,8 +65,8 @@ struct job {
     struct job_opt_int deadline_ms; /* absolute Unix ms */
     char *model;                    /* NULL: any */
 
-    int logprobs;                /* 0..JOB_LOGPROBS_MAX alternatives per token; 0 = none */
-    struct job_lora *lora;       /* adapters asked for (n_lora), NULL for the base model */
+    int logprobs;          /* 0..JOB_LOGPROBS_MAX alternatives per token; 0 = none */
+    struct job_lora *lora; /* adapters asked for (n_lora), NULL for the base model */
     size_t n_lora;
     struct job_opt_int chunk_ms; /* coalescing override, 0..60000 */
 
@@ -85,7 +85,7 @@ struct job_policy {
     const char *const *reply_topics; /* allowlist; an entry ending in '*' is a prefix */
     size_t n_reply_topics;           /* 0: only default_reply_topic is allowed */
     const char *default_reply_topic;
-    const char *model; /* the model this worker serves; NULL: skip the check */
+    const char *model;             /* the model this worker serves; NULL: skip the check */
     const char *const *lora_names; /* the worker's adapters (llama.lora), by name */
     size_t n_lora_names;
 };
