@@ -7,6 +7,7 @@
 
 #include "cancel.h"
 #include "cancel_set.h"
+#include "clock.h"
 #include "worker_internal.h"
 
 /* How often a missing control topic is looked for again. */
@@ -25,17 +26,17 @@ static void control_retry(struct loop *loop, void *ctx)
 {
     struct worker *w = ctx;
     (void)loop;
-    w->control_timer = NULL;
+    w->control_timer = LOOP_TIMER_NONE;
     control_start(w);
 }
 
 void control_start(struct worker *w)
 {
     const char *topic = w->cfg->kafka.control_topic;
-    if (w->control_running || w->control_timer || !topic || !topic[0])
+    if (w->control_running || loop_timer_pending(w->loop, w->control_timer) || !topic || !topic[0])
         return;
     char err[256] = "";
-    int64_t since = loop_wall_ms() - (int64_t)w->cfg->control.remember_s * 1000;
+    int64_t since = clock_wall_ms() - (int64_t)w->cfg->control.remember_s * 1000;
     int rc =
         kafka_control_start(w->kafka, topic, since, CONTROL_START_TIMEOUT_MS, err, sizeof(err));
     if (rc == 0) {
@@ -69,7 +70,7 @@ static struct task *task_of(struct worker *w, const char *id)
 /* Remember a cancel for a job not here, from the cancel's own time. */
 static void remember(struct worker *w, const struct cancel_msg *c, int64_t sent_ms)
 {
-    int64_t now = loop_wall_ms();
+    int64_t now = clock_wall_ms();
     int64_t at = sent_ms > 0 && sent_ms < now ? sent_ms : now;
     cancel_set_expire(w->cancels, now);
     int forgotten = cancel_set_add(w->cancels, c->id, c->reason, at);
@@ -114,7 +115,7 @@ bool control_cancelled_on_arrival(struct task *t)
 {
     struct worker *w = t->w;
     const char *reason = NULL;
-    if (!t->job.id || !cancel_set_has(w->cancels, t->job.id, loop_wall_ms(), &reason))
+    if (!t->job.id || !cancel_set_has(w->cancels, t->job.id, clock_wall_ms(), &reason))
         return false;
     w->stats.jobs_cancelled[CANCEL_ON_ARRIVAL]++;
     task_cancel(t, reason);
@@ -123,9 +124,8 @@ bool control_cancelled_on_arrival(struct task *t)
 
 void control_free(struct worker *w)
 {
-    if (w->control_timer)
-        loop_timer_cancel(w->loop, w->control_timer);
-    w->control_timer = NULL;
+    loop_timer_cancel(w->loop, w->control_timer);
+    w->control_timer = LOOP_TIMER_NONE;
     cancel_set_free(w->cancels);
     w->cancels = NULL;
 }

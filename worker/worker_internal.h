@@ -12,6 +12,7 @@
 
 #include <msgpack.h>
 
+#include "buf.h"
 #include "commits.h"
 #include "config.h"
 #include "delivery.h"
@@ -48,14 +49,13 @@ struct task {
     int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
-    char *text; /* the run's full text */
-    size_t text_len, text_cap;
+    struct buf text;          /* the run's full text */
     size_t published_len;     /* bytes of text already sent in chunks */
     msgpack_sbuffer logprobs; /* the run's logprobs entries, packed (job.logprobs > 0) */
     size_t n_logprobs;
     size_t published_lp_len, published_lp_count; /* of them, already sent in chunks */
-    struct loop_timer *coalesce_timer;
-    struct loop_timer *deadline_timer;
+    loop_timer_id coalesce_timer;
+    loop_timer_id deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
 };
 
@@ -81,11 +81,11 @@ struct worker {
 
     const char **lora_names;    /* llama.lora's names, in --lora order */
     struct cancel_set *cancels; /* remembered cancels (control.c) */
-    struct loop_timer *control_timer;
+    loop_timer_id control_timer;
     bool control_running;
     char control_missing[256]; /* why cancels have no effect, "" when they do */
 
-    struct loop_timer *topic_check_timer;
+    loop_timer_id topic_check_timer;
     char topics_missing[256]; /* why the worker does not join yet, "" when it may */
 
     bool backend_ready;
@@ -94,8 +94,8 @@ struct worker {
     bool draining;
     bool stopped;
     int64_t hold_until_ms; /* no run starts before this (after a lost run) */
-    struct loop_timer *hold_timer;
-    struct loop_timer *drain_timer;
+    loop_timer_id hold_timer;
+    loop_timer_id drain_timer;
     struct worker_stats stats;
 };
 

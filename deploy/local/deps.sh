@@ -12,7 +12,7 @@ APT_PACKAGES=(
   librdkafka-dev libcurl4-openssl-dev libmsgpack-dev librocm-smi-dev libconfig-dev
   libjansson-dev libmicrohttpd-dev libcmocka-dev
   clang clang-format clang-tidy
-  openjdk-17-jre-headless maven
+  openjdk-17-jdk-headless maven
   python3 python3-venv python3-pip nodejs npm
 )
 
@@ -26,7 +26,7 @@ install_apt() {
   local keep=()
   for p in "${missing[@]}"; do
     case "$p" in
-      openjdk-17-jre-headless) command -v java >/dev/null && continue ;;
+      openjdk-17-jdk-headless) command -v javac >/dev/null && continue ;; # schemas/java builds
       maven) command -v mvn >/dev/null && continue ;;
       python3|python3-venv|python3-pip) python3 -m venv --help >/dev/null 2>&1 && continue ;;
       nodejs|npm) command -v npm >/dev/null && continue ;;

