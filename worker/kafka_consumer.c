@@ -181,6 +181,22 @@ void kafka_consumer_wake(struct kafka *k)
 }
 
 /* Hand a message on as a plain one, its headers with it. */
+struct kafka_message kafka_plain_message(const rd_kafka_message_t *msg)
+{
+    rd_kafka_timestamp_type_t ts_type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+    return (struct kafka_message){
+        .topic = rd_kafka_topic_name(msg->rkt),
+        .partition = msg->partition,
+        .offset = msg->offset,
+        .timestamp_ms = ts > 0 ? ts : 0,
+        .key = msg->key,
+        .key_len = msg->key_len,
+        .payload = msg->payload,
+        .len = msg->len,
+    };
+}
+
 static void deliver_message(struct kafka *k, const rd_kafka_message_t *msg)
 {
     rd_kafka_headers_t *hdrs = NULL;
@@ -199,20 +215,9 @@ static void deliver_message(struct kafka *k, const rd_kafka_message_t *msg)
         rd_kafka_header_get_all(hdrs, i, &headers[i].name, &value, &headers[i].len);
         headers[i].value = value;
     }
-    rd_kafka_timestamp_type_t ts_type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-    struct kafka_message plain = {
-        .topic = rd_kafka_topic_name(msg->rkt),
-        .partition = msg->partition,
-        .offset = msg->offset,
-        .timestamp_ms = ts > 0 ? ts : 0,
-        .key = msg->key,
-        .key_len = msg->key_len,
-        .payload = msg->payload,
-        .len = msg->len,
-        .headers = headers,
-        .n_headers = n,
-    };
+    struct kafka_message plain = kafka_plain_message(msg);
+    plain.headers = headers;
+    plain.n_headers = n;
     k->events.on_message(k->ctx, &plain);
     free(headers);
 }
@@ -285,13 +290,18 @@ static void serve_consumer(struct kafka *k)
         kafka_consumer_wake(k);
 }
 
-static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+void kafka_pipe_drain(int fd)
 {
     char buf[64];
-    (void)loop;
-    (void)events;
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
+}
+
+static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+{
+    (void)loop;
+    (void)events;
+    kafka_pipe_drain(fd);
     serve_consumer(ctx);
 }
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kafka_private.h"
 
@@ -23,18 +22,7 @@ static void serve_control(struct kafka *k)
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warn(k->log, "kafka", "control: %s", rd_kafka_message_errstr(msg));
         } else if (k->events.on_control) {
-            rd_kafka_timestamp_type_t ts_type;
-            int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-            struct kafka_message plain = {
-                .topic = rd_kafka_topic_name(msg->rkt),
-                .partition = msg->partition,
-                .offset = msg->offset,
-                .timestamp_ms = ts > 0 ? ts : 0,
-                .key = msg->key,
-                .key_len = msg->key_len,
-                .payload = msg->payload,
-                .len = msg->len,
-            };
+            struct kafka_message plain = kafka_plain_message(msg);
             k->events.on_control(k->ctx, &plain);
         }
         rd_kafka_message_destroy(msg);
@@ -43,11 +31,9 @@ static void serve_control(struct kafka *k)
 
 static void control_readable(struct loop *loop, int fd, unsigned events, void *ctx)
 {
-    char buf[64];
     (void)loop;
     (void)events;
-    while (read(fd, buf, sizeof(buf)) > 0)
-        ;
+    kafka_pipe_drain(fd);
     serve_control(ctx);
 }
 

@@ -101,6 +101,12 @@ void kafka_consumer_leave(struct kafka *k);
 /* Free the consumer's queues, pipe and client (after kafka_consumer_leave). */
 void kafka_consumer_free(struct kafka *k);
 
+/* A consumed message as kafka.h's plain struct, without its headers. */
+struct kafka_message kafka_plain_message(const rd_kafka_message_t *msg);
+
+/* Read everything waiting on a wake-up pipe (its bytes mean nothing). */
+void kafka_pipe_drain(int fd);
+
 /* Close and free the control topic's reader, if any. */
 void kafka_control_free(struct kafka *k);
 
