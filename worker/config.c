@@ -554,11 +554,41 @@ static int check_topic_rules(struct load_ctx *ctx)
     return 0;
 }
 
+/* Whether the lane entry (TOPIC:WEIGHT) names one of the jobs topics. */
+static bool lane_subscribed(const struct llmq_config *cfg, const char *lane)
+{
+    size_t n = (size_t)(strrchr(lane, ':') - lane);
+    for (size_t i = 0; i < cfg->kafka.n_jobs_topics; i++)
+        if (strlen(cfg->kafka.jobs_topics[i]) == n &&
+            strncmp(cfg->kafka.jobs_topics[i], lane, n) == 0)
+            return true;
+    return false;
+}
+
+/* Whether two adapters share a name (the part before '='). */
+static bool lora_names_repeat(const struct llmq_config *cfg)
+{
+    for (size_t i = 0; i < cfg->llama.n_lora; i++)
+        for (size_t j = 0; j < i; j++) {
+            size_t n = strcspn(cfg->llama.lora[i], "=");
+            if (n == strcspn(cfg->llama.lora[j], "=") &&
+                strncmp(cfg->llama.lora[i], cfg->llama.lora[j], n) == 0)
+                return true;
+        }
+    return false;
+}
+
 static int check_cross_rules(struct load_ctx *ctx)
 {
     struct llmq_config *cfg = ctx->cfg;
     if (check_topic_rules(ctx) != 0)
         return -1;
+    for (size_t i = 0; i < cfg->kafka.n_lanes; i++)
+        if (!lane_subscribed(cfg, cfg->kafka.lanes[i]))
+            return key_error(ctx, config_find_key("kafka.lanes"),
+                             "each lane's topic must be one of kafka.jobs_topics");
+    if (lora_names_repeat(cfg))
+        return key_error(ctx, config_find_key("llama.lora"), "an adapter name is given twice");
     if (cfg->llama.url == NULL && cfg->llama.model == NULL)
         return key_error(ctx, config_find_key("llama.model"), "required when llama.url is not set");
     if (cfg->limits.default_max_tokens > cfg->limits.max_tokens) {

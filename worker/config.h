@@ -36,8 +36,12 @@ struct llmq_config {
         char **reply_allowlist; /* kafka.reply_allowlist, default [] = reply_topic only; "x*" =
                                    prefix */
         size_t n_reply_allowlist;
-        char *dead_letter_topic;      /* kafka.dead_letter_topic, default "llmq.dead" */
-        char *metrics_topic;          /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
+        char *dead_letter_topic; /* kafka.dead_letter_topic, default "llmq.dead" */
+        char *metrics_topic;     /* kafka.metrics_topic (heartbeats), default "llmq.metrics" */
+        char *control_topic;     /* kafka.control_topic (cancels), default "llmq.control"; ""
+                                    = no cancellation */
+        char **lanes; /* kafka.lanes: "TOPIC:WEIGHT" entries, default [] (every weight 1) */
+        size_t n_lanes;
         struct config_kv *properties; /* kafka.properties, then properties_file, then
                                          LLMQ_KAFKA_PROP_* ("@/path" values read): to librdkafka */
         size_t n_properties;
@@ -62,7 +66,14 @@ struct llmq_config {
         int restart_backoff_max_s; /* llama.restart_backoff_max_s, default 30 */
         int unready_leave_s; /* llama.unready_leave_s: leave the group after this long without a
                                 ready llama-server, default 60; 0 = never */
+        char **lora;         /* llama.lora: "NAME=PATH" adapters, loaded unapplied, default [] */
+        size_t n_lora;
     } llama;
+
+    struct {
+        int remember_max; /* control.remember_max: cancels remembered, default 10000 */
+        int remember_s;   /* control.remember_s: how long, default 86400 */
+    } control;
 
     struct {
         size_t max_prompt_bytes;  /* limits.max_prompt_bytes, default 1048576 */

@@ -19,6 +19,8 @@ static int check_topic_pattern(const char *s, char *reason, size_t len);
 static int check_url(const char *s, char *reason, size_t len);
 static int check_listen(const char *s, char *reason, size_t len);
 static int check_gpu_backend(const char *s, char *reason, size_t len);
+static int check_lane(const char *s, char *reason, size_t len);
+static int check_lora(const char *s, char *reason, size_t len);
 
 #define FIELD(member) offsetof(struct llmq_config, member)
 
@@ -38,6 +40,10 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      check_topic, "llmq.dead"},
     {"kafka.metrics_topic", KIND_STRING, FIELD(kafka.metrics_topic), 0, 0, 0, 0, check_topic,
      "llmq.metrics"},
+    {"kafka.control_topic", KIND_STRING, FIELD(kafka.control_topic), 0, 0, 0, EMPTY_OK, check_topic,
+     "llmq.control"},
+    {"kafka.lanes", KIND_STRINGS, FIELD(kafka.lanes), FIELD(kafka.n_lanes), 0, 0, 0, check_lane,
+     ""},
     {"kafka.properties", KIND_PROPERTIES, FIELD(kafka.properties), FIELD(kafka.n_properties), 0, 0,
      0, NULL, NULL},
     {"kafka.static_membership", KIND_BOOL, FIELD(kafka.static_membership), 0, 0, 0, 0, NULL,
@@ -61,6 +67,11 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
     {"llama.restart_backoff_max_s", KIND_INT, FIELD(llama.restart_backoff_max_s), 0, 1, 3600, 0,
      NULL, "30"},
     {"llama.unready_leave_s", KIND_INT, FIELD(llama.unready_leave_s), 0, 0, 86400, 0, NULL, "60"},
+    {"llama.lora", KIND_STRINGS, FIELD(llama.lora), FIELD(llama.n_lora), 0, 0, 0, check_lora, ""},
+
+    {"control.remember_max", KIND_INT, FIELD(control.remember_max), 0, 0, 10000000, 0, NULL,
+     "10000"},
+    {"control.remember_s", KIND_INT, FIELD(control.remember_s), 0, 0, 31536000, 0, NULL, "86400"},
 
     {"limits.max_prompt_bytes", KIND_SIZE, FIELD(limits.max_prompt_bytes), 0, 1, 1073741824, 0,
      NULL, "1048576"},
@@ -167,6 +178,32 @@ static int check_gpu_backend(const char *s, char *reason, size_t len)
     if (strcmp(s, "auto") != 0 && strcmp(s, "rocm") != 0 && strcmp(s, "nvml") != 0 &&
         strcmp(s, "none") != 0) {
         snprintf(reason, len, "must be one of auto, rocm, nvml, none (got \"%s\")", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A lane: TOPIC:WEIGHT, the topic one of the jobs topics' names, the weight
+ * 1..1000000. */
+static int check_lane(const char *s, char *reason, size_t len)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long weight = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || !kafka_topic_valid(s, (size_t)(colon - s)) || end == colon + 1 || *end ||
+        weight < 1 || weight > 1000000) {
+        snprintf(reason, len, "must be TOPIC:WEIGHT with a weight of 1..1000000 (got \"%s\")", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* An adapter: NAME=PATH, the name without '=' or spaces. */
+static int check_lora(const char *s, char *reason, size_t len)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || eq[1] == '\0' || strcspn(s, " \t") < (size_t)(eq - s)) {
+        snprintf(reason, len, "must be NAME=PATH (got \"%s\")", s);
         return -1;
     }
     return 0;

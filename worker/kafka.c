@@ -349,6 +349,12 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     k->ctx = ctx;
     k->consumer_pipe[0] = k->consumer_pipe[1] = -1;
     k->producer_pipe[0] = k->producer_pipe[1] = -1;
+    k->control_pipe[0] = k->control_pipe[1] = -1;
+    k->lanes = lanes_new(cfg->kafka.lanes, cfg->kafka.n_lanes);
+    if (!k->lanes) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
 
     k->producer = producer_new(k, err, err_len);
     if (!k->producer)
@@ -473,7 +479,9 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
         rd_kafka_flush(k->producer, 1000);
     }
     kafka_consumer_free(k);
+    kafka_control_free(k);
     loop_timer_cancel(k->loop, k->replace_producer);
     kafka_client_free(k, k->producer, k->producer_queue, k->producer_pipe);
+    lanes_free(k->lanes);
     free(k);
 }

@@ -98,6 +98,9 @@ struct kafka_events {
      * before it was ever assigned partitions: a configuration error, not an
      * outage. Called once, with librdkafka's reason. May be NULL. */
     void (*on_auth_failed)(void *ctx, const char *reason);
+    /* A message of the control topic (kafka_control_start), valid during the
+     * call only. May be NULL. */
+    void (*on_control)(void *ctx, const struct kafka_message *msg);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)
@@ -151,6 +154,13 @@ unsigned long kafka_commits_failed(const struct kafka *k);
  * sticky from 2.10.0 on, the eager "range,roundrobin" before; `why` gets
  * the reason for the log. */
 const char *kafka_assignment_default(int version, char *why, size_t why_len);
+/* Read every partition of the control topic `topic` outside the consumer
+ * group, from the first message at or after `since_ms` (Unix ms), handing
+ * each message to on_control. Blocks up to about 2 x timeout_ms (metadata,
+ * then offsets): call it before taking jobs. Returns 0; 1 when the topic
+ * does not exist (call again later); -1 with the reason in err. */
+int kafka_control_start(struct kafka *k, const char *topic, int64_t since_ms, int timeout_ms,
+                        char *err, size_t err_len);
 
 /* Whether the consumer holds an assignment from the group (it joined). */
 bool kafka_joined(const struct kafka *k);

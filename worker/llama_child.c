@@ -112,7 +112,8 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
     };
     /* clang-format on */
     size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
-    c->argv = calloc(n_fixed + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
+    size_t n_lora = cfg->llama.n_lora ? 2 * cfg->llama.n_lora + 1 : 0;
+    c->argv = calloc(n_fixed + n_lora + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
     if (!c->argv)
         snprintf(err, err_len, "out of memory");
     c->envp = c->argv ? child_env(c, cfg->llama.gpu, log, err, err_len) : NULL;
@@ -121,8 +122,15 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
         return -1;
     }
     memcpy(c->argv, fixed, sizeof(fixed));
+    /* llama.lora: NAME=PATH each, loaded at scale 0; a job's lora applies them. */
+    for (size_t i = 0; i < cfg->llama.n_lora; i++) {
+        c->argv[n_fixed + 2 * i] = "--lora";
+        c->argv[n_fixed + 2 * i + 1] = strchr(cfg->llama.lora[i], '=') + 1;
+    }
+    if (n_lora)
+        c->argv[n_fixed + n_lora - 1] = "--lora-init-without-apply";
     for (size_t i = 0; i < cfg->llama.n_extra_args; i++)
-        c->argv[n_fixed + i] = cfg->llama.extra_args[i];
+        c->argv[n_fixed + n_lora + i] = cfg->llama.extra_args[i];
     return 0;
 }
 

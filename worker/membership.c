@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control.h"
 #include "supervisor.h"
 #include "telemetry.h"
 #include "worker.h"
@@ -71,6 +72,7 @@ static void join(struct worker *w)
             w->topic_check_timer = loop_timer_after(w->loop, TOPIC_CHECK_MS, topic_check_due, w);
         return;
     }
+    control_start(w); /* before the first job, so remembered cancels apply to it */
     char err[256];
     if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
         log_error(w->log, "worker", "%s", err);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "clock.h"
+#include "control.h"
 #include "random_id.h"
 #include "reply.h"
 #include "supervisor.h"
@@ -44,6 +46,7 @@ struct task *task_new(struct worker *w, const struct kafka_message *msg)
     if (!t)
         return NULL;
     t->w = w;
+    msgpack_sbuffer_init(&t->logprobs);
     t->received_us = clock_mono_us();
     t->source_topic = strdup(msg->topic);
     t->source_partition = msg->partition;
@@ -92,6 +95,7 @@ void task_free(struct task *t)
     w->held_bytes -= t->raw_len + t->raw_key_len;
     job_free(&t->job);
     buf_free(&t->text);
+    msgpack_sbuffer_destroy(&t->logprobs);
     free(t->raw);
     free(t->raw_key);
     free(t->source_topic);
@@ -226,6 +230,8 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
                               bool dead_letter)
 {
     struct worker *w = t->w;
+    /* A run stopped for time or by a cancel says what it had generated. */
+    bool partial = t->state == TASK_RUNNING && (code == LLMQ_EXPIRED || code == LLMQ_CANCELLED);
     w->stats.jobs_error[code]++;
     log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
              llmq_code_name(code), message);
@@ -236,6 +242,8 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
         .code = code,
         .message = message,
         .worker = w->cfg->worker_id,
+        .partial_text = partial ? (t->text.data ? t->text.data : "") : NULL,
+        .partial_text_len = partial ? t->text.len : 0,
         .meta = t->job.meta,
         .meta_len = t->job.meta_len,
     };
@@ -260,13 +268,16 @@ static void publish_chunk(struct task *t)
 {
     struct worker *w = t->w;
     size_t len = t->text.len - t->published_len;
-    if (len == 0 || !t->job.stream)
+    size_t n_lp = t->n_logprobs - t->published_lp_count;
+    if ((len == 0 && n_lp == 0) || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
+    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data + t->published_lp_len,
+                                t->logprobs.size - t->published_lp_len, n_lp};
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len) ==
-        0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len,
+                           t->job.logprobs > 0 ? &lp : NULL) == 0) {
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
@@ -279,6 +290,8 @@ static void publish_chunk(struct task *t)
     msgpack_sbuffer_destroy(&buf);
     t->seq++;
     t->published_len = t->text.len;
+    t->published_lp_len = t->logprobs.size;
+    t->published_lp_count = t->n_logprobs;
 }
 
 static void coalesce_due(struct loop *loop, void *ctx)
@@ -302,11 +315,22 @@ static void run_text(void *ctx, const char *text, size_t len)
     w->stats.tokens_generated++;
     /* The first piece goes out at once (time to first chunk); later ones are
      * merged for up to coalesce_ms, so that one message carries several. */
-    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0)
+    int64_t coalesce_ms =
+        t->job.chunk_ms.set ? t->job.chunk_ms.value : (int64_t)w->cfg->chunking.coalesce_ms;
+    if (coalesce_ms <= 0 || t->seq == 0)
         publish_chunk(t);
     else if (t->job.stream && !loop_timer_pending(w->loop, t->coalesce_timer))
-        t->coalesce_timer =
-            loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
+        t->coalesce_timer = loop_timer_after(w->loop, coalesce_ms, coalesce_due, t);
+}
+
+/* The log-probabilities of the tokens of the next text piece. */
+static void run_logprobs(void *ctx, const uint8_t *entries, size_t len, size_t count)
+{
+    struct task *t = ctx;
+    if (msgpack_sbuffer_write(&t->logprobs, (const char *)entries, len) == 0)
+        t->n_logprobs += count;
+    else /* the done reply and chunks carry what fit, whole entries */
+        log_warn(t->w->log, "worker", "job %s: out of memory for logprobs", t->job.id);
 }
 
 /* A done reply's timings, the run having ended at `end_us`. */
@@ -333,13 +357,20 @@ static struct reply_timings run_timings(const struct task *t, const struct llama
 static void run_succeeded(struct task *t, const struct llama_outcome *out)
 {
     struct worker *w = t->w;
+    if (clock_wall_ms() >= t->deadline_wall_ms) {
+        /* llama-server's t_max_predict_ms ended it just as the time ran out. */
+        task_finish_error(t, LLMQ_EXPIRED, "deadline passed while generating", false);
+        return;
+    }
     publish_chunk(t);
     int64_t end_us = clock_mono_us();
+    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data, t->logprobs.size, t->n_logprobs};
     struct reply_done d = {
         .id = t->job.id,
         .run = t->run,
         .text = t->text.data ? t->text.data : "",
         .text_len = t->text.len,
+        .logprobs = t->job.logprobs > 0 ? &lp : NULL,
         .finish = out->finish,
         .usage = {out->prompt_tokens, out->completion_tokens},
         .timings = run_timings(t, out, end_us),
@@ -411,22 +442,33 @@ static void new_run_id(char out[17])
 void task_start(struct task *t)
 {
     struct worker *w = t->w;
-    static const struct llama_run_events events = {run_text, run_done};
+    static const struct llama_run_events events = {run_text, run_done, run_logprobs};
     t->state = TASK_RUNNING;
     w->n_running++;
     t->attempts++;
     new_run_id(t->run);
     t->start_us = clock_mono_us();
-    if (t->attempts == 1)
+    if (t->attempts == 1) {
         telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
                           (double)(t->start_us - t->received_us) / 1e6);
+        if (t->kafka_ts_ms > 0)
+            telemetry_observe_lane(w->telemetry, t->source_topic,
+                                   (double)(clock_wall_ms() - t->kafka_ts_ms) / 1e3);
+    }
     t->first_token_us = 0;
     t->seq = 0;
     t->text.len = 0;
     t->published_len = 0;
+    msgpack_sbuffer_clear(&t->logprobs);
+    t->n_logprobs = t->published_lp_len = t->published_lp_count = 0;
     w->stats.runs_started++;
     struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
-    t->llama = llama_run_start(w->http, &target, &t->job, &w->caps, &events, t);
+    /* The time left reaches llama-server, which stops by itself only at a
+     * newline (deadline_due closes the request at the limit in any case). */
+    struct llama_caps caps = w->caps;
+    int64_t left_ms = t->deadline_wall_ms - clock_wall_ms();
+    caps.t_max_predict_ms = left_ms > 0 ? left_ms : 1;
+    t->llama = llama_run_start(w->http, &target, &t->job, &caps, &events, t);
     if (!t->llama)
         task_finish_error(t, LLMQ_INTERNAL, "cannot start the request to llama-server", false);
 }
@@ -442,13 +484,29 @@ void task_admit(struct task *t, const struct kafka_message *msg)
         task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
         return;
     }
+    if (control_cancelled_on_arrival(t))
+        return;
+    /* A deadline_ms never gives a job more than the worker's job timeout. */
     int64_t now_wall = clock_wall_ms();
-    t->deadline_wall_ms = t->job.deadline_ms.set
+    int64_t timeout_wall = now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+    t->deadline_wall_ms = t->job.deadline_ms.set && t->job.deadline_ms.value < timeout_wall
                               ? t->job.deadline_ms.value
-                              : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+                              : timeout_wall;
     t->deadline_timer = loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
     worker_queue_push(w, t, false);
     worker_schedule(w);
+}
+
+void task_cancel(struct task *t, const char *reason)
+{
+    char message[sizeof("cancelled: ") + CANCEL_REASON_MAX];
+    snprintf(message, sizeof(message), "cancelled%s%s", reason && reason[0] ? ": " : "",
+             reason ? reason : "");
+    if (t->llama) {
+        llama_run_cancel(t->w->http, t->llama);
+        t->llama = NULL;
+    }
+    task_finish_error(t, LLMQ_CANCELLED, message, false);
 }
 
 void task_run_lost(struct task *t, const char *reason)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "control.h"
 #include "supervisor.h"
 #include "telemetry.h"
 #include "worker_internal.h"
@@ -310,6 +311,7 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->not_ready = delivery_refused(w->delivery);
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
+    out->degraded = w->control_missing[0] ? w->control_missing : NULL;
 }
 
 static void admission_changed(void *ctx)
@@ -331,7 +333,7 @@ static int own_topics_init(struct worker *w)
 {
     const struct llmq_config *cfg = w->cfg;
     size_t n = cfg->kafka.n_jobs_topics;
-    w->own_topics = calloc(n + 2, sizeof(*w->own_topics));
+    w->own_topics = calloc(n + 3, sizeof(*w->own_topics));
     if (!w->own_topics)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -339,7 +341,34 @@ static int own_topics_init(struct worker *w)
     w->own_topics[n] = cfg->kafka.dead_letter_topic;
     w->own_topics[n + 1] = cfg->kafka.metrics_topic;
     w->n_own_topics = n + 2;
+    if (cfg->kafka.control_topic[0])
+        w->own_topics[w->n_own_topics++] = cfg->kafka.control_topic;
     return 0;
+}
+
+/* The adapters' names (llama.lora's NAME=PATH entries), for admission and
+ * for the index each has in llama-server. 0, or -1 when out of memory. */
+static int lora_names_init(struct worker *w)
+{
+    size_t n = w->cfg->llama.n_lora;
+    w->lora_names = calloc(n ? n : 1, sizeof(*w->lora_names));
+    if (!w->lora_names)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = w->cfg->llama.lora[i];
+        w->lora_names[i] = strndup(entry, strcspn(entry, "="));
+        if (!w->lora_names[i])
+            return -1;
+    }
+    w->policy.lora_names = w->lora_names;
+    return 0;
+}
+
+static void lora_names_free(struct worker *w)
+{
+    for (size_t i = 0; w->lora_names && i < w->cfg->llama.n_lora; i++)
+        free((char *)w->lora_names[i]);
+    free(w->lora_names);
 }
 
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
@@ -365,8 +394,14 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .model = cfg->llama.model_name,
         .own_topics = w->own_topics,
         .n_own_topics = w->n_own_topics,
+        .n_lora_names = cfg->llama.n_lora,
     };
-    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
+    if (lora_names_init(w) != 0 || control_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens,
+                                  w->lora_names, cfg->llama.n_lora, 0};
     static const struct kafka_events kafka_events = {
         .on_message = on_message,
         .on_assigned = on_assigned,
@@ -375,6 +410,7 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .on_commit_failed = on_commit_failed,
         .on_consumer_fatal = membership_consumer_fatal,
         .on_auth_failed = on_auth_failed,
+        .on_control = control_on_message,
     };
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
@@ -443,5 +479,7 @@ void worker_free(struct worker *w)
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w->own_topics);
+    control_free(w);
+    lora_names_free(w);
     free(w);
 }

@@ -1,13 +1,16 @@
 /* worker_internal.h — what worker.c (the worker: intake, capacity, the
  * Kafka and llama-server events, drain, telemetry) and task.c (one job's
  * life, from its admission to its terminal messages) share: the two structs
- * and the few calls between them. Nothing else includes it. */
+ * and the few calls between them. Besides them only control.c (cancels)
+ * includes it. */
 #ifndef LLMQ_WORKER_INTERNAL_H
 #define LLMQ_WORKER_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <msgpack.h>
 
 #include "buf.h"
 #include "commits.h"
@@ -48,8 +51,11 @@ struct task {
     int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
-    struct buf text;      /* the run's full text */
-    size_t published_len; /* bytes of text already sent in chunks */
+    struct buf text;          /* the run's full text */
+    size_t published_len;     /* bytes of text already sent in chunks */
+    msgpack_sbuffer logprobs; /* the run's logprobs entries, packed (job.logprobs > 0) */
+    size_t n_logprobs;
+    size_t published_lp_len, published_lp_count; /* of them, already sent in chunks */
     loop_timer_id coalesce_timer;
     loop_timer_id deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
@@ -77,6 +83,12 @@ struct worker {
     size_t held_bytes;     /* job messages (payload + key) of every live task */
 
     struct telemetry *telemetry;
+
+    const char **lora_names;    /* llama.lora's names, in --lora order */
+    struct cancel_set *cancels; /* remembered cancels (control.c) */
+    loop_timer_id control_timer;
+    bool control_running;
+    char control_missing[256]; /* why cancels have no effect, "" when they do */
 
     loop_timer_id topic_check_timer;
     char topics_missing[256];  /* why the worker does not join yet, "" when it may */
@@ -145,6 +157,10 @@ void task_start(struct task *t);
 /* The task's run was lost with llama-server: cancel it, and run it again
  * (or end it when its retries are spent). */
 void task_run_lost(struct task *t, const char *reason);
+
+/* A cancel named the task (queued or running): stop its run, and end it
+ * with error `cancelled` (message "cancelled: <reason>", or "cancelled"). */
+void task_cancel(struct task *t, const char *reason);
 
 /* Forget a task; whatever it was doing stops without a reply. */
 void task_free(struct task *t);

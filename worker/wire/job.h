@@ -36,6 +36,16 @@ struct job_opt_real {
     double value;
 };
 
+#define JOB_LOGPROBS_MAX 20
+#define JOB_LORA_MAX     16
+#define JOB_CHUNK_MS_MAX 60000
+
+/* One adapter a job asks for, by its name in the worker's llama.lora. */
+struct job_lora {
+    char *name;
+    double scale; /* default 1.0 */
+};
+
 struct job {
     char *id;     /* 1..JOB_ID_MAX bytes; NULL when unreadable */
     char *prompt; /* raw completion; NULL for a chat job */
@@ -54,6 +64,11 @@ struct job {
     char *reply_to;                 /* NULL: the worker's default reply topic */
     struct job_opt_int deadline_ms; /* absolute Unix ms */
     char *model;                    /* NULL: any */
+
+    int logprobs;          /* 0..JOB_LOGPROBS_MAX alternatives per token; 0 = none */
+    struct job_lora *lora; /* adapters asked for (n_lora), NULL for the base model */
+    size_t n_lora;
+    struct job_opt_int chunk_ms; /* coalescing override, 0..60000 */
 
     uint8_t *meta; /* the meta map as raw msgpack bytes, echoed verbatim; NULL if absent */
     size_t meta_len;
@@ -77,6 +92,8 @@ struct job_policy {
      * fleet. */
     const char *const *own_topics;
     size_t n_own_topics;
+    const char *const *lora_names; /* the worker's adapters (llama.lora), by name */
+    size_t n_lora_names;
 };
 
 /* Decode one job message. Returns LLMQ_OK or the rejection code (also in
@@ -84,7 +101,7 @@ struct job_policy {
 enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct job_verdict *why);
 
 /* Policy checks on a decoded job, in a fixed order: reply_to, prompt size,
- * model, deadline. `now_ms` is the Unix time in ms. */
+ * model, lora names, deadline. `now_ms` is the Unix time in ms. */
 enum llmq_code job_admit(const struct job *job, const struct job_policy *policy, int64_t now_ms,
                          struct job_verdict *why);
 
