@@ -22,6 +22,7 @@ extern char **environ;
 struct client_state {
     bool verbose;
     bool consumer; /* its events are served by rd_kafka_consumer_poll() */
+    bool refused;  /* the brokers refused the credentials or the TLS handshake */
     char last_error[512];
 };
 
@@ -52,6 +53,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     /* "n/n brokers are down" follows the reason why: keep that one. */
     if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !st->last_error[0])
         snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
+    /* Waiting does not mend wrong credentials or a TLS mismatch: stop now. */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)
+        st->refused = true;
     if (st->verbose)
         fprintf(stderr, "llmq: kafka: %s (%s)\n", reason, rd_kafka_err2name(err));
 }
@@ -158,19 +162,24 @@ static void serve_errors(rd_kafka_t *rk, const struct client_state *st)
 }
 
 /* The brokers' metadata (of `rkt`, or of no topic when NULL) into *md,
- * waiting at most until `deadline`. On failure, "no broker answered" (or
- * nothing when a stop signal came) is said in err. */
+ * waiting at most until `deadline`, or until the brokers refused the
+ * credentials or the TLS handshake. On failure, why (or nothing when a stop
+ * signal came) is said in err. */
 static rd_kafka_resp_err_t await_metadata(struct cli_global *g, rd_kafka_t *rk,
                                           const struct client_state *st, rd_kafka_topic_t *rkt,
                                           int64_t deadline, const struct rd_kafka_metadata **md,
                                           char *err, size_t err_len)
 {
     rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    for (int slice; rc != RD_KAFKA_RESP_ERR_NO_ERROR && (slice = next_slice(g, deadline)) > 0;) {
+    for (int slice; rc != RD_KAFKA_RESP_ERR_NO_ERROR && !st->refused &&
+                    (slice = next_slice(g, deadline)) > 0;) {
         rc = rd_kafka_metadata(rk, 0, rkt, md, slice);
         serve_errors(rk, st);
     }
-    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && !g->stopped_by)
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && st->refused)
+        snprintf(err, err_len, "the Kafka broker at %s refused the connection: %s", g->brokers,
+                 st->last_error);
+    else if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && !g->stopped_by)
         snprintf(err, err_len, "no Kafka broker answered at %s within %g s (--connect-timeout): %s",
                  g->brokers, g->connect_timeout_s,
                  st->last_error[0] ? st->last_error : rd_kafka_err2str(rc));
