@@ -371,6 +371,31 @@ static void lora_names_free(struct worker *w)
     free(w->lora_names);
 }
 
+/* What admission checks a job against (job_policy) and what a request may
+ * ask of llama-server (llama_caps), with the remembered cancels. 0, or -1
+ * when out of memory. */
+static int admission_init(struct worker *w)
+{
+    const struct llmq_config *cfg = w->cfg;
+    if (own_topics_init(w) != 0)
+        return -1;
+    w->policy = (struct job_policy){
+        .max_prompt_bytes = cfg->limits.max_prompt_bytes,
+        .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
+        .n_reply_topics = cfg->kafka.n_reply_allowlist,
+        .default_reply_topic = cfg->kafka.reply_topic,
+        .model = cfg->llama.model_name,
+        .own_topics = w->own_topics,
+        .n_own_topics = w->n_own_topics,
+        .n_lora_names = cfg->llama.n_lora,
+    };
+    if (lora_names_init(w) != 0 || control_init(w) != 0)
+        return -1;
+    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens,
+                                  w->lora_names, cfg->llama.n_lora, 0};
+    return 0;
+}
+
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
                           const struct logger *log, char *err, size_t err_len)
 {
@@ -382,26 +407,10 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->loop = loop;
     w->cfg = cfg;
     w->log = log;
-    if (own_topics_init(w) != 0) {
+    if (admission_init(w) != 0) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
-    w->policy = (struct job_policy){
-        .max_prompt_bytes = cfg->limits.max_prompt_bytes,
-        .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
-        .n_reply_topics = cfg->kafka.n_reply_allowlist,
-        .default_reply_topic = cfg->kafka.reply_topic,
-        .model = cfg->llama.model_name,
-        .own_topics = w->own_topics,
-        .n_own_topics = w->n_own_topics,
-        .n_lora_names = cfg->llama.n_lora,
-    };
-    if (lora_names_init(w) != 0 || control_init(w) != 0) {
-        snprintf(err, err_len, "out of memory");
-        goto fail;
-    }
-    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens,
-                                  w->lora_names, cfg->llama.n_lora, 0};
     static const struct kafka_events kafka_events = {
         .on_message = on_message,
         .on_assigned = on_assigned,
