@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gave_up.h"
 #include "kafka_names.h"
 #include "loop.h"
 #include "reply.h"
@@ -42,6 +43,7 @@ struct delivery {
     const struct logger *log;
     struct item *items; /* not settled yet */
     uint64_t failures;
+    uint64_t gave_up[GAVE_UP_COUNT];
     bool stopped;
     char refused_topic[KAFKA_TOPIC_MAX + 1]; /* a configured topic the broker refuses; "" */
     char refused[KAFKA_TOPIC_MAX + 128];     /* and why, for /readyz */
@@ -89,6 +91,11 @@ void delivery_stop(struct delivery *d)
 uint64_t delivery_failures(const struct delivery *d)
 {
     return d->failures;
+}
+
+uint64_t delivery_gave_up(const struct delivery *d, enum gave_up_kind kind)
+{
+    return d->gave_up[kind];
 }
 
 static const char *job_name(const struct item *it)
@@ -160,8 +167,8 @@ static bool shrink(struct item *it, int err)
     it->headers[1] = (struct kafka_header){"llmq-id", it->job_id, strlen(it->job_id)};
     it->n_headers = 2;
     it->shrunk = true;
-    log_error(it->d->log, "delivery", "job %s: %s; sending an error reply instead", it->job_id,
-              message);
+    gave_up(it->d->gave_up, it->d->log, GAVE_UP_REPLY_TOO_LARGE, it->job_id, it->topic,
+            "%s; sending an error reply instead", message);
     return true;
 }
 
@@ -195,10 +202,10 @@ const char *delivery_refused(const struct delivery *d)
 static void give_up(struct item *it, int err)
 {
     it->d->failures++;
-    log_error(it->d->log, "delivery",
-              "job %s: the broker will never take its message to %s (%s); "
-              "giving it up",
-              job_name(it), it->topic, kafka_error_str(err));
+    gave_up(it->d->gave_up, it->d->log,
+            it->reply_type[0] ? GAVE_UP_REPLY_NEVER_TAKEN : GAVE_UP_DEAD_NEVER_TAKEN, it->job_id,
+            it->topic, "the broker will never take its message to %s (%s)", it->topic,
+            kafka_error_str(err));
 }
 
 static void produce(struct item *it);
@@ -221,8 +228,14 @@ static void delivered(void *opaque, int err)
 {
     struct item *it = opaque;
     struct delivery *d = it->d;
-    if (err && d->stopped)
-        return; /* shutting down: not acknowledged, so not committed either */
+    if (err && d->stopped) {
+        /* Shutting down: not acknowledged, so not committed either; the
+         * job's next owner runs it again. */
+        gave_up(d->gave_up, d->log, GAVE_UP_UNACKED_AT_SHUTDOWN, it->job_id, it->topic,
+                "not acknowledged while stopping (%s); its offset stays uncommitted",
+                kafka_error_str(err));
+        return;
+    }
     if (err && shrink(it, err)) {
         produce(it);
     } else if (err && permanent(it, err)) {
@@ -330,9 +343,9 @@ int delivery_send(struct delivery *d, const struct kafka_message *msg,
 {
     struct item *it = msg->n_headers <= MAX_HEADERS ? item_new(d, msg, job) : NULL;
     if (!it) {
-        log_error(d->log, "delivery", "job %s: cannot keep its message to %s (%s); not sent",
-                  job->id ? job->id : "?", msg->topic,
-                  msg->n_headers > MAX_HEADERS ? "too many headers" : "out of memory");
+        gave_up(d->gave_up, d->log, GAVE_UP_NOT_KEPT, job->id, msg->topic,
+                "cannot keep its message (%s); not sent",
+                msg->n_headers > MAX_HEADERS ? "too many headers" : "out of memory");
         return -1;
     }
     it->on_settled = on_settled;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "gave_up.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -68,5 +69,10 @@ const char *delivery_refused(const struct delivery *d);
 /* Failures counted: each delivery report that failed and led to producing
  * the message again, and each message given up. */
 uint64_t delivery_failures(const struct delivery *d);
+
+/* Messages given up, of one kind (gave_up.h): never taken by the broker,
+ * not kept for want of memory, a reply replaced for its size, one that
+ * failed while stopping. Each was logged once. */
+uint64_t delivery_gave_up(const struct delivery *d, enum gave_up_kind kind);
 
 #endif

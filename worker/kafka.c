@@ -169,17 +169,37 @@ void kafka_consumer_fatal(struct kafka *k)
         k->events.on_consumer_fatal(k->ctx);
 }
 
+/* A header's value as text in out (cut to fit), "" when absent. */
+static void header_text(const rd_kafka_message_t *msg, const char *name, char *out, size_t cap)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, name, &value, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && value)
+        snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), (const char *)value);
+}
+
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     const struct kafka *k = opaque;
     struct delivery *d = msg->_private;
     (void)rk;
-    if (msg->err)
-        log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-                 rd_kafka_err2str(msg->err));
     if (d) {
+        if (msg->err)
+            log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                     rd_kafka_err2str(msg->err));
         d->fn(d->opaque, (int)msg->err);
         free(d);
+    } else if (msg->err && k->events.on_lost) {
+        char type[16], id[256];
+        header_text(msg, "llmq-type", type, sizeof(type));
+        header_text(msg, "llmq-id", id, sizeof(id));
+        k->events.on_lost(k->ctx, rd_kafka_topic_name(msg->rkt), type, id, (int)msg->err);
+    } else if (msg->err) {
+        log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                 rd_kafka_err2str(msg->err));
     }
 }
 

@@ -101,6 +101,10 @@ struct kafka_events {
     /* A message of the control topic (kafka_control_start), valid during the
      * call only. May be NULL. */
     void (*on_control)(void *ctx, const struct kafka_message *msg);
+    /* librdkafka gave up on a message produced without a delivery callback
+     * (a chunk, a heartbeat): its topic, llmq-type and llmq-id headers (""
+     * when absent) and the error. May be NULL. */
+    void (*on_lost)(void *ctx, const char *topic, const char *type, const char *id, int err);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)

@@ -291,6 +291,21 @@ static void render_jobs(struct buf *t, const struct metrics *m, const struct met
                "Runs started again after llama-server was lost.", s->runs_retried);
 }
 
+/* llmq_gave_up_total{what,reason}: every kind, zeros included. */
+static void render_gave_up(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
+{
+    family(t, "llmq_gave_up_total", "counter",
+           "Messages (or parts of one) the worker gave up on, by what and why; each was logged "
+           "with its job id and topic.");
+    for (int k = 0; k < GAVE_UP_COUNT; k++) {
+        struct gave_up_labels l = gave_up_labels_of((enum gave_up_kind)k);
+        series_begin(t, m, "llmq_gave_up_total", "");
+        series_label(t, "what", l.what);
+        series_label(t, "reason", l.reason);
+        series_end_u64(t, s->gave_up[k]);
+    }
+}
+
 static void render_kafka(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
 {
     if (m->n_lags > 0) {
@@ -374,6 +389,7 @@ char *metrics_render(struct metrics *m, size_t *len)
     struct buf t = {0};
     render_jobs(&t, m, &s);
     render_kafka(&t, m, &s);
+    render_gave_up(&t, m, &s);
     render_llama(&t, m, &s);
     render_gpu(&t, m, &s.gpu);
     render_steering(&t, m, &s);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "codes.h"
+#include "gave_up.h"
 #include "gpu.h"
 #include "kafka_stats.h"
 #include "log.h"
@@ -58,8 +59,9 @@ struct metrics_sample {
     uint64_t llama_restarts;
     unsigned llama_slots_busy;
     unsigned llama_slots_total;
-    bool admission_paused;  /* intake paused by the VRAM floor */
-    struct gpu_reading gpu; /* series whose value is unknown (NAN) are left out */
+    bool admission_paused;           /* intake paused by the VRAM floor */
+    struct gpu_reading gpu;          /* series whose value is unknown (NAN) are left out */
+    uint64_t gave_up[GAVE_UP_COUNT]; /* messages or parts given up, by kind (gave_up.h) */
 };
 
 struct metrics_source {

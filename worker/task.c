@@ -14,6 +14,7 @@
 #include "cancel.h"
 #include "clock.h"
 #include "control.h"
+#include "mpjson.h"
 #include "random_id.h"
 #include "reply.h"
 #include "supervisor.h"
@@ -186,12 +187,19 @@ static struct kafka_message reply_message(const struct task *t, const char *topi
     };
 }
 
-/* Send the terminal reply, unless the job has no id or no permitted topic. */
+/* Send the terminal reply, unless the job has no id or no permitted topic
+ * (then it is given up: its dead-letter copy, if any, is all there is). */
 static void send_reply(struct task *t, const char *type, const msgpack_sbuffer *payload)
 {
     const char *topic = task_reply_topic(t);
-    if (!topic || !t->job.id)
+    if (!topic || !t->job.id) {
+        gave_up(t->w->stats.gave_up, t->w->log, GAVE_UP_REPLY_NO_ADDRESS, t->job.id, topic,
+                "no %s reply: %s", type,
+                !t->job.id                 ? "its id could not be read"
+                : t->job.reply_to_unusable ? "its reply_to is present but unusable"
+                                           : "its reply_to is not allowed on this worker");
         return;
+    }
     struct kafka_header headers[2];
     struct kafka_message msg = reply_message(t, topic, type, payload, headers);
     task_send(t, &msg, type);
@@ -208,7 +216,7 @@ static void send_dead_letter(struct task *t, enum llmq_code code, const char *me
     struct kafka_header headers[5] = {
         {"llmq-error-code", code_name, strlen(code_name)},
         /* A long error message is cut in its header only. */
-        {"llmq-error-message", message, strnlen(message, HEADER_VALUE_MAX)},
+        {"llmq-error-message", message, utf8_cut_len(message, strlen(message), HEADER_VALUE_MAX)},
         {"llmq-source-topic", t->source_topic, strlen(t->source_topic)},
         {"llmq-source-partition", partition, strlen(partition)},
         {"llmq-source-offset", offset, strlen(offset)},
@@ -251,6 +259,9 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
     msgpack_sbuffer_init(&payload);
     if (reply_encode_error(&payload, &e) == 0)
         send_reply(t, "error", &payload);
+    else
+        gave_up(w->stats.gave_up, w->log, GAVE_UP_REPLY_NOT_ENCODED, t->job.id, NULL,
+                "error reply not encoded (out of memory)");
     msgpack_sbuffer_destroy(&payload);
     if (dead_letter && w->cfg->kafka.dead_letter_topic[0])
         send_dead_letter(t, code, message);
@@ -281,9 +292,10 @@ static void publish_chunk(struct task *t)
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
-        if (err)
-            log_warn(w->log, "worker", "job %s: chunk %" PRIu64 " not produced: %s", t->job.id,
-                     t->seq, kafka_error_str(err));
+        if (err) /* chunks may be lost (spec.md): the done carries the whole text */
+            gave_up(w->stats.gave_up, w->log, GAVE_UP_CHUNK_NOT_PRODUCED, t->job.id, topic,
+                    "chunk %" PRIu64 " of run %s not produced (%s)", t->seq, t->run,
+                    kafka_error_str(err));
         else
             w->stats.chunks_published++;
     }
@@ -310,9 +322,13 @@ static void run_text(void *ctx, const char *text, size_t len)
         telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
                           (double)(t->first_token_us - t->start_us) / 1e6);
     }
-    if (buf_append(&t->text, text, len) != 0)
-        return; /* the done reply carries what fit; the chunks stay whole */
+    if (buf_append(&t->text, text, len) != 0) { /* the done reply carries what fit */
+        gave_up(w->stats.gave_up, w->log, GAVE_UP_TEXT_OUT_OF_MEMORY, t->job.id, NULL,
+                "%zu bytes of text not kept (out of memory)", len);
+        return;
+    }
     w->stats.tokens_generated++;
+    t->pieces++;
     /* The first piece goes out at once (time to first chunk); later ones are
      * merged for up to coalesce_ms, so that one message carries several. */
     int64_t coalesce_ms =
@@ -330,7 +346,8 @@ static void run_logprobs(void *ctx, const uint8_t *entries, size_t len, size_t c
     if (msgpack_sbuffer_write(&t->logprobs, (const char *)entries, len) == 0)
         t->n_logprobs += count;
     else /* the done reply and chunks carry what fit, whole entries */
-        log_warn(t->w->log, "worker", "job %s: out of memory for logprobs", t->job.id);
+        gave_up(t->w->stats.gave_up, t->w->log, GAVE_UP_TEXT_OUT_OF_MEMORY, t->job.id, NULL,
+                "logprobs of %zu token(s) not kept (out of memory)", count);
 }
 
 /* A done reply's timings, the run having ended at `end_us`. */
@@ -353,6 +370,25 @@ static struct reply_timings run_timings(const struct task *t, const struct llama
     };
 }
 
+/* A done reply's usage: never negative. A count llama-server did not
+ * report (a chat stream that ended before its usage chunk) is derived from
+ * what the run streamed: the tokens of its logprobs, else its text pieces
+ * (llama-server streams one per token); the prompt's count is then 0. */
+static struct reply_usage run_usage(const struct task *t, const struct llama_outcome *out)
+{
+    struct reply_usage u = {out->prompt_tokens, out->completion_tokens};
+    if (u.prompt_tokens < 0)
+        u.prompt_tokens = 0;
+    if (u.completion_tokens < 0)
+        u.completion_tokens = (int64_t)(t->job.logprobs > 0 ? t->n_logprobs : t->pieces);
+    if (out->prompt_tokens < 0 || out->completion_tokens < 0)
+        log_warn(t->w->log, "worker",
+                 "job %s: llama-server reported no usage; completion_tokens %" PRId64
+                 " counted from the stream",
+                 t->job.id, u.completion_tokens);
+    return u;
+}
+
 /* The run ended well: the last chunk, then the done reply. */
 static void run_succeeded(struct task *t, const struct llama_outcome *out)
 {
@@ -372,7 +408,7 @@ static void run_succeeded(struct task *t, const struct llama_outcome *out)
         .text_len = t->text.len,
         .logprobs = t->job.logprobs > 0 ? &lp : NULL,
         .finish = out->finish,
-        .usage = {out->prompt_tokens, out->completion_tokens},
+        .usage = run_usage(t, out),
         .timings = run_timings(t, out, end_us),
         .worker = w->cfg->worker_id,
         .meta = t->job.meta,
@@ -385,6 +421,9 @@ static void run_succeeded(struct task *t, const struct llama_outcome *out)
     msgpack_sbuffer_init(&payload);
     if (reply_encode_done(&payload, &d) == 0)
         send_reply(t, "done", &payload);
+    else
+        gave_up(w->stats.gave_up, w->log, GAVE_UP_REPLY_NOT_ENCODED, t->job.id, NULL,
+                "done reply not encoded (out of memory)");
     msgpack_sbuffer_destroy(&payload);
     task_sent(t);
 }
@@ -407,9 +446,9 @@ static void run_done(void *ctx, const struct llama_outcome *out)
         worker_schedule(w);
     } else if (out->backend_lost) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "llama-server died in %u run(s) of this job%s: %.200s",
-                 t->crashes, t->suspect ? ", the last ones alone (a poison job)" : "",
-                 out->message);
+        snprintf(msg, sizeof(msg), "llama-server died in %u run(s) of this job%s: %.*s", t->crashes,
+                 t->suspect ? ", the last ones alone (a poison job)" : "",
+                 (int)utf8_cut_len(out->message, strlen(out->message), 200), out->message);
         task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
     } else {
         task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
@@ -457,6 +496,7 @@ void task_start(struct task *t)
     }
     t->first_token_us = 0;
     t->seq = 0;
+    t->pieces = 0;
     t->text.len = 0;
     t->published_len = 0;
     msgpack_sbuffer_clear(&t->logprobs);

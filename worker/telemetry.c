@@ -30,6 +30,7 @@ struct telemetry {
     char host[256];
     char gpu_label[16];
     bool vram_paused;
+    uint64_t gave_up[GAVE_UP_COUNT]; /* heartbeats refused by the producer */
 };
 
 static void status_of(struct telemetry *t, struct telemetry_status *out)
@@ -64,6 +65,8 @@ static void metrics_sample_fill(void *ctx, struct metrics_sample *out)
     out->llama_slots_total = (unsigned)t->cfg->llama.slots;
     out->admission_paused = t->vram_paused;
     out->gpu = t->gpu_last;
+    for (int k = 0; k < GAVE_UP_COUNT; k++)
+        out->gave_up[k] = st.gave_up[k] + t->gave_up[k];
 }
 
 static bool metrics_ready(void *ctx, const char **reason)
@@ -137,7 +140,8 @@ static void heartbeat_due(struct loop *loop, void *ctx)
         };
         int err = kafka_produce(t->kafka, &msg, NULL, NULL);
         if (err)
-            log_warn(t->log, "telemetry", "heartbeat not produced: %s", kafka_error_str(err));
+            gave_up(t->gave_up, t->log, GAVE_UP_HEARTBEAT, NULL, msg.topic,
+                    "heartbeat not produced (%s)", kafka_error_str(err));
     }
     msgpack_sbuffer_destroy(&buf);
     t->heartbeat_timer =

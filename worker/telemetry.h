@@ -32,6 +32,7 @@ struct telemetry_status {
     const char *degraded;  /* ready, but this is missing (NULL: nothing) */
     bool llama_up;
     unsigned llama_restarts;
+    uint64_t gave_up[GAVE_UP_COUNT]; /* given up, by kind (the worker's and delivery's) */
 };
 
 struct telemetry_source {

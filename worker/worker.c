@@ -131,14 +131,26 @@ static void on_message(void *ctx, const struct kafka_message *msg)
     struct task *t = task_new(w, msg);
     if (!t || commits_track(w->commits, msg->topic, msg->partition, msg->offset, &t->ticket) != 0) {
         /* Not tracked means not committed: another run will see it again. */
-        log_error(w->log, "worker", "%s[%" PRId32 "]@%" PRId64 ": cannot track this message",
-                  msg->topic, msg->partition, msg->offset);
+        gave_up(w->stats.gave_up, w->log, GAVE_UP_JOB_NOT_TRACKED, NULL, msg->topic,
+                "%s[%" PRId32 "]@%" PRId64 ": cannot track this message (out of memory)",
+                msg->topic, msg->partition, msg->offset);
         if (t)
             task_unmade(t);
         return;
     }
     task_link(w, t);
     task_admit(t, msg);
+}
+
+/* A chunk or heartbeat librdkafka gave up on: chunks may be lost (spec.md),
+ * the done reply carries the whole text. */
+static void on_lost(void *ctx, const char *topic, const char *type, const char *id, int err)
+{
+    struct worker *w = ctx;
+    bool heartbeat = strcmp(type, "heartbeat") == 0;
+    gave_up(w->stats.gave_up, w->log, heartbeat ? GAVE_UP_HEARTBEAT : GAVE_UP_CHUNK_NOT_ACKED,
+            heartbeat || !id[0] ? NULL : id, topic, "%s not acknowledged (%s)",
+            type[0] ? type : "message", kafka_error_str(err));
 }
 
 static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n)
@@ -287,6 +299,8 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
 {
     struct worker *w = ctx;
     w->stats.deliveries_failed = delivery_failures(w->delivery);
+    for (int k = 0; k < GAVE_UP_COUNT; k++)
+        out->gave_up[k] = w->stats.gave_up[k] + delivery_gave_up(w->delivery, (enum gave_up_kind)k);
     out->stats = &w->stats;
     out->jobs_in_flight = w->n_unfinished;
     out->slots_busy = w->n_running;
@@ -420,6 +434,7 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .on_consumer_fatal = membership_consumer_fatal,
         .on_auth_failed = on_auth_failed,
         .on_control = control_on_message,
+        .on_lost = on_lost,
     };
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);

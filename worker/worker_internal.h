@@ -51,6 +51,7 @@ struct task {
     int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
+    uint64_t pieces;          /* text pieces the run streamed (about one per token) */
     struct buf text;          /* the run's full text */
     size_t published_len;     /* bytes of text already sent in chunks */
     msgpack_sbuffer logprobs; /* the run's logprobs entries, packed (job.logprobs > 0) */

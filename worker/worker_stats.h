@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "codes.h"
+#include "gave_up.h"
 
 /* Where a cancelled job was when its cancel acted. */
 enum cancel_state { CANCEL_QUEUED, CANCEL_RUNNING, CANCEL_ON_ARRIVAL, CANCEL_STATE_COUNT };
@@ -33,6 +34,7 @@ struct worker_stats {
     uint64_t jobs_cancelled[CANCEL_STATE_COUNT]; /* by where the job was */
     uint64_t cancels_forgotten;                  /* remembered ids dropped for room */
     uint64_t cancels_remembered;                 /* ids remembered now (a gauge) */
+    uint64_t gave_up[GAVE_UP_COUNT];             /* given up by the worker itself */
 };
 
 #endif

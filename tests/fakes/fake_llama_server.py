@@ -34,6 +34,8 @@ environment. Modes (--fake-mode):
   exit-at-start      print a failed-model-load error and exit 1
 Other knobs: --fake-instant (no delay between tokens, for benchmarks),
 --fake-token-ms (delay between tokens, default 5), --fake-ignore-sigterm,
+--fake-no-usage (a chat stream ends without its usage chunk, even when
+stream_options.include_usage asks for it),
 --fake-env-dump PATH (write "pid N", "arg X" and "env K=V" lines to PATH
 once bound, for tests that check how the fake was started).
 """
@@ -90,6 +92,8 @@ def parse_args(argv):
     p.add_argument("--fake-ignore-sigterm", action="store_true",
                    default=fake_env("IGNORE_SIGTERM", "") == "1")
     p.add_argument("--fake-env-dump", default=fake_env("ENV_DUMP", None))
+    p.add_argument("--fake-no-usage", action="store_true",
+                   default=fake_env("NO_USAGE", "") == "1")
     args, _unknown = p.parse_known_args(argv)
     if args.fake_instant:
         args.fake_token_ms = 0.0
@@ -348,7 +352,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             final = chat_chunk({}, gen.finish_reason())
             events = [final]
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if ((body.get("stream_options") or {}).get("include_usage")
+                    and not cfg.fake_no_usage):
                 events.append(dict(chat_chunk({}), choices=[], usage=usage))
             events[-1]["timings"] = stats
             for ev in events:

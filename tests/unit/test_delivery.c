@@ -159,6 +159,10 @@ static void test_given_up_on_a_permanent_error(void **state)
     assert_int_equal(delivery_failures(s.d), 1);
     assert_true(mock_log_has(&m, "job job-3: the broker will never take its message to "
                                  "their.replies"));
+    /* Counted by kind (llmq_gave_up_total) and logged with the topic. */
+    assert_true(mock_log_has(&m, "gave up reply (broker_never_takes), topic their.replies"));
+    assert_int_equal(delivery_gave_up(s.d, GAVE_UP_REPLY_NEVER_TAKEN), 1);
+    assert_int_equal(delivery_gave_up(s.d, GAVE_UP_DEAD_NEVER_TAKEN), 0);
     assert_int_equal(mock_read_topic(&m, "their.replies", NULL, NULL), 0);
     sending_close(&s);
 }
@@ -180,7 +184,7 @@ static void test_reply_to_refusals(void **state)
         mock_run(&m);
         assert_int_equal(s.acknowledged, 0);
         assert_int_equal(delivery_failures(s.d), 1);
-        assert_true(mock_log_has(&m, "giving it up"));
+        assert_true(mock_log_has(&m, "gave up reply (broker_never_takes)"));
         sending_close(&s);
     }
     static struct sending s;
@@ -213,6 +217,8 @@ static void test_oversized_done_shrinks(void **state)
     mock_run(&m);
     assert_int_equal(s.acknowledged, 1);
     assert_int_equal(delivery_failures(s.d), 1); /* the dead-letter copy */
+    assert_int_equal(delivery_gave_up(s.d, GAVE_UP_DEAD_NEVER_TAKEN), 1);
+    assert_int_equal(delivery_gave_up(s.d, GAVE_UP_REPLY_TOO_LARGE), 1);
     assert_true(mock_log_has(&m, "job job-4: the done reply (2097152 bytes) is larger than the "
                                  "broker accepts"));
     struct seen seen = {0};

@@ -1188,6 +1188,10 @@ static void test_reply_topic(void **state)
     assert_string_equal(job_reply_topic(&job, &p), "llmq.replies");
     job.reply_to = "team.b";
     assert_string_equal(job_reply_topic(&job, &p), "team.b");
+    job.reply_to = NULL;
+    job.reply_to_unusable = true; /* present but unusable: no topic, not the default */
+    assert_null(job_reply_topic(&job, &p));
+    assert_false(job_reply_topic_allowed(&p, job_reply_topic(&job, &p)));
 }
 
 static void expect_admit(const struct job *job, const struct job_policy *p, enum llmq_code code,
@@ -1243,7 +1247,7 @@ static void test_admit(void **state)
 {
     (void)state;
     struct job_policy p = test_policy();
-    struct job_message msgs[2] = {{"system", "12345"}, {"user", "123456"}};
+    struct job_message msgs[2] = {{"system", "1234"}, {"user", "123456"}};
     char prompt[] = "0123456789";
     struct job job;
 
@@ -1258,8 +1262,9 @@ static void test_admit(void **state)
     job.prompt_len = 0;
     job.messages = msgs;
     job.n_messages = 2;
-    expect_admit(&job, &p, LLMQ_PROMPT_TOO_LARGE, "messages: 11 bytes");
-    job.n_messages = 1;
+    /* Roles count too (issue 16 point 8): 6 + 4 + 4 + 6 bytes. */
+    expect_admit(&job, &p, LLMQ_PROMPT_TOO_LARGE, "messages: 20 bytes");
+    job.n_messages = 1; /* 6 + 4: at the limit */
     expect_admit(&job, &p, LLMQ_OK, "");
 
     job.model = "tiny";

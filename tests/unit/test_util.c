@@ -223,13 +223,35 @@ static void test_msgpack_skip(void **state)
     assert_false(msgpack_skip("\xc1", 1, &off, 8));
 }
 
+/* Text is shortened between characters, never inside one. */
+static void test_utf8_cut(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀: 1+2+3+4 bytes */
+    size_t len = strlen(s);
+    size_t want[11] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+    for (size_t max = 0; max <= len; max++)
+        assert_int_equal(utf8_cut_len(s, len, max), want[max]);
+    for (size_t cut = 0; cut <= len; cut++) {
+        char t[16];
+        memcpy(t, s, cut);
+        t[cut] = '\0';
+        utf8_trim_partial(t);
+        assert_int_equal(strlen(t), want[cut]);
+        assert_true(utf8_text_valid(t, strlen(t)));
+    }
+    char out[6];
+    utf8_copy_cut(out, sizeof out, s, len); /* 5 bytes fit: a é, not half of € */
+    assert_string_equal(out, "a\xc3\xa9");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),       cmocka_unit_test(test_grow_array),
         cmocka_unit_test(test_clock_and_ids), cmocka_unit_test(test_topic_names),
         cmocka_unit_test(test_hostport),      cmocka_unit_test(test_mpjson),
-        cmocka_unit_test(test_msgpack_skip),
+        cmocka_unit_test(test_msgpack_skip),  cmocka_unit_test(test_utf8_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

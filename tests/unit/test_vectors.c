@@ -31,8 +31,9 @@
 
 /* The features of index.json's additions that the worker implements
  * (NULL-terminated). An addition that requires any other is not judged. */
-static const char *const worker_features[] = {"cancel", "partial_text", "logprobs",
-                                              "lora",   "chunk_ms",     NULL};
+static const char *const worker_features[] = {"cancel",        "partial_text", "logprobs",
+                                              "lora",          "chunk_ms",     "prompt_bytes_roles",
+                                              "reply_routing", "utf8_cut",     NULL};
 
 struct vectors {
     json_t *index;

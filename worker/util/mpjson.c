@@ -7,16 +7,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t utf8_cut_len(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+void utf8_trim_partial(char *s)
+{
+    size_t len = strlen(s), lead = len;
+    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return; /* nothing but continuation bytes: not text this can mend */
+    unsigned char c = (unsigned char)s[lead - 1];
+    size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (len - (lead - 1) < need)
+        s[lead - 1] = '\0';
+}
+
 void utf8_copy_cut(char *dst, size_t cap, const char *src, size_t len)
 {
     if (cap == 0)
         return;
-    size_t n = len;
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
+    size_t n = len < cap ? len : utf8_cut_len(src, len, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
 }

@@ -30,6 +30,14 @@ json_t *mpjson_from_msgpack(const msgpack_object *o, enum mpjson_mode mode, cons
  * U+10FFFF) without NUL bytes. */
 bool utf8_text_valid(const char *s, size_t len);
 
+/* The longest prefix of the UTF-8 text s[0..len) that is at most max bytes
+ * and ends between two characters. */
+size_t utf8_cut_len(const char *s, size_t len, size_t max);
+
+/* Drop an incomplete character at the end of the NUL-terminated s (text
+ * that was cut short byte-wise, e.g. by snprintf). */
+void utf8_trim_partial(char *s);
+
 /* Copy at most cap-1 bytes of the UTF-8 text src[0..len) into dst, never
  * cutting a character; dst is NUL-terminated. */
 void utf8_copy_cut(char *dst, size_t cap, const char *src, size_t len);

@@ -92,8 +92,10 @@ reject(struct job_verdict *why, enum llmq_code code, const char *fmt, ...)
     if (why->code == LLMQ_OK) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(why->message, sizeof why->message, fmt, ap);
+        int n = vsnprintf(why->message, sizeof why->message, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof why->message) /* cut: never inside a quoted character */
+            utf8_trim_partial(why->message);
         why->code = code;
     }
     return why->code;
@@ -440,16 +442,21 @@ static void decode_stream(const struct fields *fs, struct job *job, struct job_v
         job->stream = o->via.boolean;
 }
 
+/* A reply_to present but unusable (given twice, not a topic name) leaves
+ * the job without a reply topic: its producer's is unknown. */
 static void decode_reply_to(const struct fields *fs, struct job *job, struct job_verdict *why)
 {
+    job->reply_to_unusable = fs->repeated[F_REPLY_TO];
     const msgpack_object *o = field(fs, F_REPLY_TO, why);
     if (!o)
         return;
-    if (o->type != MSGPACK_OBJECT_STR || !kafka_topic_valid(o->via.str.ptr, o->via.str.size))
+    if (o->type != MSGPACK_OBJECT_STR || !kafka_topic_valid(o->via.str.ptr, o->via.str.size)) {
+        job->reply_to_unusable = true;
         reject(why, LLMQ_INVALID_FIELD,
                "reply_to: must be a Kafka topic name (1..%d of [a-zA-Z0-9._-])", KAFKA_TOPIC_MAX);
-    else
+    } else {
         job->reply_to = text_copy(o, why);
+    }
 }
 
 /* meta is opaque: re-packed as it came, to be echoed in the terminal reply. */
@@ -603,6 +610,8 @@ enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct j
 
 const char *job_reply_topic(const struct job *job, const struct job_policy *policy)
 {
+    if (job->reply_to_unusable)
+        return NULL;
     return job->reply_to ? job->reply_to : policy->default_reply_topic;
 }
 
@@ -627,12 +636,15 @@ bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic)
     return false;
 }
 
-/* The prompt's size: the prompt's bytes, or the sum of the message contents. */
+/* The prompt's size: the prompt's bytes, or the sum of the messages' role
+ * and content bytes. */
 static size_t prompt_bytes(const struct job *job)
 {
     size_t n = job->prompt_len;
-    for (size_t k = 0; k < job->n_messages; k++)
+    for (size_t k = 0; k < job->n_messages; k++) {
+        n += job->messages[k].role ? strlen(job->messages[k].role) : 0;
         n += job->messages[k].content ? strlen(job->messages[k].content) : 0;
+    }
     return n;
 }
 

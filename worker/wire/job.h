@@ -62,6 +62,7 @@ struct job {
 
     bool stream;                    /* default true */
     char *reply_to;                 /* NULL: the worker's default reply topic */
+    bool reply_to_unusable;         /* present but unusable: no reply topic at all */
     struct job_opt_int deadline_ms; /* absolute Unix ms */
     char *model;                    /* NULL: any */
 
@@ -81,7 +82,7 @@ struct job_verdict {
 
 /* What job_admit() checks against. Arrays are borrowed, not copied. */
 struct job_policy {
-    size_t max_prompt_bytes;         /* prompt, or the sum of message contents */
+    size_t max_prompt_bytes;         /* prompt, or the sum of message roles and contents */
     const char *const *reply_topics; /* allowlist; an entry ending in '*' is a prefix */
     size_t n_reply_topics;           /* 0: only default_reply_topic is allowed */
     const char *default_reply_topic;
@@ -105,7 +106,9 @@ enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct j
 enum llmq_code job_admit(const struct job *job, const struct job_policy *policy, int64_t now_ms,
                          struct job_verdict *why);
 
-/* The reply topic a job's replies go to (its reply_to or the default). */
+/* The reply topic a job's replies go to (its reply_to or the default), or
+ * NULL when its reply_to was present but unusable (not a topic name, given
+ * twice). */
 const char *job_reply_topic(const struct job *job, const struct job_policy *policy);
 
 /* Whether `topic` passes the allowlist of `policy`: the default reply topic,
