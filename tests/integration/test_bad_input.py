@@ -64,6 +64,19 @@ def bad_cases(now_ms, evil_topic):
         # A denied reply_to is never written to, and no other topic is known for it.
         ("reply-to-denied", {"v": 1, "id": jid("denied"), "prompt": "p",
                              "reply_to": evil_topic}, "reply_to_denied", False),
+        # A reply_to present but unusable: no error reply anywhere (spec.md).
+        ("reply-to-int", {"v": 1, "id": jid("reply-int"), "prompt": "p", "reply_to": 7},
+         "invalid_field", False),
+        ("reply-to-twice", (b"\x85\xa1v\x01\xa2id\xb2reply-twice-" + uuid.uuid4().hex[:6].encode()
+                            + b"\xa6prompt\xa1p\xa8reply_to\xacllmq.replies\xa8reply_to\xacllmq.replies",
+                            b"k-twice"), "invalid_field", False),
+        # Roles count toward max_prompt_bytes: contents 1020, with roles 1030.
+        ("roles-too-large", {"v": 1, "id": jid("roles"), "messages": [
+            {"role": "system", "content": "s" * 1000}, {"role": "user", "content": "u" * 20}]},
+         "prompt_too_large", True),
+        # A long multi-byte model name: message and header cut between characters.
+        ("long-utf8-model", {"v": 1, "id": jid("utf8-model"), "prompt": "p",
+                             "model": "\u00e9" * 300}, "model_mismatch", True),
         ("expired", {"v": 1, "id": jid("expired"), "prompt": "p", "deadline_ms": now_ms - 60000},
          "expired", True),
         ("model-mismatch", {"v": 1, "id": jid("mismatch"), "prompt": "p", "model": "other"},
@@ -121,6 +134,11 @@ def test_bad_jobs_end_with_error_reply_dead_letter_and_done_offset(kafka, bootst
         assert err.get("meta") == job.get("meta"), name
         assert len(replies.terminals(job["id"])) == 1, name
     assert "" not in replies.by_id, "a reply went out for a job whose id could not be read"
+    for name, message, code, has_reply in cases:
+        if not has_reply and job_of(message).get("id"):
+            assert not replies.terminals(job_of(message)["id"]), f"{name} got an error reply"
+    # Each reply not sent was given up, counted and logged (issue 16 point 9).
+    assert w.log_text().count("gave up reply (no_address)") >= sum(not c[3] for c in cases)
     for msg, reply in replies.messages:
         headers = {k: v.decode() for k, v in msg.headers() or []}
         assert headers["llmq-type"] == reply["type"]
@@ -153,7 +171,10 @@ def test_bad_jobs_end_with_error_reply_dead_letter_and_done_offset(kafka, bootst
         assert msg.value() == raw, name
         assert msg.key() == key, name
         assert headers["llmq-error-code"] == code, (name, headers)
-        assert headers["llmq-error-message"], name
+        assert headers["llmq-error-message"], name  # decode() above: valid UTF-8
+        if name == "long-utf8-model":
+            assert len(headers["llmq-error-message"].encode()) <= 255
+            assert headers["llmq-error-message"].endswith("\u00e9"), headers
         assert headers["llmq-source-topic"] == topics["jobs"], name
         assert headers["llmq-source-partition"] == "0", name
 
