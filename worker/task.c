@@ -150,9 +150,16 @@ static int task_send(struct task *t, const struct kafka_message *msg, const char
 }
 
 /* Every terminal message is sent: the task is done once they settle, or now
- * when there were none. */
+ * when there were none. Delivery holds its own copies, so the job message
+ * and the prompt are freed now; held_bytes keeps counting them until the
+ * task is done, as the copies delivery holds meanwhile. */
 static void task_sent(struct task *t)
 {
+    free(t->raw);
+    free(t->raw_key);
+    t->raw = NULL;
+    t->raw_key = NULL;
+    job_drop_input(&t->job);
     if (t->deliveries_pending == 0) {
         task_done(t);
         return;

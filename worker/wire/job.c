@@ -686,9 +686,8 @@ enum llmq_code job_admit(const struct job *job, const struct job_policy *policy,
     return LLMQ_OK;
 }
 
-void job_free(struct job *job)
+void job_drop_input(struct job *job)
 {
-    free(job->id);
     free(job->prompt);
     for (size_t k = 0; k < job->n_messages; k++) {
         free(job->messages[k].role);
@@ -700,11 +699,22 @@ void job_free(struct job *job)
     free(job->stop);
     free(job->grammar);
     free(job->json_schema_json);
-    free(job->reply_to);
-    free(job->model);
-    free(job->meta);
     for (size_t k = 0; k < job->n_lora; k++)
         free(job->lora[k].name);
     free(job->lora);
+    job->prompt = job->grammar = job->json_schema_json = NULL;
+    job->prompt_len = job->n_messages = job->n_stop = job->n_lora = 0;
+    job->messages = NULL;
+    job->stop = NULL;
+    job->lora = NULL;
+}
+
+void job_free(struct job *job)
+{
+    job_drop_input(job);
+    free(job->id);
+    free(job->reply_to);
+    free(job->model);
+    free(job->meta);
     memset(job, 0, sizeof *job);
 }

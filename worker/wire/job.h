@@ -115,6 +115,10 @@ const char *job_reply_topic(const struct job *job, const struct job_policy *poli
  * or a topic an entry names that is neither one of own_topics nor "__*". */
 bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic);
 
+/* Free what only a run needs (prompt, messages, stop, grammar, json_schema,
+ * lora), keeping what replies need (id, reply_to, model, meta). */
+void job_drop_input(struct job *job);
+
 void job_free(struct job *job);
 
 #endif
