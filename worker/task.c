@@ -265,6 +265,11 @@ static void publish_chunk(struct task *t)
 {
     struct worker *w = t->w;
     size_t len = t->text_len - t->published_len;
+    if (t->coalesce_timer) {
+        loop_timer_cancel(w->loop, t->coalesce_timer);
+        t->coalesce_timer = NULL;
+    }
+    t->pieces_held = 0;
     if (len == 0 || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
@@ -316,9 +321,13 @@ static void run_text(void *ctx, const char *text, size_t len)
     t->text_len += len;
     t->text[t->text_len] = '\0';
     w->stats.tokens_generated++;
+    t->pieces_held++;
     /* The first piece goes out at once (time to first chunk); later ones are
-     * merged for up to coalesce_ms, so that one message carries several. */
-    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0)
+     * merged for up to coalesce_ms, or until coalesce_tokens pieces wait,
+     * whichever comes first, so that one message carries several. */
+    int max_pieces = w->cfg->chunking.coalesce_tokens;
+    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0 ||
+        (max_pieces > 0 && t->pieces_held >= (unsigned)max_pieces))
         publish_chunk(t);
     else if (!t->coalesce_timer && t->job.stream)
         t->coalesce_timer =

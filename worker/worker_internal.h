@@ -49,6 +49,7 @@ struct task {
     size_t text_len, text_cap;
     size_t published_len; /* bytes of text already sent in chunks */
     struct loop_timer *coalesce_timer;
+    unsigned pieces_held; /* streamed pieces merged since the last chunk */
     struct loop_timer *deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
 };
