@@ -7,7 +7,8 @@
 # in $LLMQ_CACHE/m2). Needs the test venv (tests/requirements.txt) on PATH or
 # in $LLMQ_CACHE/venv, node/npm, go and a JDK 17 with mvn. Exit status
 # non-zero if any fails; all always run. With RESULTS_DIR set, each also
-# writes a JUnit XML file there (for tests/summarize.py; Go writes none).
+# writes a JUnit XML file there (Go: go test's JSON events), for
+# tests/summarize.py.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${LLMQ_CACHE:-$HOME/.cache/llmq}"
@@ -33,7 +34,11 @@ echo "== go: schemas/go"
 if command -v go >/dev/null; then
   (cd "$ROOT/schemas/go" &&
     export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS=-mod=mod &&
-    go vet ./... && go test -count=1 ./...) || status=1
+    go vet ./... &&
+    if [ -n "${RESULTS_DIR:-}" ]; then # events for tests/summarize.py; failures printed
+      go test -count=1 -json ./... >"$RESULTS_DIR/contract-go.gotest.json" ||
+        { grep -v '"Action":"\(run\|pass\|skip\|pause\|cont\)"' "$RESULTS_DIR/contract-go.gotest.json" | tail -40; false; }
+    else go test -count=1 ./...; fi) || status=1
 else
   echo "go is not installed (Go >= 1.21; a go.mod asking for a newer Go is fetched by the toolchain itself)"
   status=1

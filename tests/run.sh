@@ -2,7 +2,8 @@
 # run.sh — the whole llmq test suite, from a clean clone, in one command.
 #
 # Installs what it needs (deploy/local/deps.sh), then:
-#   1. lint: clang-format on every C file; librdkafka named only in worker/kafka*
+#   1. lint: clang-format on every C file; librdkafka named only in worker/kafka*;
+#      worker/'s files <= 700 lines and functions <= 60 (tests/lint/sizes.py)
 #   2. build + unit tests (ctest), then clang-tidy over worker/
 #   3. build + unit tests again under ASan+UBSan, and the Python and Node
 #      producer libraries against the wire contract's vectors
@@ -53,6 +54,8 @@ lint() {
   local leaks; leaks=$(git grep -n -i -E 'rd_kafka_|librdkafka/' -- 'worker/*.[ch]' \
     ':!worker/kafka*.[ch]' ':!worker/cli/cli_kafka.[ch]')
   [ -z "$leaks" ] || { echo "librdkafka named outside worker/kafka*.[ch]:"; echo "$leaks"; return 1; }
+  # No file in worker/ over 700 lines, no function over 60.
+  python3 tests/lint/sizes.py $(git ls-files 'worker/*.[ch]')
 }
 
 build_and_unit() { # DIR NAME CMAKE_ARGS...

@@ -28,7 +28,7 @@ struct commits {
     struct partition *partitions;
     size_t n_partitions;
     uint64_t last_id;
-    struct loop_timer *timer;
+    loop_timer_id timer;
 };
 
 struct commits *commits_new(struct loop *loop, struct kafka *kafka, const struct logger *log)
@@ -51,8 +51,7 @@ void commits_free(struct commits *c)
 {
     if (!c)
         return;
-    if (c->timer)
-        loop_timer_cancel(c->loop, c->timer);
+    loop_timer_cancel(c->loop, c->timer);
     while (c->partitions) {
         struct partition *p = c->partitions;
         c->partitions = p->next;
@@ -146,7 +145,6 @@ static void commit_due(struct loop *loop, void *ctx)
 {
     struct commits *c = ctx;
     (void)loop;
-    c->timer = NULL;
     commit_now(c, false);
 }
 
@@ -155,7 +153,8 @@ void commits_done(struct commits *c, const struct commits_ticket *ticket)
     struct partition *p = c->partitions;
     while (p && p->id != ticket->partition_id)
         p = p->next;
-    if (p && offsets_done(p->offsets, ticket->offset) == 0 && !c->timer)
+    if (p && offsets_done(p->offsets, ticket->offset) == 0 &&
+        !loop_timer_pending(c->loop, c->timer))
         c->timer = loop_timer_after(c->loop, COMMIT_DELAY_MS, commit_due, c);
 }
 
@@ -189,9 +188,6 @@ void commits_revoke(struct commits *c, struct kafka_partition *parts, size_t n)
 
 void commits_flush(struct commits *c)
 {
-    if (c->timer) {
-        loop_timer_cancel(c->loop, c->timer);
-        c->timer = NULL;
-    }
+    loop_timer_cancel(c->loop, c->timer);
     commit_now(c, true);
 }

@@ -156,8 +156,9 @@ static int check_listen(const char *s, char *reason, size_t len)
 
 static int check_gpu_backend(const char *s, char *reason, size_t len)
 {
-    if (strcmp(s, "auto") != 0 && strcmp(s, "rocm") != 0 && strcmp(s, "none") != 0) {
-        snprintf(reason, len, "must be one of auto, rocm, none (got \"%s\")", s);
+    if (strcmp(s, "auto") != 0 && strcmp(s, "rocm") != 0 && strcmp(s, "nvml") != 0 &&
+        strcmp(s, "none") != 0) {
+        snprintf(reason, len, "must be one of auto, rocm, nvml, none (got \"%s\")", s);
         return -1;
     }
     return 0;

@@ -29,7 +29,7 @@ struct item {
     char *run;         /* NULL: none ran */
     char reply_type[16];
     bool shrunk; /* replaced by a small error reply: the broker refused its size */
-    struct loop_timer *retry;
+    loop_timer_id retry;
     delivery_settled_fn on_settled;
     void *ctx;
 };
@@ -56,8 +56,7 @@ struct delivery *delivery_new(struct loop *loop, struct kafka *kafka, const stru
 
 static void item_free(struct item *it)
 {
-    if (it->retry)
-        loop_timer_cancel(it->d->loop, it->retry);
+    loop_timer_cancel(it->d->loop, it->retry);
     msgpack_sbuffer_destroy(&it->payload);
     free(it->topic);
     free(it->key);
@@ -176,7 +175,6 @@ static void retry_due(struct loop *loop, void *ctx)
 {
     struct item *it = ctx;
     (void)loop;
-    it->retry = NULL;
     produce(it);
 }
 
@@ -184,7 +182,6 @@ static void abandon_due(struct loop *loop, void *ctx)
 {
     struct item *it = ctx;
     (void)loop;
-    it->retry = NULL;
     settle(it, false);
 }
 

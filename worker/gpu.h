@@ -1,16 +1,27 @@
-/* gpu.h — the worker's GPU, read for metrics and the VRAM admission floor:
- * VRAM used / total, temperatures, power and busy percent.
+/* gpu.h — the worker's GPU: which card llama-server is pinned to, and that
+ * card read for metrics and the VRAM admission floor (VRAM used / total,
+ * temperatures, power and busy percent).
  *
- * A struct gpu wraps one backend behind struct gpu_ops: "rocm" (rocm-smi-lib,
- * gpu_rocm.c) or "none" (no device: every reading says present = false).
- * gpu_open("auto") tries rocm and falls back to none with one info log line
- * saying why; gpu_open("rocm") that cannot read the device is an error.
- * A metric the device cannot report reads as NAN (or vram_valid = false);
- * it never fails the other metrics.
+ * Pinning (gpu_pin.c): llama.gpu = N counts within the GPU lists the worker
+ * inherited (ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES, CUDA_VISIBLE_DEVICES,
+ * as Slurm or a Kubernetes device plugin set them), or the host's cards when
+ * none is set; gpu_target_resolve turns N into one card per vendor stack,
+ * and gpu_target_child_env into the variables llama-server is started with.
  *
- * rocm-smi-lib is reached only through struct rsmi_api, so the rocm backend's
- * logic is tested with fakes on machines without an AMD GPU; gpu_rsmi_system()
- * is the real library. Not thread-safe: one thread owns a struct gpu. */
+ * Reading (gpu.c): a struct gpu wraps one backend behind struct gpu_ops:
+ * "rocm" (rocm-smi-lib, gpu_rocm.c), "nvml" (libnvidia-ml loaded with
+ * dlopen, gpu_nvml.c) or "none" (every reading says present = false). Each
+ * backend finds the pinned card by PCI bus id (a host index is the N-th card
+ * in PCI bus order, the order rocm-smi and nvidia-smi list) or by its UUID,
+ * never by the library's own index. gpu_open("auto") tries rocm, then nvml,
+ * then none, and logs one line with the choice and why; gpu_open("rocm") or
+ * ("nvml") that cannot read the card is an error. A metric the card cannot
+ * report reads as NAN (or vram_valid = false); it never fails the others.
+ *
+ * The vendor libraries are reached only through function tables in the
+ * private headers gpu_rocm.h and gpu_nvml.h (tests pass fakes through
+ * gpu_backend.h); no other module sees a vendor header. Not thread-safe: one
+ * thread owns a struct gpu. */
 #ifndef LLMQ_GPU_H
 #define LLMQ_GPU_H
 
@@ -18,15 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <rocm_smi/rocm_smi.h>
-
 #include "log.h"
 
 struct gpu_reading {
-    bool present;    /* a device was read (false for the none backend) */
-    char backend[8]; /* "rocm" or "none" */
-    char name[128];  /* the device's marketing name; "" if unknown */
-    bool vram_valid; /* both VRAM figures below were read */
+    bool present;        /* a device was read (false for the none backend) */
+    char backend[8];     /* "rocm", "nvml" or "none" */
+    char name[128];      /* the device's marketing name; "" if unknown */
+    char pci_bus_id[20]; /* "0000:c1:00.0"; "" if unknown */
+    bool vram_valid;     /* both VRAM figures below were read */
     uint64_t vram_total_bytes;
     uint64_t vram_used_bytes;
     double temp_edge_c; /* degrees Celsius; NAN when the sensor is absent */
@@ -47,72 +57,86 @@ struct gpu_ops {
     void (*close)(void *state);
 };
 
-/* The rocm-smi-lib functions the rocm backend calls, with the library's own
- * signatures (the compiler checks the real ones fit). */
-struct rsmi_api {
-    rsmi_status_t (*init)(uint64_t init_flags);
-    rsmi_status_t (*shut_down)(void);
-    rsmi_status_t (*num_monitor_devices)(uint32_t *num_devices);
-    rsmi_status_t (*dev_name_get)(uint32_t dv_ind, char *name, size_t len);
-    rsmi_status_t (*dev_memory_total_get)(uint32_t dv_ind, rsmi_memory_type_t mem_type,
-                                          uint64_t *total);
-    rsmi_status_t (*dev_memory_usage_get)(uint32_t dv_ind, rsmi_memory_type_t mem_type,
-                                          uint64_t *used);
-    rsmi_status_t (*dev_temp_metric_get)(uint32_t dv_ind, uint32_t sensor_type,
-                                         rsmi_temperature_metric_t metric, int64_t *temperature);
-    rsmi_status_t (*dev_power_ave_get)(uint32_t dv_ind, uint32_t sensor_ind, uint64_t *power);
-    rsmi_status_t (*dev_busy_percent_get)(uint32_t dv_ind, uint32_t *busy_percent);
-    rsmi_status_t (*status_string)(rsmi_status_t status, const char **status_string);
+/* ---- pinning (gpu_pin.c) ---- */
+
+enum {
+    GPU_CARD_LEN = 96, /* a card: a host index ("3") or an id ("GPU-...", "MIG-...") */
+    GPU_WHY_LEN = 224, /* how llama.gpu became that card, for the log */
+    GPU_CHILD_ENV = 4, /* variables a pinned llama-server is given */
+    GPU_CHILD_ENV_LEN = 128,
 };
 
-/* The real rocm-smi-lib. */
-const struct rsmi_api *gpu_rsmi_system(void);
+/* The GPU lists the worker inherited; NULL = the variable is unset. */
+struct gpu_visible {
+    const char *rocr; /* ROCR_VISIBLE_DEVICES: host cards, ROCm applies it first */
+    const char *hip;  /* HIP_VISIBLE_DEVICES: indexes into what ROCR left */
+    const char *cuda; /* CUDA_VISIBLE_DEVICES: host cards for CUDA; HIP reads
+                         it like HIP_VISIBLE_DEVICES when that is unset */
+};
+
+/* The card llama.gpu names, once for each vendor stack. */
+struct gpu_target {
+    int gpu;                    /* llama.gpu; -1 = not pinned (the rest is empty) */
+    char rocm[GPU_CARD_LEN];    /* for ROCm: host index in PCI order, or "GPU-<hex>" */
+    char cuda[GPU_CARD_LEN];    /* for CUDA: host index in PCI order, "GPU-..." or "MIG-..." */
+    char rocm_why[GPU_WHY_LEN]; /* e.g. "entry 1 of inherited ROCR_VISIBLE_DEVICES=2,3" */
+    char cuda_why[GPU_WHY_LEN];
+};
+
+/* The three variables as the worker's own environment has them. */
+void gpu_visible_from_environ(struct gpu_visible *out);
+
+/* Resolve llama.gpu = `gpu` against the inherited lists: N counts within the
+ * list a stack reads (ROCm: ROCR_VISIBLE_DEVICES, then HIP_VISIBLE_DEVICES or
+ * else CUDA_VISIBLE_DEVICES indexing into it; CUDA: CUDA_VISIBLE_DEVICES),
+ * or is the host's N-th card when the stack inherited none. Returns 0, or -1
+ * with a message in err when N is past the end of an inherited list or a
+ * list holds an entry that is neither an index nor a GPU-/MIG- id. */
+int gpu_target_resolve(int gpu, const struct gpu_visible *vis, struct gpu_target *out, char *err,
+                       size_t err_len);
+
+/* True when `env_entry` ("NAME=value") is a variable a pinned llama-server
+ * gets from gpu_target_child_env, so the inherited copy must be dropped. */
+bool gpu_child_env_replaces(const char *env_entry);
+
+/* The variables that pin llama-server to the target: ROCR_VISIBLE_DEVICES =
+ * the ROCm card and HIP_VISIBLE_DEVICES=0 (HIP numbers what ROCR left from
+ * 0, and reads HIP before CUDA_VISIBLE_DEVICES), CUDA_VISIBLE_DEVICES = the
+ * CUDA card and CUDA_DEVICE_ORDER=PCI_BUS_ID (so CUDA counts cards in the
+ * order the metrics do). `t` must be pinned (gpu >= 0). */
+void gpu_target_child_env(const struct gpu_target *t, char env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN]);
+
+/* ---- reading (gpu.c) ---- */
 
 struct gpu;
 
-/* Open the backend named `backend` ("auto", "rocm" or "none") for device
- * `index` (llama.gpu; -1 = no pinned GPU, which means none). Logs one info
- * line naming the backend in use, and for "auto" why rocm was not used.
- * Returns NULL with a message in err when "rocm" cannot be used, the name is
- * unknown, or memory runs out. gpu_open uses gpu_rsmi_system(); tests pass
- * a fake rsmi to gpu_open_rsmi. */
-struct gpu *gpu_open(const char *backend, int index, const struct logger *log, char *err,
+/* Open the backend named `backend` ("auto", "rocm", "nvml" or "none") on the
+ * card llama.gpu = `gpu` names in the worker's environment (-1 = no pinned
+ * GPU, which means none). Logs one info line naming the backend and card in
+ * use, and for "auto" why each backend before it was not used. Returns NULL
+ * with a message in err when the named backend cannot read the card, the
+ * name is unknown, llama.gpu does not fit the inherited GPU lists, or memory
+ * runs out. */
+struct gpu *gpu_open(const char *backend, int gpu, const struct logger *log, char *err,
                      size_t err_len);
-struct gpu *gpu_open_rsmi(const char *backend, int index, const struct rsmi_api *rsmi,
-                          const struct logger *log, char *err, size_t err_len);
 
 /* Wrap any backend (tests feed readings through their own ops). `state` is
  * handed to ops->read and ops->close. NULL if out of memory. */
 struct gpu *gpu_open_ops(const struct gpu_ops *ops, void *state);
 
-/* Read the device now (rocm: a few sysfs reads, well under a millisecond).
- * `out` is always filled; returns 0, or -1 when a present device answered
- * none of the metrics (out->present stays true, every value unknown). */
+/* Read the device now (rocm and nvml: a few driver calls, well under a
+ * millisecond). `out` is always filled; returns 0, or -1 when a present
+ * device answered none of the metrics (out->present stays true, every value
+ * unknown). A device that stops answering, and one that answers again, is
+ * logged once each (a GPU fallen off the bus, a driver reset). */
 int gpu_read(struct gpu *g, struct gpu_reading *out);
 
-const char *gpu_backend_name(const struct gpu *g); /* "rocm", "none", ... */
+const char *gpu_backend_name(const struct gpu *g); /* "rocm", "nvml", "none", ... */
 
 /* The VRAM admission rule: true when free VRAM is known and under
  * `floor_bytes`. No floor (0), no device or unknown VRAM never block. */
 bool gpu_vram_below_floor(const struct gpu_reading *r, uint64_t floor_bytes);
 
 void gpu_close(struct gpu *g); /* NULL is fine */
-
-/* ---- the rocm backend (gpu_rocm.c), for gpu.c ---- */
-
-/* Why the rocm backend could not open. */
-enum gpu_rocm_error {
-    GPU_ROCM_INIT_FAILED = 1, /* rsmi_init failed: no amdgpu driver / sysfs */
-    GPU_ROCM_NO_DEVICE,       /* initialised, but no device to monitor */
-    GPU_ROCM_BAD_INDEX,       /* `index` is not below the number of devices */
-    GPU_ROCM_NO_MEMORY,
-};
-
-extern const struct gpu_ops gpu_rocm_ops;
-
-/* Initialise rocm-smi and check device `index`. Returns 0 and the backend's
- * state in *state, or a gpu_rocm_error with a message in err. */
-int gpu_rocm_open(const struct rsmi_api *rsmi, unsigned index, void **state, char *err,
-                  size_t err_len);
 
 #endif

@@ -1,23 +1,29 @@
 /* gpu_rocm.c — the rocm backend of gpu.h: one AMD GPU read through
- * rocm-smi-lib (reached only through struct rsmi_api), with the library's
- * units turned into bytes, degrees Celsius, watts and percent. */
-#include "gpu.h"
+ * rocm-smi-lib (reached only through struct rsmi_api), found by PCI bus id
+ * or unique id, with the library's units turned into bytes, degrees
+ * Celsius, watts and percent. */
+#include "gpu_rocm.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+enum { MAX_DEVICES = 64 };
+
 struct rocm_state {
     const struct rsmi_api *rsmi;
-    uint32_t index;
+    uint32_t index; /* rocm-smi's device index of the card */
     char name[128];
+    char pci_bus_id[20];
 };
 
 static const struct rsmi_api rsmi_system = {
     .init = rsmi_init,
     .shut_down = rsmi_shut_down,
     .num_monitor_devices = rsmi_num_monitor_devices,
+    .dev_pci_id_get = rsmi_dev_pci_id_get,
+    .dev_unique_id_get = rsmi_dev_unique_id_get,
     .dev_name_get = rsmi_dev_name_get,
     .dev_memory_total_get = rsmi_dev_memory_total_get,
     .dev_memory_usage_get = rsmi_dev_memory_usage_get,
@@ -43,7 +49,42 @@ static void describe_status(const struct rsmi_api *rsmi, rsmi_status_t status, c
     }
 }
 
-int gpu_rocm_open(const struct rsmi_api *rsmi, unsigned index, void **state, char *err,
+/* rocm-smi's index of `card` among `devices`, or -1 with a message in err. */
+static int find_card(const struct rsmi_api *rsmi, uint32_t devices, const char *card,
+                     uint64_t *bdf_out, char *err, size_t err_len)
+{
+    uint64_t bdf[MAX_DEVICES];
+    unsigned n = devices < MAX_DEVICES ? devices : MAX_DEVICES;
+    for (unsigned i = 0; i < n; i++) {
+        if (rsmi->dev_pci_id_get(i, &bdf[i]) != RSMI_STATUS_SUCCESS) {
+            snprintf(err, err_len, "rocm-smi cannot read the PCI bus id of device %u", i);
+            return -1;
+        }
+    }
+    unsigned index = 0;
+    int found = -1;
+    if (gpu_card_index(card, &index)) {
+        found = gpu_card_in_pci_order(bdf, n, index);
+        if (found < 0)
+            snprintf(err, err_len, "GPU %u out of range (rocm-smi sees %u device%s)", index, n,
+                     n == 1 ? "" : "s");
+    } else {
+        char *end = NULL;
+        uint64_t want = strncmp(card, "GPU-", 4) == 0 ? strtoull(card + 4, &end, 16) : 0;
+        uint64_t id = 0;
+        for (unsigned i = 0; end && *end == '\0' && found < 0 && i < n; i++) {
+            if (rsmi->dev_unique_id_get(i, &id) == RSMI_STATUS_SUCCESS && id == want)
+                found = (int)i;
+        }
+        if (found < 0)
+            snprintf(err, err_len, "no device with unique id %.*s (rocm-smi sees %u)", 40, card, n);
+    }
+    if (found >= 0)
+        *bdf_out = bdf[found];
+    return found;
+}
+
+int gpu_rocm_open(const struct rsmi_api *rsmi, const char *card, void **state, char *err,
                   size_t err_len)
 {
     char why[160];
@@ -51,40 +92,38 @@ int gpu_rocm_open(const struct rsmi_api *rsmi, unsigned index, void **state, cha
     if (status != RSMI_STATUS_SUCCESS) {
         describe_status(rsmi, status, why, sizeof(why));
         snprintf(err, err_len, "rsmi_init failed: %s", why);
-        return GPU_ROCM_INIT_FAILED;
+        return GPU_OPEN_UNUSABLE;
     }
     uint32_t devices = 0;
     status = rsmi->num_monitor_devices(&devices);
-    int rc = 0;
+    int rc = GPU_OPEN_UNUSABLE, index = -1;
+    uint64_t bdf = 0;
     if (status != RSMI_STATUS_SUCCESS) {
         describe_status(rsmi, status, why, sizeof(why));
         snprintf(err, err_len, "rsmi_num_monitor_devices failed: %s", why);
-        rc = GPU_ROCM_NO_DEVICE;
     } else if (devices == 0) {
         snprintf(err, err_len, "rocm-smi found no GPU");
-        rc = GPU_ROCM_NO_DEVICE;
-    } else if (index >= devices) {
-        snprintf(err, err_len, "GPU index %u out of range (rocm-smi sees %u device%s)", index,
-                 devices, devices == 1 ? "" : "s");
-        rc = GPU_ROCM_BAD_INDEX;
+    } else {
+        index = find_card(rsmi, devices, card, &bdf, err, err_len);
     }
-    struct rocm_state *s = rc == 0 ? calloc(1, sizeof(*s)) : NULL;
-    if (rc == 0 && !s) {
+    struct rocm_state *s = index >= 0 ? calloc(1, sizeof(*s)) : NULL;
+    if (index >= 0 && !s) {
         snprintf(err, err_len, "out of memory");
-        rc = GPU_ROCM_NO_MEMORY;
+        rc = GPU_OPEN_NO_MEMORY;
     }
-    if (rc != 0) {
+    if (!s) {
         rsmi->shut_down();
         return rc;
     }
     s->rsmi = rsmi;
-    s->index = index;
-    if (rsmi->dev_name_get(index, s->name, sizeof(s->name)) != RSMI_STATUS_SUCCESS) {
+    s->index = (uint32_t)index;
+    gpu_bdf_format(bdf, s->pci_bus_id, sizeof(s->pci_bus_id));
+    if (rsmi->dev_name_get(s->index, s->name, sizeof(s->name)) != RSMI_STATUS_SUCCESS) {
         s->name[0] = '\0';
     }
     s->name[sizeof(s->name) - 1] = '\0';
     *state = s;
-    return 0;
+    return GPU_OPEN_OK;
 }
 
 /* One temperature sensor in degrees Celsius (rocm-smi: millidegrees). */
@@ -104,6 +143,7 @@ static int rocm_read(void *state, struct gpu_reading *out)
     const struct rsmi_api *rsmi = s->rsmi;
     out->present = true;
     snprintf(out->name, sizeof(out->name), "%s", s->name);
+    snprintf(out->pci_bus_id, sizeof(out->pci_bus_id), "%s", s->pci_bus_id);
 
     uint64_t total = 0, used = 0;
     out->vram_valid =

@@ -38,7 +38,7 @@ struct http_req {
 struct http {
     struct loop *loop;
     CURLM *multi;
-    struct loop_timer *timer; /* curl's requested timeout, NULL if none */
+    loop_timer_id timer; /* curl's requested timeout */
     struct http_req *live;
     size_t live_count;
     struct http_req *deferred; /* work for settle() */
@@ -169,7 +169,6 @@ static void on_timeout(struct loop *loop, void *ctx)
 {
     (void)loop;
     struct http *http = ctx;
-    http->timer = NULL; /* fired: the handle is gone */
     drive(http, CURL_SOCKET_TIMEOUT, 0);
 }
 
@@ -198,10 +197,7 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     struct http *http = userp;
-    if (http->timer) {
-        loop_timer_cancel(http->loop, http->timer);
-        http->timer = NULL;
-    }
+    loop_timer_cancel(http->loop, http->timer);
     if (timeout_ms < 0) {
         return 0;
     }
@@ -281,9 +277,7 @@ void http_free(struct http *http)
         req_destroy(http, req);
     }
     curl_multi_cleanup(http->multi);
-    if (http->timer) {
-        loop_timer_cancel(http->loop, http->timer);
-    }
+    loop_timer_cancel(http->loop, http->timer);
     free(http);
     curl_global_cleanup();
 }

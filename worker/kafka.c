@@ -66,7 +66,7 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
                   rk == k->producer ? "producer" : "consumer", rd_kafka_err2name(orig), why);
         /* An idempotent producer can hit this after a broker restart. It
          * cannot be used again: make a new one, outside librdkafka's call. */
-        if (rk == k->producer && !k->replace_producer && !k->closing)
+        if (rk == k->producer && !k->closing && !loop_timer_pending(k->loop, k->replace_producer))
             k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
         return;
     }
@@ -201,7 +201,6 @@ static void producer_replace(struct loop *loop, void *ctx)
     struct kafka *k = ctx;
     char err[512];
     (void)loop;
-    k->replace_producer = NULL;
     rd_kafka_t *fresh = producer_new(k, err, sizeof(err));
     if (!fresh) {
         log_error(k->log, "kafka", "cannot replace the failed producer: %s; retrying", err);
@@ -375,8 +374,7 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
         rd_kafka_flush(k->producer, 1000);
     }
     kafka_consumer_free(k);
-    if (k->replace_producer)
-        loop_timer_cancel(k->loop, k->replace_producer);
+    loop_timer_cancel(k->loop, k->replace_producer);
     kafka_client_free(k, k->producer, k->producer_queue, k->producer_pipe);
     free(k);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "kafka_private.h"
 
 /* How many consumer events one loop wake-up serves before yielding. */
@@ -25,14 +26,8 @@ static int consumer_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* Take an assigned partition's messages out of the consumer queue. */
 static void hold_partition(struct kafka *k, rd_kafka_t *rk, const char *topic, int32_t partition)
 {
-    if (k->n_held == k->cap_held) {
-        size_t cap = k->cap_held ? 2 * k->cap_held : 16;
-        struct held_queue *grown = realloc(k->held, cap * sizeof(*grown));
-        if (!grown)
-            goto fail;
-        k->held = grown;
-        k->cap_held = cap;
-    }
+    if (grow_array((void **)&k->held, &k->cap_held, k->n_held + 1, sizeof(*k->held), 16) != 0)
+        goto fail;
     rd_kafka_queue_t *queue = rd_kafka_queue_get_partition(rk, topic, partition);
     char *name = strdup(topic);
     if (!queue || !name) {
@@ -170,13 +165,12 @@ static void consumer_more(struct loop *loop, void *ctx)
 {
     struct kafka *k = ctx;
     (void)loop;
-    k->consumer_more = NULL;
     serve_consumer(k);
 }
 
 void kafka_consumer_wake(struct kafka *k)
 {
-    if (!k->consumer_more)
+    if (!loop_timer_pending(k->loop, k->consumer_more))
         k->consumer_more = loop_timer_after(k->loop, 0, consumer_more, k);
 }
 
@@ -358,7 +352,6 @@ void kafka_consumer_free(struct kafka *k)
 {
     release_all_partitions(k);
     free(k->held);
-    if (k->consumer_more)
-        loop_timer_cancel(k->loop, k->consumer_more);
+    loop_timer_cancel(k->loop, k->consumer_more);
     kafka_client_free(k, k->consumer, k->consumer_queue, k->consumer_pipe);
 }

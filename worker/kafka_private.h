@@ -39,9 +39,9 @@ struct kafka {
     rd_kafka_queue_t *producer_queue;
     int consumer_pipe[2];
     int producer_pipe[2];
-    struct loop_timer *consumer_more; /* a batch left events behind */
+    loop_timer_id consumer_more; /* a batch left events behind */
 
-    struct loop_timer *replace_producer; /* a fatal error: make a new producer */
+    loop_timer_id replace_producer; /* a fatal error: make a new producer */
     unsigned producers_replaced;
 
     struct held_queue *held; /* one per assigned partition */

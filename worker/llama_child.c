@@ -15,18 +15,6 @@
 
 extern char **environ;
 
-/* How the child is pinned to llama.gpu = N. ROCm applies ROCR_VISIBLE_DEVICES
- * first and numbers what is left from 0, so HIP must then ask for device 0
- * (HIP_VISIBLE_DEVICES=N would pick the N-th of a list of one, and find no
- * GPU for N >= 1). HIP_VISIBLE_DEVICES also takes precedence over
- * CUDA_VISIBLE_DEVICES, which HIP would otherwise read too; a CUDA build
- * reads only CUDA_VISIBLE_DEVICES, so it gets N. */
-static const char *const gpu_env_names[] = {"ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
-                                            "CUDA_VISIBLE_DEVICES"};
-static const bool gpu_env_renumbered[] = {false, true, false}; /* 0 instead of N */
-_Static_assert(sizeof(gpu_env_names) / sizeof(gpu_env_names[0]) == LLAMA_CHILD_GPU_ENV,
-               "one buffer per GPU variable");
-
 /* In the forked child: never returns. Only async-signal-safe calls: the
  * worker may have other threads (librdkafka) holding locks. PDEATHSIG
  * follows the thread that forked: spawns come from the loop thread, which
@@ -60,16 +48,26 @@ static void exec_child(char *const argv[], char *const envp[], int out_fd, pid_t
 }
 
 /* The environment without LLAMA_ARG_* (and, when pinning, without the
- * inherited GPU variables), plus the GPU variables. c->gpu_env holds the
- * added strings; the rest points into environ. */
-static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger *log)
+ * inherited GPU variables), plus the variables that pin llama.gpu's card
+ * (gpu.h: N counts within the lists the worker inherited). c->gpu_env holds
+ * the added strings; the rest points into environ. NULL with the reason in
+ * err when llama.gpu does not fit those lists or memory runs out. */
+static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger *log, char *err,
+                        size_t err_len)
 {
+    struct gpu_visible vis;
+    struct gpu_target target;
+    gpu_visible_from_environ(&vis);
+    if (gpu_target_resolve(gpu, &vis, &target, err, err_len) != 0)
+        return NULL;
     size_t n = 0;
     while (environ[n])
         n++;
-    char **envp = calloc(n + LLAMA_CHILD_GPU_ENV + 1, sizeof(*envp));
-    if (!envp)
+    char **envp = calloc(n + GPU_CHILD_ENV + 1, sizeof(*envp));
+    if (!envp) {
+        snprintf(err, err_len, "out of memory");
         return NULL;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
@@ -78,24 +76,19 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
                      e);
             continue;
         }
-        bool replaced = false;
-        for (size_t g = 0; gpu >= 0 && g < LLAMA_CHILD_GPU_ENV; g++) {
-            size_t len = strlen(gpu_env_names[g]);
-            replaced |= strncmp(e, gpu_env_names[g], len) == 0 && e[len] == '=';
-        }
-        if (!replaced)
+        if (gpu < 0 || !gpu_child_env_replaces(e))
             envp[k++] = environ[i];
     }
-    for (size_t g = 0; gpu >= 0 && g < LLAMA_CHILD_GPU_ENV; g++) {
-        snprintf(c->gpu_env[g], sizeof(c->gpu_env[g]), "%s=%d", gpu_env_names[g],
-                 gpu_env_renumbered[g] ? 0 : gpu);
-        envp[k++] = c->gpu_env[g];
+    if (gpu >= 0) {
+        gpu_target_child_env(&target, c->gpu_env);
+        for (size_t g = 0; g < GPU_CHILD_ENV; g++)
+            envp[k++] = c->gpu_env[g];
     }
     return envp;
 }
 
 int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
-                         const struct logger *log)
+                         const struct logger *log, char *err, size_t err_len)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->slots, sizeof(c->slots), "%d", cfg->llama.slots);
@@ -115,7 +108,9 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
     /* clang-format on */
     size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
     c->argv = calloc(n_fixed + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
-    c->envp = child_env(c, cfg->llama.gpu, log);
+    if (!c->argv)
+        snprintf(err, err_len, "out of memory");
+    c->envp = c->argv ? child_env(c, cfg->llama.gpu, log, err, err_len) : NULL;
     if (!c->argv || !c->envp) {
         llama_child_cmd_free(c);
         return -1;

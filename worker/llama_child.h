@@ -1,7 +1,7 @@
 /* llama_child.h — how the supervisor starts llama-server: the command line
  * (model, 127.0.0.1 on a free port, the API key, slots, context, GPU layers,
  * then llama.extra_args), the environment (LLAMA_ARG_* dropped, the GPU
- * pinned to llama.gpu through ROCR/HIP/CUDA_VISIBLE_DEVICES), and fork +
+ * pinned to llama.gpu as gpu.h resolves it), and fork +
  * exec with stdout and stderr on one pipe. The child dies with the worker
  * (PR_SET_PDEATHSIG). */
 #ifndef LLMQ_LLAMA_CHILD_H
@@ -11,22 +11,23 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "gpu.h"
 #include "log.h"
-
-enum { LLAMA_CHILD_GPU_ENV = 3 }; /* GPU variables set when pinning */
 
 /* A command to run; its strings point into cfg, api_key and itself. */
 struct llama_child_cmd {
     char **argv; /* NULL-terminated */
     char **envp; /* NULL-terminated; the rest points into environ */
     char slots[16], context[16], layers[16];
-    char gpu_env[LLAMA_CHILD_GPU_ENV][48];
+    char gpu_env[GPU_CHILD_ENV][GPU_CHILD_ENV_LEN];
 };
 
 /* Build the command for cfg; each LLAMA_ARG_* variable left out is logged
- * at info. Returns 0, or -1 when out of memory (nothing to free then). */
+ * at info. Returns 0, or -1 with the reason in err (out of memory, or
+ * llama.gpu does not fit the GPU lists the worker inherited; nothing to
+ * free then). */
 int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
-                         const struct logger *log);
+                         const struct logger *log, char *err, size_t err_len);
 
 /* Free the command's arrays. */
 void llama_child_cmd_free(struct llama_child_cmd *c);

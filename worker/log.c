@@ -4,9 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -62,13 +63,13 @@ void log_at(const struct logger *lg, enum log_level level, const char *module, c
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
+    int64_t now_ms = clock_wall_ms();
+    time_t now_s = (time_t)(now_ms / 1000);
     struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
+    gmtime_r(&now_s, &tm);
     char stamp[32];
     size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+    snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", (long)(now_ms % 1000));
 
     char line[4096];
     size_t pos;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -18,7 +17,7 @@
 
 enum { LOOP_MAX_EVENTS = 64, LOOP_MIN_WATCHES = 64, LOOP_MIN_TIMERS = 16 };
 
-#define TIMER_IDLE SIZE_MAX /* heap slot of a timer that is not scheduled */
+#define TIMER_NO_SLOT UINT32_MAX /* the end of the free list */
 
 struct watch {
     loop_fd_fn fn;
@@ -31,13 +30,15 @@ struct watch {
     bool active;
 };
 
-struct loop_timer {
+/* A slot of loop->timers: an armed timer, or a free slot (fn NULL). */
+struct timer {
     int64_t due_ms;
     uint64_t seq; /* creation order: timers due at the same ms fire first-in first-out */
-    size_t slot;  /* index in loop->heap, or TIMER_IDLE */
+    uint64_t gen; /* the slot's generation: bumped when its timer fires or is cancelled */
+    size_t slot;  /* index in loop->heap while armed */
     loop_timer_fn fn;
     void *ctx;
-    struct loop_timer *next_free;
+    uint32_t next_free; /* while free: the next free slot, or TIMER_NO_SLOT */
 };
 
 struct loop {
@@ -45,27 +46,15 @@ struct loop {
     bool stopping;
     struct watch *watches; /* indexed by fd */
     size_t watch_cap;
-    struct loop_timer **heap; /* min-heap on (due_ms, seq) */
+    struct timer *timers; /* slots; handles name them by index and generation */
+    size_t timers_used;   /* slots ever taken */
+    size_t timers_cap;
+    uint32_t free_timers; /* the first free slot, or TIMER_NO_SLOT */
+    uint32_t *heap;       /* indexes of the armed timers: a min-heap on (due_ms, seq) */
     size_t heap_len;
     size_t heap_cap;
     uint64_t next_seq;
-    struct loop_timer *free_timers; /* recycled timer structs */
 };
-
-int64_t loop_now_ms(void)
-{
-    return clock_mono_ms();
-}
-
-int64_t loop_now_us(void)
-{
-    return clock_mono_us();
-}
-
-int64_t loop_wall_ms(void)
-{
-    return clock_wall_ms();
-}
 
 struct loop *loop_new(void)
 {
@@ -78,6 +67,7 @@ struct loop *loop_new(void)
         free(loop);
         return NULL;
     }
+    loop->free_timers = TIMER_NO_SLOT;
     return loop;
 }
 
@@ -86,14 +76,7 @@ void loop_free(struct loop *loop)
     if (!loop) {
         return;
     }
-    for (size_t i = 0; i < loop->heap_len; i++) {
-        free(loop->heap[i]);
-    }
-    while (loop->free_timers) {
-        struct loop_timer *next = loop->free_timers->next_free;
-        free(loop->free_timers);
-        loop->free_timers = next;
-    }
+    free(loop->timers);
     free(loop->heap);
     free(loop->watches);
     close(loop->epfd);
@@ -204,127 +187,164 @@ static void dispatch_fd(struct loop *loop, const struct epoll_event *ev)
 
 /* ---- timers ---- */
 
-static bool timer_before(const struct loop_timer *a, const struct loop_timer *b)
+/* A handle is the slot's generation above its index; generations start at
+ * 1, so no handle is 0. 2^40 reuses of one slot before a generation repeats. */
+enum { TIMER_INDEX_BITS = 24 };
+#define TIMER_INDEX_MASK ((UINT64_C(1) << TIMER_INDEX_BITS) - 1)
+#define TIMER_GEN_MASK   ((UINT64_C(1) << (64 - TIMER_INDEX_BITS)) - 1)
+
+static struct timer *timer_at(const struct loop *loop, uint32_t index)
 {
-    return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->seq < b->seq);
+    return &loop->timers[index];
 }
 
-static void heap_place(struct loop *loop, size_t slot, struct loop_timer *t)
+static bool timer_before(const struct loop *loop, uint32_t a, uint32_t b)
 {
-    loop->heap[slot] = t;
-    t->slot = slot;
+    const struct timer *ta = timer_at(loop, a), *tb = timer_at(loop, b);
+    return ta->due_ms < tb->due_ms || (ta->due_ms == tb->due_ms && ta->seq < tb->seq);
+}
+
+static void heap_place(struct loop *loop, size_t slot, uint32_t index)
+{
+    loop->heap[slot] = index;
+    timer_at(loop, index)->slot = slot;
 }
 
 static void sift_up(struct loop *loop, size_t slot)
 {
-    struct loop_timer *t = loop->heap[slot];
+    uint32_t index = loop->heap[slot];
     while (slot > 0) {
         size_t parent = (slot - 1) / 2;
-        if (!timer_before(t, loop->heap[parent])) {
+        if (!timer_before(loop, index, loop->heap[parent])) {
             break;
         }
         heap_place(loop, slot, loop->heap[parent]);
         slot = parent;
     }
-    heap_place(loop, slot, t);
+    heap_place(loop, slot, index);
 }
 
 static void sift_down(struct loop *loop, size_t slot)
 {
-    struct loop_timer *t = loop->heap[slot];
+    uint32_t index = loop->heap[slot];
     for (;;) {
         size_t child = 2 * slot + 1;
         if (child >= loop->heap_len) {
             break;
         }
-        if (child + 1 < loop->heap_len && timer_before(loop->heap[child + 1], loop->heap[child])) {
+        if (child + 1 < loop->heap_len &&
+            timer_before(loop, loop->heap[child + 1], loop->heap[child])) {
             child++;
         }
-        if (!timer_before(loop->heap[child], t)) {
+        if (!timer_before(loop, loop->heap[child], index)) {
             break;
         }
         heap_place(loop, slot, loop->heap[child]);
         slot = child;
     }
-    heap_place(loop, slot, t);
+    heap_place(loop, slot, index);
 }
 
-static void heap_remove(struct loop *loop, struct loop_timer *t)
+/* Take the timer out of the heap and free its slot: its handle goes stale. */
+static void timer_release(struct loop *loop, uint32_t index)
 {
+    struct timer *t = timer_at(loop, index);
     size_t slot = t->slot;
-    struct loop_timer *last = loop->heap[--loop->heap_len];
-    t->slot = TIMER_IDLE;
-    if (last == t) {
-        return;
+    uint32_t last = loop->heap[--loop->heap_len];
+    if (last != index) {
+        heap_place(loop, slot, last);
+        sift_down(loop, slot);
+        sift_up(loop, timer_at(loop, last)->slot);
     }
-    heap_place(loop, slot, last);
-    sift_down(loop, slot);
-    sift_up(loop, last->slot);
-}
-
-static void recycle_timer(struct loop *loop, struct loop_timer *t)
-{
+    t->gen = (t->gen + 1) & TIMER_GEN_MASK;
+    if (t->gen == 0) {
+        t->gen = 1;
+    }
+    t->fn = NULL;
+    t->ctx = NULL;
     t->next_free = loop->free_timers;
-    loop->free_timers = t;
+    loop->free_timers = index;
 }
 
-struct loop_timer *loop_timer_after(struct loop *loop, int64_t delay_ms, loop_timer_fn fn,
-                                    void *ctx)
+/* A free slot's index, or -1 when out of memory or slots. */
+static int64_t timer_take(struct loop *loop)
 {
-    if (!fn) {
+    if (loop->free_timers != TIMER_NO_SLOT) {
+        uint32_t index = loop->free_timers;
+        loop->free_timers = timer_at(loop, index)->next_free;
+        return index;
+    }
+    if (loop->timers_used > TIMER_INDEX_MASK ||
+        grow_array((void **)&loop->timers, &loop->timers_cap, loop->timers_used + 1,
+                   sizeof(*loop->timers), LOOP_MIN_TIMERS) != 0) {
+        return -1;
+    }
+    timer_at(loop, (uint32_t)loop->timers_used)->gen = 1;
+    return (int64_t)loop->timers_used++;
+}
+
+/* The armed timer a handle names, or NULL. */
+static struct timer *timer_of(const struct loop *loop, loop_timer_id id)
+{
+    uint64_t index = id & TIMER_INDEX_MASK;
+    if (id == LOOP_TIMER_NONE || index >= loop->timers_used) {
         return NULL;
     }
-    if (loop->heap_len == loop->heap_cap) {
-        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : LOOP_MIN_TIMERS;
-        /* An array of pointers: sizeof(*grown) is the pointer's size. */
-        struct loop_timer **grown =
-            realloc(loop->heap, cap * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression)
-        if (!grown) {
-            return NULL;
-        }
-        loop->heap = grown;
-        loop->heap_cap = cap;
+    struct timer *t = timer_at(loop, (uint32_t)index);
+    return t->gen == id >> TIMER_INDEX_BITS ? t : NULL;
+}
+
+loop_timer_id loop_timer_after(struct loop *loop, int64_t delay_ms, loop_timer_fn fn, void *ctx)
+{
+    if (!fn || grow_array((void **)&loop->heap, &loop->heap_cap, loop->heap_len + 1,
+                          sizeof(*loop->heap), LOOP_MIN_TIMERS) != 0) {
+        return LOOP_TIMER_NONE;
     }
-    struct loop_timer *t = loop->free_timers;
-    if (t) {
-        loop->free_timers = t->next_free;
-    } else if (!(t = malloc(sizeof(*t)))) {
-        return NULL;
+    int64_t taken = timer_take(loop);
+    if (taken < 0) {
+        return LOOP_TIMER_NONE;
     }
-    t->due_ms = loop_now_ms() + (delay_ms > 0 ? delay_ms : 0);
+    uint32_t index = (uint32_t)taken;
+    struct timer *t = timer_at(loop, index);
+    t->due_ms = clock_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
     t->seq = loop->next_seq++;
     t->fn = fn;
     t->ctx = ctx;
-    t->next_free = NULL;
-    heap_place(loop, loop->heap_len++, t);
+    heap_place(loop, loop->heap_len++, index);
     sift_up(loop, t->slot);
-    return t;
+    return t->gen << TIMER_INDEX_BITS | index;
 }
 
-void loop_timer_cancel(struct loop *loop, struct loop_timer *timer)
+void loop_timer_cancel(struct loop *loop, loop_timer_id timer)
 {
-    if (!timer || timer->slot == TIMER_IDLE) {
-        return;
+    if (timer_of(loop, timer)) {
+        timer_release(loop, (uint32_t)(timer & TIMER_INDEX_MASK));
     }
-    heap_remove(loop, timer);
-    recycle_timer(loop, timer);
+}
+
+bool loop_timer_pending(const struct loop *loop, loop_timer_id timer)
+{
+    return timer_of(loop, timer) != NULL;
 }
 
 /* Fire the timers due now that existed when the round began; timers that
  * callbacks add (even with delay 0) wait for the next round, so a timer that
- * re-arms itself cannot starve the fds. */
+ * re-arms itself cannot starve the fds. A timer's slot is freed before its
+ * callback runs, so the callback sees its own handle as fired. */
 static void fire_due_timers(struct loop *loop)
 {
-    int64_t now = loop_now_ms();
+    int64_t now = clock_mono_ms();
     uint64_t horizon = loop->next_seq;
     while (!loop->stopping && loop->heap_len > 0) {
-        struct loop_timer *t = loop->heap[0];
+        uint32_t index = loop->heap[0];
+        const struct timer *t = timer_at(loop, index);
         if (t->due_ms > now || t->seq >= horizon) {
             break;
         }
-        heap_remove(loop, t);
-        t->fn(loop, t->ctx);
-        recycle_timer(loop, t);
+        loop_timer_fn fn = t->fn;
+        void *ctx = t->ctx;
+        timer_release(loop, index);
+        fn(loop, ctx);
     }
 }
 
@@ -333,7 +353,7 @@ static int next_timeout_ms(const struct loop *loop)
     if (loop->heap_len == 0) {
         return -1;
     }
-    int64_t wait = loop->heap[0]->due_ms - loop_now_ms();
+    int64_t wait = timer_at(loop, loop->heap[0])->due_ms - clock_mono_ms();
     if (wait <= 0) {
         return 0;
     }

@@ -1,5 +1,5 @@
 /* loop.h — the worker's one event loop: epoll over file descriptors, plus
- * one-shot timers on the monotonic clock.
+ * one-shot timers on the monotonic clock (util/clock.h reads the clocks).
  *
  * Everything on the job path runs on this thread: librdkafka queues wake it
  * through an fd (kafka.c enables its io events), libcurl multi through its
@@ -9,10 +9,18 @@
 #ifndef LLMQ_LOOP_H
 #define LLMQ_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct loop;
-struct loop_timer;
+
+/* A timer's handle. LOOP_TIMER_NONE (0) names no timer. A handle stays safe
+ * to pass after its timer fired or was cancelled: it then names nothing,
+ * even once the loop reuses the timer's slot for another (each slot has a
+ * generation count, as Redis's ae has timer ids). So a callback need not
+ * clear the handle that armed it. */
+typedef uint64_t loop_timer_id;
+#define LOOP_TIMER_NONE ((loop_timer_id)0)
 
 /* `events` is a mask of LOOP_READ / LOOP_WRITE / LOOP_ERROR. */
 enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_ERROR = 4 };
@@ -28,19 +36,19 @@ void loop_free(struct loop *loop);
 int loop_watch(struct loop *loop, int fd, unsigned events, loop_fd_fn fn, void *ctx);
 int loop_unwatch(struct loop *loop, int fd);
 
-/* Call `fn` once, `delay_ms` from now. The handle is valid until the timer
- * fires or is cancelled; cancelling a fired timer is not allowed. */
-struct loop_timer *loop_timer_after(struct loop *loop, int64_t delay_ms, loop_timer_fn fn,
-                                    void *ctx);
-void loop_timer_cancel(struct loop *loop, struct loop_timer *timer);
+/* Call `fn` once, `delay_ms` from now. Returns the timer's handle, or
+ * LOOP_TIMER_NONE when out of memory (or fn is NULL). */
+loop_timer_id loop_timer_after(struct loop *loop, int64_t delay_ms, loop_timer_fn fn, void *ctx);
+
+/* Stop `timer` from firing. Does nothing if it has fired or was cancelled
+ * already, or is LOOP_TIMER_NONE. */
+void loop_timer_cancel(struct loop *loop, loop_timer_id timer);
+
+/* Whether `timer` is armed: neither fired nor cancelled yet. */
+bool loop_timer_pending(const struct loop *loop, loop_timer_id timer);
 
 /* Run until loop_stop(). Returns 0, or -1 if epoll fails. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
-
-/* Monotonic milliseconds (CLOCK_MONOTONIC) and Unix wall-clock ms. */
-int64_t loop_now_ms(void);
-int64_t loop_now_us(void); /* monotonic microseconds, for sub-millisecond timings */
-int64_t loop_wall_ms(void);
 
 #endif

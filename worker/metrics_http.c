@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "hostport.h"
 #include "loop.h"
 
@@ -34,11 +35,11 @@ struct metrics_http {
     struct MHD_Daemon *daemon;
     int epoll_fd;
     int port;
-    struct loop_timer *http_timer;
+    loop_timer_id http_timer;
     char http_error[256]; /* libmicrohttpd's latest message */
     int64_t stall_ms;
     int64_t last_tick_ms;
-    struct loop_timer *tick_timer;
+    loop_timer_id tick_timer;
 };
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status,
@@ -87,7 +88,7 @@ static enum MHD_Result serve_metrics(struct metrics_http *h, struct MHD_Connecti
 
 static enum MHD_Result serve_health(struct metrics_http *h, struct MHD_Connection *conn)
 {
-    int64_t age = loop_now_ms() - h->last_tick_ms;
+    int64_t age = clock_mono_ms() - h->last_tick_ms;
     bool alive = age <= h->stall_ms;
     json_t *body =
         json_pack("{s:s, s:I}", "status", alive ? "ok" : "stalled", "loop_age_ms", (json_int_t)age);
@@ -156,10 +157,7 @@ static void on_http_timer(struct loop *loop, void *ctx);
 static void run_http(struct metrics_http *h)
 {
     MHD_run(h->daemon);
-    if (h->http_timer) {
-        loop_timer_cancel(h->loop, h->http_timer);
-        h->http_timer = NULL;
-    }
+    loop_timer_cancel(h->loop, h->http_timer);
     MHD_UNSIGNED_LONG_LONG timeout_ms;
     if (MHD_get_timeout(h->daemon, &timeout_ms) != MHD_YES) {
         return;
@@ -175,7 +173,6 @@ static void on_http_timer(struct loop *loop, void *ctx)
 {
     (void)loop;
     struct metrics_http *h = ctx;
-    h->http_timer = NULL;
     run_http(h);
 }
 
@@ -190,7 +187,7 @@ static void on_http_ready(struct loop *loop, int fd, unsigned events, void *ctx)
 static void on_tick(struct loop *loop, void *ctx)
 {
     struct metrics_http *h = ctx;
-    h->last_tick_ms = loop_now_ms();
+    h->last_tick_ms = clock_mono_ms();
     h->tick_timer = loop_timer_after(loop, TICK_INTERVAL_MS, on_tick, h);
 }
 
@@ -231,7 +228,7 @@ static int start_http(struct metrics_http *h, const char *listen, char *err, siz
                  strerror(errno));
         return -1;
     }
-    h->last_tick_ms = loop_now_ms();
+    h->last_tick_ms = clock_mono_ms();
     h->tick_timer = loop_timer_after(h->loop, TICK_INTERVAL_MS, on_tick, h);
     if (!h->tick_timer) {
         snprintf(err, err_len, "metrics.listen \"%s\": out of memory", listen);
@@ -267,12 +264,8 @@ void metrics_http_stop(struct metrics_http *h)
     if (!h) {
         return;
     }
-    if (h->tick_timer) {
-        loop_timer_cancel(h->loop, h->tick_timer);
-    }
-    if (h->http_timer) {
-        loop_timer_cancel(h->loop, h->http_timer);
-    }
+    loop_timer_cancel(h->loop, h->tick_timer);
+    loop_timer_cancel(h->loop, h->http_timer);
     if (h->daemon) {
         loop_unwatch(h->loop, h->epoll_fd); /* fails harmlessly if the watch never started */
         MHD_stop_daemon(h->daemon);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http.h"
 #include "llama_child.h"
 #include "loop.h"
@@ -63,9 +64,9 @@ struct supervisor {
     bool line_is_error[OUTPUT_LINES];
     unsigned n_lines; /* lines seen since the spawn */
 
-    struct loop_timer *probe_timer;
-    struct loop_timer *deadline_timer; /* startup timeout */
-    struct loop_timer *restart_timer;
+    loop_timer_id probe_timer;
+    loop_timer_id deadline_timer; /* startup timeout */
+    loop_timer_id restart_timer;
     struct http_req *probe;
     int probe_failures;
 
@@ -88,27 +89,19 @@ static void set_error(struct supervisor *sup, const char *fmt, ...)
     va_end(ap);
 }
 
-static void cancel_timer(struct supervisor *sup, struct loop_timer **timer)
-{
-    if (*timer) {
-        loop_timer_cancel(sup->loop, *timer);
-        *timer = NULL;
-    }
-}
-
 static void cancel_probing(struct supervisor *sup)
 {
-    cancel_timer(sup, &sup->probe_timer);
+    loop_timer_cancel(sup->loop, sup->probe_timer);
     if (sup->probe) {
         http_cancel(sup->http, sup->probe);
         sup->probe = NULL;
     }
 }
 
-static void set_timer(struct supervisor *sup, struct loop_timer **timer, int64_t delay_ms,
+static void set_timer(struct supervisor *sup, loop_timer_id *timer, int64_t delay_ms,
                       loop_timer_fn fn)
 {
-    cancel_timer(sup, timer);
+    loop_timer_cancel(sup->loop, *timer);
     *timer = loop_timer_after(sup->loop, delay_ms, fn, sup);
     if (!*timer)
         log_error(sup->log, "supervisor", "cannot create a timer: out of memory");
@@ -125,8 +118,8 @@ static void schedule_probe(struct supervisor *sup, int64_t delay_ms)
 
 static void become_ready(struct supervisor *sup)
 {
-    int64_t now = loop_now_ms();
-    cancel_timer(sup, &sup->deadline_timer);
+    int64_t now = clock_mono_ms();
+    loop_timer_cancel(sup->loop, sup->deadline_timer);
     sup->state = SUP_READY;
     sup->ready_since_ms = now;
     sup->probe_failures = 0;
@@ -152,7 +145,7 @@ static void kill_child(struct supervisor *sup, const char *reason)
         log_error(sup->log, "supervisor", "cannot kill llama-server pid %d: %s", (int)sup->pid,
                   strerror(errno));
     cancel_probing(sup);
-    cancel_timer(sup, &sup->deadline_timer);
+    loop_timer_cancel(sup->loop, sup->deadline_timer);
     sup->state = SUP_BACKOFF;
 }
 
@@ -214,7 +207,6 @@ static void on_probe_timer(struct loop *loop, void *ctx)
 {
     (void)loop;
     struct supervisor *sup = ctx;
-    sup->probe_timer = NULL;
     char url[1024];
     snprintf(url, sizeof(url), "%s/health", sup->base_url);
     const char *key = supervisor_api_key(sup);
@@ -387,7 +379,6 @@ static void on_restart_timer(struct loop *loop, void *ctx)
 {
     (void)loop;
     struct supervisor *sup = ctx;
-    sup->restart_timer = NULL;
     sup->restarts++;
     spawn_or_retry(sup);
 }
@@ -395,7 +386,7 @@ static void on_restart_timer(struct loop *loop, void *ctx)
 static void schedule_restart(struct supervisor *sup)
 {
     int64_t cap = (int64_t)sup->cfg->llama.restart_backoff_max_s * 1000;
-    if (sup->ready_since_ms && loop_now_ms() - sup->ready_since_ms >= BACKOFF_RESET_MS)
+    if (sup->ready_since_ms && clock_mono_ms() - sup->ready_since_ms >= BACKOFF_RESET_MS)
         sup->backoff_ms = BACKOFF_FIRST_MS;
     sup->ready_since_ms = 0;
     int64_t delay = sup->backoff_ms < cap ? sup->backoff_ms : cap;
@@ -446,7 +437,7 @@ static void on_child_exit(struct loop *loop, int fd, unsigned events, void *ctx)
     describe_exit(sup->pid, how, sizeof(how));
     log_info(sup->log, "supervisor", "llama-server pid %d %s", (int)sup->pid, how);
     cancel_probing(sup);
-    cancel_timer(sup, &sup->deadline_timer);
+    loop_timer_cancel(sup->loop, sup->deadline_timer);
     forget_child(sup);
 
     char output[3 * OUTPUT_LINE_MAX];
@@ -462,7 +453,6 @@ static void on_startup_deadline(struct loop *loop, void *ctx)
 {
     (void)loop;
     struct supervisor *sup = ctx;
-    sup->deadline_timer = NULL;
     if (sup->state != SUP_STARTING)
         return;
     char reason[64];
@@ -514,8 +504,9 @@ static int spawn(struct supervisor *sup)
     pid_t pid = -1;
     if (make_api_key(sup) != 0)
         return -1;
-    if (llama_child_cmd_init(&cmd, sup->cfg, sup->api_key, sup->log) != 0) {
-        set_error(sup, "out of memory");
+    char why[256];
+    if (llama_child_cmd_init(&cmd, sup->cfg, sup->api_key, sup->log, why, sizeof(why)) != 0) {
+        set_error(sup, "%s", why);
     } else {
         const char *what = "";
         pid = llama_child_spawn(&cmd, &out_fd, &what);
@@ -529,7 +520,7 @@ static int spawn(struct supervisor *sup)
         log_error(sup->log, "supervisor", "cannot start llama-server: %s", sup->last_error);
         return -1;
     }
-    sup->spawned_ms = loop_now_ms();
+    sup->spawned_ms = clock_mono_ms();
     sup->kill_reason[0] = '\0';
     sup->partial_len = 0;
     sup->n_lines = 0;
@@ -603,9 +594,9 @@ int supervisor_start(struct supervisor *sup)
 /* Wait up to `ms` (-1: forever) for the pidfd to say the child exited. */
 static bool wait_exit(int pidfd, int ms)
 {
-    int64_t deadline = loop_now_ms() + ms;
+    int64_t deadline = clock_mono_ms() + ms;
     for (;;) {
-        int left = ms < 0 ? -1 : (int)(deadline - loop_now_ms());
+        int left = ms < 0 ? -1 : (int)(deadline - clock_mono_ms());
         struct pollfd p = {.fd = pidfd, .events = POLLIN};
         int r = poll(&p, 1, ms < 0 ? -1 : (left > 0 ? left : 0));
         if (r > 0)
@@ -621,8 +612,8 @@ void supervisor_stop(struct supervisor *sup, int grace_ms)
         return;
     sup->state = SUP_STOPPED;
     cancel_probing(sup);
-    cancel_timer(sup, &sup->deadline_timer);
-    cancel_timer(sup, &sup->restart_timer);
+    loop_timer_cancel(sup->loop, sup->deadline_timer);
+    loop_timer_cancel(sup->loop, sup->restart_timer);
     if (sup->pid > 0) {
         pid_t pid = sup->pid;
         pidfd_send_signal(sup->pidfd, SIGTERM, NULL, 0);

@@ -10,8 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "clock.h"
+#include "random_id.h"
 #include "reply.h"
 #include "supervisor.h"
 #include "telemetry.h"
@@ -43,7 +44,7 @@ struct task *task_new(struct worker *w, const struct kafka_message *msg)
     if (!t)
         return NULL;
     t->w = w;
-    t->received_us = loop_now_us();
+    t->received_us = clock_mono_us();
     t->source_topic = strdup(msg->topic);
     t->source_partition = msg->partition;
     t->offset = msg->offset;
@@ -79,10 +80,8 @@ void task_free(struct task *t)
         w->n_running--;
     if (t->state != TASK_FINISHING)
         w->n_unfinished--;
-    if (t->coalesce_timer)
-        loop_timer_cancel(w->loop, t->coalesce_timer);
-    if (t->deadline_timer)
-        loop_timer_cancel(w->loop, t->deadline_timer);
+    loop_timer_cancel(w->loop, t->coalesce_timer);
+    loop_timer_cancel(w->loop, t->deadline_timer);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -91,7 +90,7 @@ void task_free(struct task *t)
         t->next->prev = t->prev;
     w->n_tasks--;
     job_free(&t->job);
-    free(t->text);
+    buf_free(&t->text);
     free(t->raw);
     free(t->raw_key);
     free(t->source_topic);
@@ -119,14 +118,8 @@ static void task_finishing(struct task *t)
     if (t->state != TASK_FINISHING)
         w->n_unfinished--;
     t->state = TASK_FINISHING;
-    if (t->coalesce_timer) {
-        loop_timer_cancel(w->loop, t->coalesce_timer);
-        t->coalesce_timer = NULL;
-    }
-    if (t->deadline_timer) {
-        loop_timer_cancel(w->loop, t->deadline_timer);
-        t->deadline_timer = NULL;
-    }
+    loop_timer_cancel(w->loop, t->coalesce_timer);
+    loop_timer_cancel(w->loop, t->deadline_timer);
     t->deliveries_pending = 0;
 }
 
@@ -264,18 +257,17 @@ static double ms_between_us(int64_t from, int64_t to)
 static void publish_chunk(struct task *t)
 {
     struct worker *w = t->w;
-    size_t len = t->text_len - t->published_len;
-    if (t->coalesce_timer) {
-        loop_timer_cancel(w->loop, t->coalesce_timer);
-        t->coalesce_timer = NULL;
-    }
+    size_t len = t->text.len - t->published_len;
+    loop_timer_cancel(w->loop, t->coalesce_timer); /* a chunk due early */
+    t->coalesce_timer = LOOP_TIMER_NONE;
     t->pieces_held = 0;
     if (len == 0 || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text + t->published_len, len) == 0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len) ==
+        0) {
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
@@ -287,14 +279,13 @@ static void publish_chunk(struct task *t)
     }
     msgpack_sbuffer_destroy(&buf);
     t->seq++;
-    t->published_len = t->text_len;
+    t->published_len = t->text.len;
 }
 
 static void coalesce_due(struct loop *loop, void *ctx)
 {
     struct task *t = ctx;
     (void)loop;
-    t->coalesce_timer = NULL;
     publish_chunk(t);
 }
 
@@ -303,23 +294,12 @@ static void run_text(void *ctx, const char *text, size_t len)
     struct task *t = ctx;
     struct worker *w = t->w;
     if (t->first_token_us == 0) {
-        t->first_token_us = loop_now_us();
+        t->first_token_us = clock_mono_us();
         telemetry_observe(w->telemetry, METRICS_TIME_TO_FIRST_TOKEN,
                           (double)(t->first_token_us - t->start_us) / 1e6);
     }
-    if (t->text_len + len + 1 > t->text_cap) {
-        size_t cap = t->text_cap ? t->text_cap : 256;
-        while (cap < t->text_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(t->text, cap);
-        if (!grown)
-            return; /* the done reply carries what fit; the chunks stay whole */
-        t->text = grown;
-        t->text_cap = cap;
-    }
-    memcpy(t->text + t->text_len, text, len);
-    t->text_len += len;
-    t->text[t->text_len] = '\0';
+    if (buf_append(&t->text, text, len) != 0)
+        return; /* the done reply carries what fit; the chunks stay whole */
     w->stats.tokens_generated++;
     t->pieces_held++;
     /* The first piece goes out at once (time to first chunk); later ones are
@@ -329,7 +309,7 @@ static void run_text(void *ctx, const char *text, size_t len)
     if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0 ||
         (max_pieces > 0 && t->pieces_held >= (unsigned)max_pieces))
         publish_chunk(t);
-    else if (!t->coalesce_timer && t->job.stream)
+    else if (t->job.stream && !loop_timer_pending(w->loop, t->coalesce_timer))
         t->coalesce_timer =
             loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
 }
@@ -341,7 +321,7 @@ static struct reply_timings run_timings(const struct task *t, const struct llama
     double gen_ms = ms_between_us(t->first_token_us, end_us);
     /* The wall-clock time the request started, against the job message's
      * (producer's) timestamp. */
-    double started_wall_ms = (double)loop_wall_ms() - ms_between_us(t->start_us, end_us);
+    double started_wall_ms = (double)clock_wall_ms() - ms_between_us(t->start_us, end_us);
     return (struct reply_timings){
         .queue_ms = t->kafka_ts_ms > 0 && started_wall_ms > (double)t->kafka_ts_ms
                         ? started_wall_ms - (double)t->kafka_ts_ms
@@ -359,12 +339,12 @@ static void run_succeeded(struct task *t, const struct llama_outcome *out)
 {
     struct worker *w = t->w;
     publish_chunk(t);
-    int64_t end_us = loop_now_us();
+    int64_t end_us = clock_mono_us();
     struct reply_done d = {
         .id = t->job.id,
         .run = t->run,
-        .text = t->text ? t->text : "",
-        .text_len = t->text_len,
+        .text = t->text.data ? t->text.data : "",
+        .text_len = t->text.len,
         .finish = out->finish,
         .usage = {out->prompt_tokens, out->completion_tokens},
         .timings = run_timings(t, out, end_us),
@@ -396,7 +376,7 @@ static void run_done(void *ctx, const struct llama_outcome *out)
         log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
                  out->message);
         worker_queue_push(w, t, true);
-        w->hold_until_ms = loop_now_ms() + RETRY_HOLD_MS;
+        w->hold_until_ms = clock_mono_ms() + RETRY_HOLD_MS;
         worker_schedule(w);
     } else if (out->backend_lost) {
         char msg[300];
@@ -411,7 +391,6 @@ static void deadline_due(struct loop *loop, void *ctx)
 {
     struct task *t = ctx;
     (void)loop;
-    t->deadline_timer = NULL;
     if (t->llama) {
         llama_run_cancel(t->w->http, t->llama);
         t->llama = NULL;
@@ -424,14 +403,11 @@ static void deadline_due(struct loop *loop, void *ctx)
 
 static void new_run_id(char out[17])
 {
-    uint8_t bytes[8];
-    if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
+    if (random_hex(out, 8) != 0) {
         /* No entropy: fall back on the clock, still unique per attempt. */
-        uint64_t now = (uint64_t)loop_wall_ms() ^ ((uint64_t)loop_now_ms() << 20);
-        memcpy(bytes, &now, sizeof(bytes));
+        uint64_t now = (uint64_t)clock_wall_ms() ^ ((uint64_t)clock_mono_ms() << 20);
+        hex_encode(out, &now, sizeof(now));
     }
-    for (size_t i = 0; i < sizeof(bytes); i++)
-        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
 }
 
 void task_start(struct task *t)
@@ -442,13 +418,13 @@ void task_start(struct task *t)
     w->n_running++;
     t->attempts++;
     new_run_id(t->run);
-    t->start_us = loop_now_us();
+    t->start_us = clock_mono_us();
     if (t->attempts == 1)
         telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
                           (double)(t->start_us - t->received_us) / 1e6);
     t->first_token_us = 0;
     t->seq = 0;
-    t->text_len = 0;
+    t->text.len = 0;
     t->published_len = 0;
     w->stats.runs_started++;
     struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
@@ -463,12 +439,12 @@ void task_admit(struct task *t, const struct kafka_message *msg)
     struct job_verdict why = {0};
     enum llmq_code code = job_decode(msg->payload, msg->len, &t->job, &why);
     if (code == LLMQ_OK)
-        code = job_admit(&t->job, &w->policy, loop_wall_ms(), &why);
+        code = job_admit(&t->job, &w->policy, clock_wall_ms(), &why);
     if (code != LLMQ_OK) {
         task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
         return;
     }
-    int64_t now_wall = loop_wall_ms();
+    int64_t now_wall = clock_wall_ms();
     t->deadline_wall_ms = t->job.deadline_ms.set
                               ? t->job.deadline_ms.value
                               : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gpu.h"
 #include "heartbeat.h"
 #include "kafka.h"
@@ -24,8 +25,8 @@ struct telemetry {
     struct gpu *gpu;
     struct gpu_reading gpu_last;
     struct metrics *metrics;
-    struct loop_timer *gpu_timer;
-    struct loop_timer *heartbeat_timer;
+    loop_timer_id gpu_timer;
+    loop_timer_id heartbeat_timer;
     char host[256];
     char gpu_label[16];
     bool vram_paused;
@@ -106,7 +107,7 @@ static void heartbeat_due(struct loop *loop, void *ctx)
         .host = t->host,
         .model = t->cfg->llama.model_name ? t->cfg->llama.model_name : "",
         .state = st.state,
-        .ts_ms = loop_wall_ms(),
+        .ts_ms = clock_wall_ms(),
         .gpu = &t->gpu_last,
         .slots_busy = st.slots_busy,
         .slots_total = (unsigned)t->cfg->llama.slots,
@@ -189,10 +190,8 @@ void telemetry_free(struct telemetry *t)
 {
     if (!t)
         return;
-    if (t->gpu_timer)
-        loop_timer_cancel(t->loop, t->gpu_timer);
-    if (t->heartbeat_timer)
-        loop_timer_cancel(t->loop, t->heartbeat_timer);
+    loop_timer_cancel(t->loop, t->gpu_timer);
+    loop_timer_cancel(t->loop, t->heartbeat_timer);
     metrics_free(t->metrics);
     gpu_close(t->gpu);
     free(t);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "supervisor.h"
 #include "telemetry.h"
 #include "worker_internal.h"
@@ -59,16 +60,15 @@ static void hold_over(struct loop *loop, void *ctx)
 {
     struct worker *w = ctx;
     (void)loop;
-    w->hold_timer = NULL;
     worker_schedule(w);
 }
 
 /* Start what can start, then pause or resume consumption to match. */
 void worker_schedule(struct worker *w)
 {
-    int64_t now = loop_now_ms();
+    int64_t now = clock_mono_ms();
     if (w->backend_ready && now < w->hold_until_ms) {
-        if (!w->hold_timer)
+        if (!loop_timer_pending(w->loop, w->hold_timer))
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
         while (w->backend_ready && w->queue_head && w->n_running < (unsigned)w->cfg->llama.slots) {
@@ -199,7 +199,6 @@ static void topic_check_due(struct loop *loop, void *ctx)
 {
     struct worker *w = ctx;
     (void)loop;
-    w->topic_check_timer = NULL;
     if (w->backend_ready && !w->subscribed)
         backend_ready(w);
 }
@@ -213,7 +212,7 @@ static void backend_ready(void *ctx)
     w->backend_was_ready = true;
     if (!w->subscribed && !w->draining) {
         if (!topics_ready(w)) {
-            if (!w->topic_check_timer)
+            if (!loop_timer_pending(w->loop, w->topic_check_timer))
                 w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
             return;
         }
@@ -249,10 +248,7 @@ static void drain_finish(struct worker *w)
     if (w->stopped)
         return;
     w->stopped = true;
-    if (w->drain_timer) {
-        loop_timer_cancel(w->loop, w->drain_timer);
-        w->drain_timer = NULL;
-    }
+    loop_timer_cancel(w->loop, w->drain_timer);
     delivery_stop(w->delivery);
     commits_flush(w->commits);
     log_info(w->log, "worker", "drained; stopping");
@@ -269,7 +265,6 @@ static void drain_timeout(struct loop *loop, void *ctx)
 {
     struct worker *w = ctx;
     (void)loop;
-    w->drain_timer = NULL;
     log_warn(w->log, "worker", "drain timeout: cancelling %u unfinished job(s)", w->n_unfinished);
     struct task *next;
     for (struct task *t = w->tasks; t; t = next) {
@@ -417,12 +412,9 @@ void worker_free(struct worker *w)
         supervisor_stop(w->sup, 5000);
         supervisor_free(w->sup);
     }
-    if (w->hold_timer)
-        loop_timer_cancel(w->loop, w->hold_timer);
-    if (w->drain_timer)
-        loop_timer_cancel(w->loop, w->drain_timer);
-    if (w->topic_check_timer)
-        loop_timer_cancel(w->loop, w->topic_check_timer);
+    loop_timer_cancel(w->loop, w->hold_timer);
+    loop_timer_cancel(w->loop, w->drain_timer);
+    loop_timer_cancel(w->loop, w->topic_check_timer);
     telemetry_free(w->telemetry);
     http_free(w->http);
     free(w);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "commits.h"
 #include "config.h"
 #include "delivery.h"
@@ -45,12 +46,11 @@ struct task {
     int64_t start_us, first_token_us; /* monotonic: timings keep sub-ms precision */
     struct llama_run *llama;
     uint64_t seq;
-    char *text; /* the run's full text */
-    size_t text_len, text_cap;
+    struct buf text;      /* the run's full text */
     size_t published_len; /* bytes of text already sent in chunks */
-    struct loop_timer *coalesce_timer;
+    loop_timer_id coalesce_timer;
     unsigned pieces_held; /* streamed pieces merged since the last chunk */
-    struct loop_timer *deadline_timer;
+    loop_timer_id deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
 };
 
@@ -74,7 +74,7 @@ struct worker {
 
     struct telemetry *telemetry;
 
-    struct loop_timer *topic_check_timer;
+    loop_timer_id topic_check_timer;
     char topics_missing[256]; /* why the worker does not join yet, "" when it may */
 
     bool backend_ready;
@@ -83,8 +83,8 @@ struct worker {
     bool draining;
     bool stopped;
     int64_t hold_until_ms; /* no run starts before this (after a lost run) */
-    struct loop_timer *hold_timer;
-    struct loop_timer *drain_timer;
+    loop_timer_id hold_timer;
+    loop_timer_id drain_timer;
     struct worker_stats stats;
 };
 

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -31,9 +32,13 @@ import (
 // workers' defaults.
 type Options struct {
 	Brokers      []string
-	JobsTopic    string    // default "llmq.jobs"
-	ReplyTopic   string    // default "llmq.replies"; must exist
-	ControlTopic string    // default "llmq.control"; only Cancel writes to it
+	JobsTopic    string // default "llmq.jobs"
+	ReplyTopic   string // default "llmq.replies"; must exist
+	ControlTopic string // default "llmq.control"; only Cancel writes to it
+	// Lanes maps a priority lane's name to its jobs topic (the workers weigh
+	// their jobs topics, kafka.lanes), e.g. {"urgent": "llmq.jobs.urgent"};
+	// a job sent with the SendOption Lane(name) goes there, others to JobsTopic.
+	Lanes        map[string]string
 	KafkaOptions []kgo.Opt // more franz-go options for both clients (TLS, SASL, ...)
 	Logger       *slog.Logger
 }
@@ -112,13 +117,49 @@ func (c *Client) replyEnds(ctx context.Context) (map[string]map[int32]kgo.Offset
 
 // ---- submitting --------------------------------------------------------------
 
+// SendOption changes where Submit, Send, SubmitMany and Stream send jobs.
+type SendOption func(*sendOptions)
+
+type sendOptions struct {
+	lane    string
+	hasLane bool
+}
+
+// Lane sends the jobs to the jobs topic of the priority lane name (one of
+// Options.Lanes); a name the client does not know is an error before anything
+// is sent. The job itself is the same in every lane.
+func Lane(name string) SendOption {
+	return func(o *sendOptions) { o.lane, o.hasLane = name, true }
+}
+
+// jobsTopic is the topic the options send jobs to.
+func (c *Client) jobsTopic(opts []SendOption) (string, error) {
+	var o sendOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.hasLane {
+		return c.opts.JobsTopic, nil
+	}
+	topic, ok := c.opts.Lanes[o.lane]
+	if !ok {
+		names := make([]string, 0, len(c.opts.Lanes))
+		for name := range c.opts.Lanes {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("llmq: lane %q: not one of this client's lanes %v", o.lane, names)
+	}
+	return topic, nil
+}
+
 // Submit sends one job and waits for its terminal reply: the Done reply, a
 // *JobError (the worker's error reply), an *InvalidJob (refused before
 // sending), a *DeliveryError, or ctx's error when ctx ends first. Without an
 // ID the job gets a fresh random one; without DeadlineMs it gets ctx's
 // deadline, if any, so the worker stops when the caller stops waiting.
-func (c *Client) Submit(ctx context.Context, job Job) (*Done, error) {
-	p, err := c.Send(ctx, job)
+func (c *Client) Submit(ctx context.Context, job Job, opts ...SendOption) (*Done, error) {
+	p, err := c.Send(ctx, job, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +169,8 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Done, error) {
 
 // Send sends one job and returns once the broker has acknowledged it; the
 // Pending's Wait gives its outcome.
-func (c *Client) Send(ctx context.Context, job Job) (*Pending, error) {
-	ps, err := c.SubmitMany(ctx, []Job{job})
+func (c *Client) Send(ctx context.Context, job Job, opts ...SendOption) (*Pending, error) {
+	ps, err := c.SubmitMany(ctx, []Job{job}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -140,10 +181,14 @@ func (c *Client) Send(ctx context.Context, job Job) (*Pending, error) {
 // once the broker has answered for all of them. All are validated before any
 // is sent (an *InvalidJob names the index). A job the broker did not
 // acknowledge has a Pending whose Wait returns a *DeliveryError.
-func (c *Client) SubmitMany(ctx context.Context, jobs []Job) ([]*Pending, error) {
+func (c *Client) SubmitMany(ctx context.Context, jobs []Job, opts ...SendOption) ([]*Pending, error) {
+	topic, err := c.jobsTopic(opts)
+	if err != nil {
+		return nil, err
+	}
 	records := make([]*kgo.Record, len(jobs))
 	for i := range jobs {
-		rec, err := c.prepare(ctx, jobs[i])
+		rec, err := c.prepare(ctx, jobs[i], topic)
 		if err != nil {
 			var inv *InvalidJob
 			if len(jobs) > 1 && errors.As(err, &inv) {
@@ -178,8 +223,9 @@ func (c *Client) sendRecords(ctx context.Context, records []*kgo.Record, stream 
 	return pendings, nil
 }
 
-// prepare validates and encodes a job into its record (ID, reply_to, deadline filled in).
-func (c *Client) prepare(ctx context.Context, job Job) (*kgo.Record, error) {
+// prepare validates and encodes a job into its record for topic (ID,
+// reply_to, deadline filled in).
+func (c *Client) prepare(ctx context.Context, job Job, topic string) (*kgo.Record, error) {
 	if job.ID == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
@@ -197,7 +243,7 @@ func (c *Client) prepare(ctx context.Context, job Job) (*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kgo.Record{Topic: c.opts.JobsTopic, Key: []byte(job.ID), Value: value}, nil
+	return &kgo.Record{Topic: topic, Key: []byte(job.ID), Value: value}, nil
 }
 
 func (c *Client) track(records []*kgo.Record, stream bool) ([]*Pending, error) {

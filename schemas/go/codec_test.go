@@ -29,9 +29,9 @@ type vector struct {
 }
 
 // implemented are the features of index.json's additions this library
-// implements; additions needing others are skipped and counted.
+// implements: all of them (TestEveryVectorIsCovered fails on a new one).
 var implemented = map[string]bool{"cancel": true, "partial_text": true, "reply_routing": true,
-	"utf8_cut": true, "prompt_bytes_roles": true}
+	"utf8_cut": true, "prompt_bytes_roles": true, "logprobs": true, "lora": true, "chunk_ms": true}
 
 const vectorsDir = "../vectors"
 
@@ -44,7 +44,10 @@ func loadVectors(t *testing.T) []vector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var index struct{ Vectors, Additions []vector }
+	var index struct {
+		Vectors, Additions []vector
+		Features           map[string]any
+	}
 	if err := json.Unmarshal(data, &index); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +66,14 @@ func loadVectors(t *testing.T) []vector {
 		}
 	}
 	t.Logf("additions: %d judged, skipped by missing feature: %v", len(out)-len(index.Vectors), skipped)
+	for f := range index.Features {
+		if !implemented[f] {
+			t.Errorf("index.json feature %q: not implemented by this library", f)
+		}
+	}
+	if len(skipped) > 0 {
+		t.Errorf("additions skipped: %v", skipped)
+	}
 	return out
 }
 
@@ -275,6 +286,10 @@ func TestReplies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if v.JSON == "" { // bin tokens: no JSON meaning
+				checkSplitTokens(t, reply)
+				return
+			}
 			var want, got map[string]any
 			_ = json.Unmarshal(readVector(t, v.JSON), &want)
 			delete(want, "v")
@@ -287,5 +302,24 @@ func TestReplies(t *testing.T) {
 				t.Fatalf("got %s\nwant %v", data, want)
 			}
 		})
+	}
+}
+
+// checkSplitTokens: a chunk whose tokens are bins joins them, as bytes, to its text.
+func checkSplitTokens(t *testing.T, reply Reply) {
+	t.Helper()
+	c, ok := reply.(*Chunk)
+	if !ok || len(c.Logprobs) == 0 {
+		t.Fatalf("want a chunk with logprobs, got %+v", reply)
+	}
+	var joined string
+	for _, e := range c.Logprobs {
+		joined += e.Token
+		if len(e.Top) == 0 || e.Logprob > 0 {
+			t.Fatalf("entry %+v", e)
+		}
+	}
+	if joined != c.Text {
+		t.Fatalf("tokens join to %q, text is %q", joined, c.Text)
 	}
 }

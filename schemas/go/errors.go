@@ -72,15 +72,18 @@ var classByCode = map[string]error{
 // JobError is the terminal `error` reply of a job. A code this library does
 // not know matches none of the classes; Retryable (set by the worker) says
 // whether submitting the same job again may succeed.
+// PartialText is what the run generated before it was stopped (an expired or
+// cancelled job that was generating); nil when the reply has none.
 type JobError struct {
 	Reply                          *Error
 	ID, Code, Message, Run, Worker string
 	Retryable                      bool
+	PartialText                    *string
 }
 
 func newJobError(r *Error) *JobError {
 	return &JobError{Reply: r, ID: r.ID, Code: r.Code, Message: r.Message, Run: r.Run,
-		Worker: r.Worker, Retryable: r.Retryable}
+		Worker: r.Worker, Retryable: r.Retryable, PartialText: r.PartialText}
 }
 
 func (e *JobError) Error() string { return fmt.Sprintf("job %s: %s: %s", e.ID, e.Code, e.Message) }

@@ -26,18 +26,34 @@ const (
 	IDMaxBytes = 128
 	StopMax    = 16
 	TopicMax   = 249
+	// LogprobsMax is the most alternatives per token a job may ask for.
+	LogprobsMax = 20
+	// LoraMax is the most LoRA adapters one job may name.
+	LoraMax = 16
+	// ChunkMsMax is the longest chunk_ms a job may ask for.
+	ChunkMsMax = 60000
 )
 
 // JobFields are the job fields in the order of the field table in schemas/spec.md.
 var JobFields = []string{"v", "id", "prompt", "messages", "max_tokens", "temperature",
 	"top_p", "top_k", "min_p", "seed", "repeat_penalty", "stop", "grammar", "json_schema",
-	"stream", "reply_to", "deadline_ms", "model", "meta"}
+	"stream", "reply_to", "deadline_ms", "model", "meta", "logprobs", "lora", "chunk_ms"}
 
 // Message is one chat message; Extra holds keys the worker ignores, kept in order.
 type Message struct {
 	Role    string
 	Content string
 	Extra   Map
+}
+
+// Lora selects one of the workers' LoRA adapters (llama.lora) by Name, at
+// Scale (nil: the worker's default, 1.0); Extra holds keys the worker
+// ignores, kept in order. A name the workers did not load is answered
+// invalid_field at admission (a producer cannot know the workers' adapters).
+type Lora struct {
+	Name  string
+	Scale *float64
+	Extra Map
 }
 
 // Job is a v1 job. nil pointers, nil maps and slices and "" strings leave an
@@ -63,7 +79,16 @@ type Job struct {
 	DeadlineMs    *int64
 	Model         string
 	Meta          Map
-	Extra         Map
+	// Logprobs (0..20) asks for the log-probabilities of each generated
+	// token and that many most likely alternatives (Done.Logprobs, Chunk.Logprobs).
+	Logprobs *int64
+	// Lora (at most 16, no name twice) selects LoRA adapters; a non-nil
+	// empty slice is sent as [] (the base model).
+	Lora []Lora
+	// ChunkMs (0..60000) is the longest streamed output waits to be merged
+	// into one chunk; 0: a chunk per piece llama-server streams.
+	ChunkMs *int64
+	Extra   Map
 }
 
 // Ptr returns a pointer to v, for the optional fields of Job.
@@ -102,7 +127,32 @@ func (j *Job) Map() Map {
 	add("deadline_ms", j.DeadlineMs != nil, func() any { return *j.DeadlineMs })
 	add("model", j.Model != "", func() any { return j.Model })
 	add("meta", j.Meta != nil, func() any { return j.Meta })
+	add("logprobs", j.Logprobs != nil, func() any { return *j.Logprobs })
+	add("lora", j.Lora != nil, func() any { return loraValue(j.Lora) })
+	add("chunk_ms", j.ChunkMs != nil, func() any { return *j.ChunkMs })
 	return append(m, j.Extra...)
+}
+
+func loraValue(adapters []Lora) []any {
+	out := make([]any, len(adapters))
+	for i, a := range adapters {
+		entry := Map{{"name", a.Name}}
+		if a.Scale != nil {
+			entry = append(entry, KV{"scale", number(*a.Scale)})
+		}
+		out[i] = append(entry, a.Extra...)
+	}
+	return out
+}
+
+func loraFromValue(v any) []Lora {
+	out := []Lora{}
+	for _, item := range v.([]any) {
+		entry := item.(Map)
+		out = append(out, Lora{Name: str(entry, "name"), Scale: floatField(entry, "scale"),
+			Extra: others(entry, "name", "scale")})
+	}
+	return out
 }
 
 func messagesValue(msgs []Message) []any {
@@ -193,13 +243,8 @@ func jobFromMap(m Map) *Job {
 	if v, ok := m.Get("messages"); ok {
 		for _, item := range v.([]any) {
 			mm := item.(Map)
-			msg := Message{Role: str(mm, "role"), Content: str(mm, "content")}
-			for _, kv := range mm {
-				if kv.Key != "role" && kv.Key != "content" {
-					msg.Extra = append(msg.Extra, kv)
-				}
-			}
-			j.Messages = append(j.Messages, msg)
+			j.Messages = append(j.Messages, Message{Role: str(mm, "role"),
+				Content: str(mm, "content"), Extra: others(mm, "role", "content")})
 		}
 	}
 	j.MaxTokens, j.TopK = intField(m, "max_tokens"), intField(m, "top_k")
@@ -225,12 +270,27 @@ func jobFromMap(m Map) *Job {
 	if v, ok := m.Get("meta"); ok {
 		j.Meta = v.(Map)
 	}
+	j.Logprobs, j.ChunkMs = intField(m, "logprobs"), intField(m, "chunk_ms")
+	if v, ok := m.Get("lora"); ok {
+		j.Lora = loraFromValue(v)
+	}
 	for _, kv := range m {
 		if !isJobField(kv.Key.(string)) {
 			j.Extra = append(j.Extra, kv)
 		}
 	}
 	return j
+}
+
+// others returns the entries of m whose key is neither a nor b, in order (nil when none).
+func others(m Map, a, b string) Map {
+	var out Map
+	for _, kv := range m {
+		if k, _ := kv.Key.(string); k != a && k != b {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func str(m Map, key string) string {

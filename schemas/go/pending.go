@@ -154,12 +154,16 @@ type Stream struct {
 // run than the one being given, Next returns a Piece with a Restart and then
 // that run's text from its beginning. So the Text pieces after the last
 // Restart (or from the start) join up to exactly Done.Text.
-func (c *Client) Stream(ctx context.Context, job Job) (*Stream, error) {
+func (c *Client) Stream(ctx context.Context, job Job, opts ...SendOption) (*Stream, error) {
 	if job.Stream != nil && !*job.Stream {
 		return nil, errors.New("llmq: Stream needs stream = true; use Submit")
 	}
 	job.Stream = Ptr(true)
-	rec, err := c.prepare(ctx, job)
+	topic, err := c.jobsTopic(opts)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := c.prepare(ctx, job, topic)
 	if err != nil {
 		return nil, err
 	}

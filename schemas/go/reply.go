@@ -8,6 +8,7 @@
 package llmq
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -32,13 +33,48 @@ var codeRE = regexp.MustCompile(`^[a-z][a-z_]*$`)
 // Reply is a decoded *Chunk, *Done, *Error or *Heartbeat.
 type Reply interface{ replyType() string }
 
-// Chunk is a piece of output of one run of a job.
+// Chunk is a piece of output of one run of a job. Logprobs, when the job
+// asked for them, are the entries of the tokens since the previous chunk
+// (nil when absent; empty when the chunk carries no token).
 type Chunk struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-	Run  string `json:"run"`
-	Seq  int64  `json:"seq"`
-	Text string `json:"text"`
+	Type     string         `json:"type"`
+	ID       string         `json:"id"`
+	Run      string         `json:"run"`
+	Seq      int64          `json:"seq"`
+	Text     string         `json:"text"`
+	Logprobs []TokenLogprob `json:"logprobs,omitempty"`
+}
+
+// TokenLogprob is one generated token (schemas/spec.md, "Log-probabilities"):
+// Token holds its bytes (sent as a msgpack bin when they are not UTF-8 on
+// their own: a character split over two tokens), Logprob the natural log of
+// the probability the model gave it (<= 0; float32 on the wire), Top the most
+// likely tokens at its place, most likely first. Its JSON form is the wire's
+// compact [token, logprob, [[token, logprob], ...]].
+type TokenLogprob struct {
+	Token   string
+	Logprob float64
+	Top     []TopLogprob
+}
+
+// TopLogprob is one alternative at a token's place; JSON: [token, logprob].
+type TopLogprob struct {
+	Token   string
+	Logprob float64
+}
+
+// MarshalJSON writes the compact array form.
+func (t TokenLogprob) MarshalJSON() ([]byte, error) {
+	top := t.Top
+	if top == nil {
+		top = []TopLogprob{}
+	}
+	return json.Marshal([]any{t.Token, t.Logprob, top})
+}
+
+// MarshalJSON writes the compact array form.
+func (t TopLogprob) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{t.Token, t.Logprob})
 }
 
 // Usage counts a job's tokens.
@@ -67,6 +103,9 @@ type Done struct {
 	Timings Timings `json:"timings"`
 	Worker  string  `json:"worker"`
 	Meta    Map     `json:"meta,omitempty"`
+	// Logprobs: one entry per generated token of the run, when the job asked
+	// for them (nil when absent: not asked for, or too large for the broker).
+	Logprobs []TokenLogprob `json:"logprobs,omitempty"`
 }
 
 // Error is the terminal reply of a job that failed or was rejected. ID is
@@ -220,6 +259,74 @@ func (r *fieldReader) meta() Map {
 	return m
 }
 
+// logprobs reads the optional compact logprobs array; nil when absent.
+func (r *fieldReader) logprobs() []TokenLogprob {
+	v, ok := r.f.values["logprobs"]
+	if !ok {
+		return nil
+	}
+	list, isList := v.([]any)
+	out := make([]TokenLogprob, 0, len(list))
+	for _, item := range list {
+		entry, good := item.([]any)
+		if good = good && len(entry) == 3; good {
+			var e TokenLogprob
+			e.Token, e.Logprob, good = tokenAndLogprob(entry[0], entry[1])
+			e.Top, good = topLogprobs(entry[2], good)
+			out = append(out, e)
+		}
+		if !good {
+			isList = false
+			break
+		}
+	}
+	if !isList {
+		r.fail("logprobs", "an array of [token, logprob <= 0, [[token, logprob], ...]]", true)
+		return nil
+	}
+	return out
+}
+
+func topLogprobs(v any, good bool) ([]TopLogprob, bool) {
+	list, isList := v.([]any)
+	if !good || !isList {
+		return nil, false
+	}
+	out := make([]TopLogprob, 0, len(list))
+	for _, item := range list {
+		pair, isPair := item.([]any)
+		if !isPair || len(pair) != 2 {
+			return nil, false
+		}
+		token, logprob, ok := tokenAndLogprob(pair[0], pair[1])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, TopLogprob{token, logprob})
+	}
+	return out, true
+}
+
+// tokenAndLogprob: a token (UTF-8 str, or bin) and a number <= 0.
+func tokenAndLogprob(token, logprob any) (string, float64, bool) {
+	var t string
+	switch x := token.(type) {
+	case string:
+		if !textOK(x) {
+			return "", 0, false
+		}
+		t = x
+	case []byte:
+		t = string(x)
+	default:
+		return "", 0, false
+	}
+	if !isNumber(logprob) || toFloat(logprob) > 0 {
+		return "", 0, false
+	}
+	return t, toFloat(logprob), true
+}
+
 func (r *fieldReader) merge(subs ...*fieldReader) error {
 	for _, s := range subs {
 		if r.err == nil {
@@ -234,7 +341,7 @@ var anyNumber = math.Inf(-1)
 
 func readChunk(r *fieldReader) (Reply, error) {
 	c := &Chunk{Type: "chunk", ID: r.text("id", 1, IDMaxBytes), Run: r.text("run", 1, 0),
-		Seq: r.integer("seq", 0), Text: r.text("text", 0, 0)}
+		Seq: r.integer("seq", 0), Text: r.text("text", 0, 0), Logprobs: r.logprobs()}
 	return c, r.err
 }
 
@@ -246,7 +353,7 @@ func readDone(r *fieldReader) (Reply, error) {
 			CompletionTokens: u.integer("completion_tokens", 0)},
 		Timings: Timings{QueueMs: t.num("queue_ms", anyNumber), TTFTMs: t.num("ttft_ms", 0),
 			GenMs: t.num("gen_ms", 0), TokensPerS: t.num("tokens_per_s", 0)},
-		Worker: r.text("worker", 0, 0), Meta: r.meta()}
+		Worker: r.text("worker", 0, 0), Meta: r.meta(), Logprobs: r.logprobs()}
 	return d, r.merge(u, t)
 }
 

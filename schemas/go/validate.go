@@ -49,7 +49,7 @@ func validate(root any) error {
 	}
 	f := index(m)
 	for _, check := range []func(fields) *InvalidJob{checkVersion, checkID, checkInput,
-		checkSampling, checkStop, checkGrammar, checkRouting} {
+		checkSampling, checkStop, checkGrammar, checkRouting, checkSteering} {
 		if err := check(f); err != nil {
 			return err
 		}
@@ -265,6 +265,70 @@ func checkRouting(f fields) *InvalidJob {
 		return err
 	} else if _, isMap := v.(Map); ok && !isMap {
 		return reject("invalid_field", "meta", "meta", "must be a map")
+	}
+	return nil
+}
+
+// checkRange: an int in 0..max.
+func checkRange(f fields, name string, max int64) *InvalidJob {
+	v, ok, err := f.get(name)
+	if err != nil || !ok {
+		return err
+	}
+	if i, isInt := v.(int64); isInt && i >= 0 && i <= max {
+		return nil
+	}
+	return reject("invalid_field", name, name, fmt.Sprintf("must be an integer between 0 and %d", max))
+}
+
+func checkSteering(f fields) *InvalidJob {
+	if err := checkRange(f, "logprobs", LogprobsMax); err != nil {
+		return err
+	}
+	if err := checkLora(f); err != nil {
+		return err
+	}
+	return checkRange(f, "chunk_ms", ChunkMsMax)
+}
+
+func checkLora(f fields) *InvalidJob {
+	v, ok, err := f.get("lora")
+	if err != nil || !ok {
+		return err
+	}
+	list, isList := v.([]any)
+	if !isList {
+		return reject("invalid_field", "lora", "lora", "must be an array of {name, scale} maps")
+	}
+	if len(list) > LoraMax {
+		return reject("invalid_field", "lora", "lora", fmt.Sprintf("at most %d {name, scale} maps (got %d)", LoraMax, len(list)))
+	}
+	names := map[string]bool{}
+	for i, item := range list {
+		where := fmt.Sprintf("lora[%d]", i)
+		m, isMap := item.(Map)
+		if !isMap {
+			return reject("invalid_field", "lora", where, "must be a map")
+		}
+		entry := index(m)
+		if entry.repeated["name"] || entry.repeated["scale"] {
+			return reject("invalid_field", "lora", where, "a key given more than once")
+		}
+		name, hasName := entry.values["name"]
+		problem := "missing"
+		if hasName {
+			problem = textProblem(name, true)
+		}
+		if problem != "" {
+			return reject("invalid_field", "lora", where+".name", problem)
+		}
+		if scale, hasScale := entry.values["scale"]; hasScale && !isNumber(scale) {
+			return reject("invalid_field", "lora", where+".scale", "must be a number")
+		}
+		if names[name.(string)] {
+			return reject("invalid_field", "lora", where, fmt.Sprintf("adapter %q given twice", name))
+		}
+		names[name.(string)] = true
 	}
 	return nil
 }

@@ -3,11 +3,14 @@
 // cancel), and the codec underneath it (encodeJob, decodeReply, ...) for
 // those who bring their own Kafka client.
 export {
+  CHUNK_MS_MAX,
   ID_MAX_BYTES,
   InvalidJob,
   InvalidReply,
   JOB_FIELDS,
   KNOWN_CODES,
+  LOGPROBS_MAX,
+  LORA_MAX,
   NESTING_MAX,
   RETRYABLE_CODES,
   STOP_MAX,

@@ -12,8 +12,10 @@
 # tests/requirements.txt, installed into the project venv if missing.
 # --quick: small N everywhere (a smoke run of a minute or two). Other options go to
 # bench.py, e.g. --stages ceiling, --reps 5, --tiny-jobs 800 (see bench.py --help).
+# --device-rehearsal: only the GPU device check's CPU rehearsal (tests/gpu/device-check.sh --cpu).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ "${1:-}" = --device-rehearsal ]; then exec bash "$ROOT/tests/gpu/device-check.sh" --cpu; fi
 . "$ROOT/deploy/local/common.sh"
 
 args=()

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -131,7 +132,7 @@ static inline void mock_give_up(struct loop *loop, void *ctx)
 /* Run the loop until a callback stops it, or MOCK_GIVE_UP_MS passed. */
 static inline void mock_run(struct mock *m)
 {
-    struct loop_timer *guard = loop_timer_after(m->loop, MOCK_GIVE_UP_MS, mock_give_up, NULL);
+    loop_timer_id guard = loop_timer_after(m->loop, MOCK_GIVE_UP_MS, mock_give_up, NULL);
     assert_int_equal(loop_run(m->loop), 0);
     loop_timer_cancel(m->loop, guard);
 }
@@ -171,7 +172,7 @@ static inline unsigned mock_read_topic(const struct mock *m, const char *topic,
     assert_int_equal(rd_kafka_assign(c, parts), 0);
     rd_kafka_topic_partition_list_destroy(parts);
     unsigned count = 0;
-    for (int64_t end = loop_now_ms() + 10000; loop_now_ms() < end;) {
+    for (int64_t end = clock_mono_ms() + 10000; clock_mono_ms() < end;) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 200);
         if (!msg)
             continue;

@@ -76,6 +76,8 @@ static void test_result_shapes(void **state)
     expect_json(cli_result_undelivered(7, "j7", "no broker"),
                 "{\"line\":7,\"id\":\"j7\",\"status\":\"error\",\"code\":\"undelivered\","
                 "\"message\":\"no broker\",\"retryable\":true}");
+    expect_json(cli_result_cancelled(8, "j8", "stopped"),
+                "{\"line\":8,\"id\":\"j8\",\"status\":\"cancelled\",\"message\":\"stopped\"}");
 }
 
 static bool retryable(json_t *result)
@@ -100,6 +102,7 @@ static void test_what_is_retried(void **state)
     assert_true(retryable(cli_result_timeout(1, "x", 1)));
     assert_true(retryable(cli_result_invalid(1, NULL, &why)));
     assert_true(retryable(cli_result_undelivered(1, "x", "gone")));
+    assert_true(retryable(cli_result_cancelled(1, "x", "interrupted")));
 }
 
 static char *write_temp(const char *text)
@@ -119,12 +122,13 @@ static void test_previous_load(void **state)
     char *path = write_temp("{\"line\":9,\"id\":\"a\",\"status\":\"done\"}\n"
                             "\n"
                             "{\"line\":2,\"id\":\"b\",\"status\":\"timeout\"}\n"
-                            "{\"line\":4,\"id\":null,\"status\":\"invalid\"}\n");
+                            "{\"line\":4,\"id\":null,\"status\":\"invalid\"}\n"
+                            "{\"line\":5,\"id\":\"c\",\"status\":\"cancelled\"}\n");
     struct cli_previous_set set;
     char err[256];
     assert_int_equal(cli_previous_load(path, &set, err, sizeof(err)), 0);
     unlink(path);
-    assert_int_equal(set.n, 3);
+    assert_int_equal(set.n, 4);
     const struct cli_previous *p = cli_previous_find(&set, 9);
     assert_non_null(p);
     assert_string_equal(p->id, "a");
@@ -135,6 +139,9 @@ static void test_previous_load(void **state)
     p = cli_previous_find(&set, 4);
     assert_null(p->id);
     assert_true(p->retry);
+    assert_false(p->cancelled);
+    p = cli_previous_find(&set, 5);
+    assert_true(p->retry && p->cancelled);
     assert_null(cli_previous_find(&set, 3));
     cli_previous_free(&set);
 

@@ -94,7 +94,7 @@ static int64_t committed(const struct mock *m)
 /* Let the loop run long enough for a scheduled commit (200 ms) to go. */
 static void settle(struct mock *m)
 {
-    assert_non_null(loop_timer_after(m->loop, 600, mock_give_up, NULL));
+    assert_true(loop_timer_after(m->loop, 600, mock_give_up, NULL));
     assert_int_equal(loop_run(m->loop), 0);
 }
 

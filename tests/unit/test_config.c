@@ -374,7 +374,7 @@ static void test_bad_values(void **state)
     expect_error(MODEL "metrics = { listen = \"9464\"; };\n", no_env,
                  ":2: metrics.listen: must be HOST:PORT, or \"\" for off (got \"9464\")");
     expect_error(MODEL "metrics = { gpu_backend = \"cuda\"; };\n", no_env,
-                 ":2: metrics.gpu_backend: must be one of auto, rocm, none (got \"cuda\")");
+                 ":2: metrics.gpu_backend: must be one of auto, rocm, nvml, none (got \"cuda\")");
     expect_error("llama = { url = \"10.0.0.1:8080\"; };\n", no_env,
                  ":1: llama.url: must be an http:// or https:// URL (got \"10.0.0.1:8080\")");
     expect_error(MODEL "worker = { id = \"a b\"; };\n", no_env,

@@ -1,178 +1,14 @@
-/* test_gpu.c — the gpu module: the rocm backend's unit conversions, missing
- * sensors, init failure, no device and index out of range, all through a
- * fake rocm-smi-lib; backend choice ("auto" falls back to none with one log
- * line saying why, "rocm" fails loudly, index -1 means none); a test backend
- * through gpu_open_ops; and the real library on this machine. */
-#include <fcntl.h>
+/* test_gpu.c — the gpu module's rocm backend and backend choice: unit
+ * conversions, missing sensors, a device that stops answering (logged once
+ * each way), init failure, no device and a card out of range, all through a
+ * fake rocm-smi-lib (the card found by PCI bus id, not rocm-smi's index);
+ * "auto" trying rocm, then nvml, then none with one log line saying why,
+ * named backends failing loudly, index -1 meaning none; a test backend
+ * through gpu_open_ops; and the real libraries on this machine. */
+#include <dlfcn.h>
 #include <math.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "gpu.h"
-
-/* ---- a fake rocm-smi-lib: one file-level script, reset before each test ---- */
-
-struct fake_rsmi {
-    rsmi_status_t init_status;
-    uint32_t devices;
-    int inits, shut_downs;
-    uint64_t vram_total, vram_used;
-    rsmi_status_t vram_status, power_status, busy_status, name_status;
-    int64_t temp_mc[3]; /* edge, junction, memory in millidegrees */
-    rsmi_status_t temp_status[3];
-    uint64_t power_uw;
-    uint32_t busy;
-    uint32_t last_index; /* device index of the latest per-device call */
-};
-
-static struct fake_rsmi fake;
-
-static rsmi_status_t fake_init(uint64_t flags)
-{
-    assert_int_equal(flags, 0);
-    if (fake.init_status == RSMI_STATUS_SUCCESS) {
-        fake.inits++;
-    }
-    return fake.init_status;
-}
-
-static rsmi_status_t fake_shut_down(void)
-{
-    fake.shut_downs++;
-    return RSMI_STATUS_SUCCESS;
-}
-
-static rsmi_status_t fake_num_devices(uint32_t *n)
-{
-    *n = fake.devices;
-    return RSMI_STATUS_SUCCESS;
-}
-
-static rsmi_status_t fake_name(uint32_t dv, char *name, size_t len)
-{
-    fake.last_index = dv;
-    if (fake.name_status == RSMI_STATUS_SUCCESS) {
-        snprintf(name, len, "AMD Instinct MI210");
-    }
-    return fake.name_status;
-}
-
-static rsmi_status_t fake_mem_total(uint32_t dv, rsmi_memory_type_t type, uint64_t *total)
-{
-    fake.last_index = dv;
-    assert_int_equal(type, RSMI_MEM_TYPE_VRAM);
-    *total = fake.vram_total;
-    return fake.vram_status;
-}
-
-static rsmi_status_t fake_mem_used(uint32_t dv, rsmi_memory_type_t type, uint64_t *used)
-{
-    fake.last_index = dv;
-    assert_int_equal(type, RSMI_MEM_TYPE_VRAM);
-    *used = fake.vram_used;
-    return fake.vram_status;
-}
-
-static rsmi_status_t fake_temp(uint32_t dv, uint32_t sensor, rsmi_temperature_metric_t metric,
-                               int64_t *temp)
-{
-    fake.last_index = dv;
-    assert_int_equal(metric, RSMI_TEMP_CURRENT);
-    assert_true(sensor <= RSMI_TEMP_TYPE_MEMORY);
-    static const int slot[] = {
-        [RSMI_TEMP_TYPE_EDGE] = 0, [RSMI_TEMP_TYPE_JUNCTION] = 1, [RSMI_TEMP_TYPE_MEMORY] = 2};
-    *temp = fake.temp_mc[slot[sensor]];
-    return fake.temp_status[slot[sensor]];
-}
-
-static rsmi_status_t fake_power(uint32_t dv, uint32_t sensor, uint64_t *power)
-{
-    fake.last_index = dv;
-    assert_int_equal(sensor, 0);
-    *power = fake.power_uw;
-    return fake.power_status;
-}
-
-static rsmi_status_t fake_busy(uint32_t dv, uint32_t *busy)
-{
-    fake.last_index = dv;
-    *busy = fake.busy;
-    return fake.busy_status;
-}
-
-static rsmi_status_t fake_status_string(rsmi_status_t status, const char **text)
-{
-    *text = status == RSMI_STATUS_INIT_ERROR ? "fake init error" : "fake error";
-    return RSMI_STATUS_SUCCESS;
-}
-
-static const struct rsmi_api fake_api = {
-    .init = fake_init,
-    .shut_down = fake_shut_down,
-    .num_monitor_devices = fake_num_devices,
-    .dev_name_get = fake_name,
-    .dev_memory_total_get = fake_mem_total,
-    .dev_memory_usage_get = fake_mem_used,
-    .dev_temp_metric_get = fake_temp,
-    .dev_power_ave_get = fake_power,
-    .dev_busy_percent_get = fake_busy,
-    .status_string = fake_status_string,
-};
-
-/* A healthy two-GPU machine. */
-static int reset_fake(void **state)
-{
-    (void)state;
-    memset(&fake, 0, sizeof(fake));
-    fake.devices = 2;
-    fake.vram_total = 64ull << 30;
-    fake.vram_used = 3ull << 30;
-    fake.temp_mc[0] = 45000;
-    fake.temp_mc[1] = 51250;
-    fake.temp_mc[2] = 60000;
-    fake.power_uw = 123456789;
-    fake.busy = 37;
-    return 0;
-}
-
-/* ---- a logger whose lines land in a pipe ---- */
-
-struct captured_log {
-    struct logger log;
-    int fds[2];
-    char text[4096];
-};
-
-static void capture_open(struct captured_log *c)
-{
-    assert_int_equal(pipe2(c->fds, O_NONBLOCK | O_CLOEXEC), 0);
-    logger_init(&c->log, LOG_DEBUG, false, c->fds[1]);
-}
-
-/* Everything logged so far, and how many lines it was. */
-static int capture_read(struct captured_log *c)
-{
-    ssize_t n = read(c->fds[0], c->text, sizeof(c->text) - 1);
-    c->text[n > 0 ? n : 0] = '\0';
-    int lines = 0;
-    for (const char *p = c->text; *p; p++) {
-        lines += *p == '\n';
-    }
-    return lines;
-}
-
-static void capture_close(struct captured_log *c)
-{
-    close(c->fds[0]);
-    close(c->fds[1]);
-}
+#include "test_gpu_fakes.h"
 
 /* ---- the rocm backend ---- */
 
@@ -182,19 +18,21 @@ static void test_rocm_reads_and_converts_units(void **state)
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    struct gpu *g = gpu_open_rsmi("rocm", 1, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("rocm", 1, NULL, &cap.log, err, sizeof(err));
     assert_non_null(g);
     assert_string_equal(gpu_backend_name(g), "rocm");
     assert_int_equal(capture_read(&cap), 1);
-    assert_non_null(
-        strstr(cap.text, "gpu backend: rocm, device 1 (AMD Instinct MI210), 65536 MiB"));
+    /* host GPU 1 in PCI order is the card on bus c1: rocm-smi's device 0 */
+    assert_non_null(strstr(cap.text, "gpu backend: rocm, card 0000:c1:00.0 (AMD Instinct MI210), "
+                                     "65536 MiB VRAM; llama.gpu is host GPU 1 in PCI bus order\n"));
 
     struct gpu_reading r;
     assert_int_equal(gpu_read(g, &r), 0);
-    assert_int_equal(fake.last_index, 1);
+    assert_int_equal(fake.last_index, 0);
     assert_true(r.present);
     assert_string_equal(r.backend, "rocm");
     assert_string_equal(r.name, "AMD Instinct MI210");
+    assert_string_equal(r.pci_bus_id, "0000:c1:00.0");
     assert_true(r.vram_valid);
     assert_int_equal(r.vram_total_bytes, 64ull << 30);
     assert_int_equal(r.vram_used_bytes, 3ull << 30);
@@ -207,6 +45,7 @@ static void test_rocm_reads_and_converts_units(void **state)
     gpu_close(g);
     assert_int_equal(fake.inits, 1);
     assert_int_equal(fake.shut_downs, 1);
+    assert_int_equal(fnvml.inits, 0); /* auto was not asked for */
     capture_close(&cap);
 }
 
@@ -221,14 +60,16 @@ static void test_rocm_missing_sensors_are_nan(void **state)
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    struct gpu *g = gpu_open_rsmi("auto", 0, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("auto", 0, NULL, &cap.log, err, sizeof(err));
     assert_non_null(g);
     assert_string_equal(gpu_backend_name(g), "rocm");
     assert_int_equal(capture_read(&cap), 1);
-    assert_non_null(strstr(cap.text, "gpu backend: rocm, device 0 (unnamed), VRAM unreadable"));
+    assert_non_null(strstr(cap.text, "gpu backend: rocm, card 0000:03:00.0 (unnamed), VRAM "
+                                     "unreadable; llama.gpu is host GPU 0 in PCI bus order\n"));
 
     struct gpu_reading r;
     assert_int_equal(gpu_read(g, &r), 0);
+    assert_int_equal(fake.last_index, 1);
     assert_true(r.present);
     assert_string_equal(r.name, "");
     assert_false(r.vram_valid);
@@ -239,85 +80,102 @@ static void test_rocm_missing_sensors_are_nan(void **state)
     assert_true(isnan(r.power_w));
     assert_float_equal(r.busy_percent, 37.0, 1e-9);
     gpu_close(g);
+    assert_int_equal(fnvml.inits, 0); /* rocm was found first */
     capture_close(&cap);
 }
 
-static void test_rocm_device_answering_nothing_reads_minus_one(void **state)
+static void test_rocm_device_that_stops_answering(void **state)
 {
     (void)state;
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    struct gpu *g = gpu_open_rsmi("rocm", 0, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("rocm", 0, NULL, &cap.log, err, sizeof(err));
     assert_non_null(g);
+    capture_read(&cap);
     for (int i = 0; i < 3; i++) {
         fake.temp_status[i] = RSMI_STATUS_FILE_ERROR;
     }
     fake.vram_status = fake.power_status = fake.busy_status = RSMI_STATUS_FILE_ERROR;
     struct gpu_reading r;
     assert_int_equal(gpu_read(g, &r), -1);
+    assert_int_equal(gpu_read(g, &r), -1);
     assert_true(r.present);
     assert_false(r.vram_valid);
+    assert_false(gpu_vram_below_floor(&r, 1ull << 40)); /* unknown VRAM never blocks */
     assert_true(isnan(r.temp_edge_c) && isnan(r.power_w) && isnan(r.busy_percent));
+    assert_int_equal(capture_read(&cap), 1); /* logged once, not at every read */
+    assert_non_null(strstr(cap.text, "the GPU 0000:03:00.0 answered none of the metrics"));
+    fake.busy_status = RSMI_STATUS_SUCCESS;
+    assert_int_equal(gpu_read(g, &r), 0);
+    assert_int_equal(capture_read(&cap), 1);
+    assert_non_null(strstr(cap.text, "the GPU 0000:03:00.0 answers again"));
     gpu_close(g);
     capture_close(&cap);
 }
 
-static void test_rocm_index_out_of_range(void **state)
+static void test_card_out_of_range(void **state)
 {
     (void)state;
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    assert_null(gpu_open_rsmi("rocm", 2, &fake_api, &cap.log, err, sizeof(err)));
-    assert_string_equal(err,
-                        "gpu backend rocm: GPU index 2 out of range (rocm-smi sees 2 devices)");
+    assert_null(open_fakes("rocm", 2, NULL, &cap.log, err, sizeof(err)));
+    assert_string_equal(err, "gpu backend rocm: GPU 2 out of range (rocm-smi sees 2 devices)");
     assert_int_equal(fake.inits, fake.shut_downs);
 
-    struct gpu *g = gpu_open_rsmi("auto", 5, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("auto", 5, NULL, &cap.log, err, sizeof(err));
     assert_non_null(g);
     assert_string_equal(gpu_backend_name(g), "none");
     assert_int_equal(capture_read(&cap), 1);
-    assert_non_null(strstr(cap.text, "gpu backend: none (rocm unavailable: GPU index 5 out of "
-                                     "range (rocm-smi sees 2 devices))"));
+    assert_non_null(strstr(cap.text, "gpu backend: none (rocm unavailable: GPU 5 out of range "
+                                     "(rocm-smi sees 2 devices); nvml unavailable: GPU 5 out "
+                                     "of range (NVML sees 3 devices))\n"));
     assert_int_equal(fake.inits, 2);
     assert_int_equal(fake.shut_downs, 2);
+    assert_int_equal(fnvml.inits, fnvml.shutdowns);
     gpu_close(g);
     capture_close(&cap);
 }
 
-static void test_rocm_no_device(void **state)
+/* rocm finds no device: "rocm" fails, "auto" moves on to nvml and says why. */
+static void test_no_amd_device_auto_takes_nvml(void **state)
 {
     (void)state;
     fake.devices = 0;
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    assert_null(gpu_open_rsmi("rocm", 0, &fake_api, &cap.log, err, sizeof(err)));
+    assert_null(open_fakes("rocm", 0, NULL, &cap.log, err, sizeof(err)));
     assert_string_equal(err, "gpu backend rocm: rocm-smi found no GPU");
-    struct gpu *g = gpu_open_rsmi("auto", 0, &fake_api, &cap.log, err, sizeof(err));
-    assert_string_equal(gpu_backend_name(g), "none");
+    struct gpu *g = open_fakes("auto", 0, NULL, &cap.log, err, sizeof(err));
+    assert_string_equal(gpu_backend_name(g), "nvml");
     assert_int_equal(capture_read(&cap), 1);
-    assert_non_null(
-        strstr(cap.text, "gpu backend: none (rocm unavailable: rocm-smi found no GPU)"));
+    assert_non_null(strstr(cap.text, "gpu backend: nvml, card 0000:01:00.0 (NVIDIA H200 #1), "
+                                     "144384 MiB VRAM; llama.gpu is host GPU 0 in PCI bus "
+                                     "order (rocm unavailable: rocm-smi found no GPU)\n"));
     gpu_close(g);
     assert_int_equal(fake.inits, fake.shut_downs);
+    assert_int_equal(fnvml.inits, 1);
+    assert_int_equal(fnvml.shutdowns, 1);
     capture_close(&cap);
 }
 
-static void test_init_failure_falls_back_to_none(void **state)
+static void test_no_library_falls_back_to_none(void **state)
 {
     (void)state;
     fake.init_status = RSMI_STATUS_INIT_ERROR;
+    fnvml.init_status = NVML_ERROR_DRIVER_NOT_LOADED;
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    struct gpu *g = gpu_open_rsmi("auto", 0, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("auto", 0, NULL, &cap.log, err, sizeof(err));
     assert_non_null(g);
     assert_string_equal(gpu_backend_name(g), "none");
     assert_int_equal(capture_read(&cap), 1);
-    assert_non_null(strstr(
-        cap.text, "gpu backend: none (rocm unavailable: rsmi_init failed: fake init error)"));
+    assert_non_null(strstr(cap.text, "gpu backend: none (rocm unavailable: rsmi_init failed: fake "
+                                     "init error; nvml unavailable: nvmlInit failed: Driver Not "
+                                     "Loaded)\n"));
 
     struct gpu_reading r;
     assert_int_equal(gpu_read(g, &r), 0);
@@ -328,9 +186,12 @@ static void test_init_failure_falls_back_to_none(void **state)
     assert_true(isnan(r.power_w) && isnan(r.busy_percent));
     gpu_close(g);
 
-    assert_null(gpu_open_rsmi("rocm", 0, &fake_api, &cap.log, err, sizeof(err)));
+    assert_null(open_fakes("rocm", 0, NULL, &cap.log, err, sizeof(err)));
     assert_string_equal(err, "gpu backend rocm: rsmi_init failed: fake init error");
+    assert_null(open_fakes("nvml", 0, NULL, &cap.log, err, sizeof(err)));
+    assert_string_equal(err, "gpu backend nvml: nvmlInit failed: Driver Not Loaded");
     assert_int_equal(fake.shut_downs, 0); /* never initialised, so never shut down */
+    assert_int_equal(fnvml.shutdowns, 0);
     capture_close(&cap);
 }
 
@@ -342,16 +203,18 @@ static void test_no_pinned_gpu_means_none(void **state)
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    struct gpu *g = gpu_open_rsmi("auto", -1, &fake_api, &cap.log, err, sizeof(err));
+    struct gpu *g = open_fakes("auto", -1, NULL, &cap.log, err, sizeof(err));
     assert_string_equal(gpu_backend_name(g), "none");
-    assert_int_equal(fake.inits, 0);
+    assert_int_equal(fake.inits + fnvml.inits, 0);
     gpu_close(g);
-    assert_null(gpu_open_rsmi("rocm", -1, &fake_api, &cap.log, err, sizeof(err)));
+    assert_null(open_fakes("rocm", -1, NULL, &cap.log, err, sizeof(err)));
     assert_string_equal(err, "gpu backend rocm needs a GPU index (llama.gpu is -1)");
+    assert_null(open_fakes("nvml", -1, NULL, &cap.log, err, sizeof(err)));
+    assert_string_equal(err, "gpu backend nvml needs a GPU index (llama.gpu is -1)");
 
-    g = gpu_open_rsmi("none", 0, &fake_api, &cap.log, err, sizeof(err));
+    g = open_fakes("none", 0, NULL, &cap.log, err, sizeof(err));
     assert_string_equal(gpu_backend_name(g), "none");
-    assert_int_equal(fake.inits, 0);
+    assert_int_equal(fake.inits + fnvml.inits, 0);
     gpu_close(g);
     assert_int_equal(capture_read(&cap), 2);
     assert_non_null(strstr(cap.text, "gpu backend: none (llama.gpu is -1: no GPU pinned)"));
@@ -365,8 +228,8 @@ static void test_unknown_backend(void **state)
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
-    assert_null(gpu_open_rsmi("cuda", 0, &fake_api, &cap.log, err, sizeof(err)));
-    assert_string_equal(err, "unknown gpu backend \"cuda\" (expected auto, rocm or none)");
+    assert_null(open_fakes("cuda", 0, NULL, &cap.log, err, sizeof(err)));
+    assert_string_equal(err, "unknown gpu backend \"cuda\" (expected auto, rocm, nvml or none)");
     capture_close(&cap);
 }
 
@@ -382,7 +245,7 @@ static int scripted_read(void *state, struct gpu_reading *out)
     out->present = true;
     out->vram_valid = true;
     out->vram_total_bytes = 1000;
-    out->vram_used_bytes = 100u * (unsigned)s->reads;
+    out->vram_used_bytes = 100ull * (unsigned)s->reads;
     return 0;
 }
 
@@ -443,9 +306,9 @@ static void test_vram_floor_through_the_seam(void **state)
     assert_false(gpu_vram_below_floor(&none, 1u << 30));
 }
 
-/* ---- the real rocm-smi-lib on this machine ---- */
+/* ---- the real libraries on this machine ---- */
 
-static void test_real_library_without_amd_gpu(void **state)
+static void test_real_libraries_without_gpu(void **state)
 {
     (void)state;
     const struct rsmi_api *real = gpu_rsmi_system();
@@ -457,6 +320,11 @@ static void test_real_library_without_amd_gpu(void **state)
             skip(); /* an AMD GPU is here: the fallback cannot be shown */
         }
     }
+    void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (nvml) {
+        dlclose(nvml);
+        skip(); /* NVIDIA's driver is here (tests/gpu/device-check.sh reads it) */
+    }
     struct captured_log cap;
     capture_open(&cap);
     char err[256] = "";
@@ -465,6 +333,7 @@ static void test_real_library_without_amd_gpu(void **state)
     assert_string_equal(gpu_backend_name(g), "none");
     assert_int_equal(capture_read(&cap), 1);
     assert_non_null(strstr(cap.text, "gpu backend: none (rocm unavailable: "));
+    assert_non_null(strstr(cap.text, "; nvml unavailable: cannot load libnvidia-ml.so.1 ("));
     struct gpu_reading r;
     assert_int_equal(gpu_read(g, &r), 0);
     assert_false(r.present);
@@ -472,23 +341,25 @@ static void test_real_library_without_amd_gpu(void **state)
 
     assert_null(gpu_open("rocm", 0, &cap.log, err, sizeof(err)));
     assert_true(strncmp(err, "gpu backend rocm: ", 18) == 0);
+    assert_null(gpu_open("nvml", 0, &cap.log, err, sizeof(err)));
+    assert_true(strncmp(err, "gpu backend nvml: cannot load libnvidia-ml.so.1", 47) == 0);
     capture_close(&cap);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_rocm_reads_and_converts_units, reset_fake),
-        cmocka_unit_test_setup(test_rocm_missing_sensors_are_nan, reset_fake),
-        cmocka_unit_test_setup(test_rocm_device_answering_nothing_reads_minus_one, reset_fake),
-        cmocka_unit_test_setup(test_rocm_index_out_of_range, reset_fake),
-        cmocka_unit_test_setup(test_rocm_no_device, reset_fake),
-        cmocka_unit_test_setup(test_init_failure_falls_back_to_none, reset_fake),
-        cmocka_unit_test_setup(test_no_pinned_gpu_means_none, reset_fake),
-        cmocka_unit_test_setup(test_unknown_backend, reset_fake),
+        cmocka_unit_test_setup(test_rocm_reads_and_converts_units, reset_fakes),
+        cmocka_unit_test_setup(test_rocm_missing_sensors_are_nan, reset_fakes),
+        cmocka_unit_test_setup(test_rocm_device_that_stops_answering, reset_fakes),
+        cmocka_unit_test_setup(test_card_out_of_range, reset_fakes),
+        cmocka_unit_test_setup(test_no_amd_device_auto_takes_nvml, reset_fakes),
+        cmocka_unit_test_setup(test_no_library_falls_back_to_none, reset_fakes),
+        cmocka_unit_test_setup(test_no_pinned_gpu_means_none, reset_fakes),
+        cmocka_unit_test_setup(test_unknown_backend, reset_fakes),
         cmocka_unit_test(test_custom_backend_feeds_readings),
         cmocka_unit_test(test_vram_floor_through_the_seam),
-        cmocka_unit_test(test_real_library_without_amd_gpu),
+        cmocka_unit_test(test_real_libraries_without_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

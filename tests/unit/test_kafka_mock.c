@@ -55,7 +55,7 @@ static void reply_delivered(void *opaque, int err)
     if (err) {
         r->failures++;
         p->failures++;
-        assert_non_null(loop_timer_after(p->m->loop, 100, reply_again, r));
+        assert_true(loop_timer_after(p->m->loop, 100, reply_again, r));
         return;
     }
     assert_false(r->acked);
@@ -146,7 +146,7 @@ static void on_job(void *ctx, const struct kafka_message *msg)
         c->since_pause = 0;
         c->pauses++;
         kafka_pause(c->m->kafka);
-        assert_non_null(loop_timer_after(c->m->loop, 30, resume_due, c));
+        assert_true(loop_timer_after(c->m->loop, 30, resume_due, c));
     }
 }
 

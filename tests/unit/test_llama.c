@@ -200,12 +200,10 @@ static void run_job(struct seen *s, int port, const struct job *job, const char 
     s->run = llama_run_start(s->http, &target, job, &caps, &events, s);
     assert_non_null(s->run);
     int fired = 0;
-    struct loop_timer *guard =
-        loop_timer_after(s->loop, expect_guard ? 300 : 5000, on_guard, &fired);
+    loop_timer_id guard = loop_timer_after(s->loop, expect_guard ? 300 : 5000, on_guard, &fired);
     assert_int_equal(loop_run(s->loop), 0);
     assert_int_equal(fired, expect_guard);
-    if (!fired)
-        loop_timer_cancel(s->loop, guard);
+    loop_timer_cancel(s->loop, guard);
 }
 
 static void finish_client(struct seen *s)

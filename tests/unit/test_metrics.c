@@ -511,7 +511,7 @@ static void test_healthz_reports_a_stall(void **state)
     server_open(&s, 100);
     struct blocker b;
     assert_int_equal(pipe(b.pipe), 0);
-    assert_non_null(loop_timer_after(s.loop, 20, block_loop, &b));
+    assert_true(loop_timer_after(s.loop, 20, block_loop, &b));
     server_run(&s);
     char c;
     assert_int_equal(read(b.pipe[0], &c, 1), 1); /* the loop is now held for 400 ms */

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -117,18 +118,18 @@ static void start(struct harness *h)
 static void check_wait(struct loop *loop, void *ctx)
 {
     struct harness *h = ctx;
-    if (h->pred(h) || loop_now_ms() >= h->deadline)
+    if (h->pred(h) || clock_mono_ms() >= h->deadline)
         loop_stop(loop);
     else
-        assert_non_null(loop_timer_after(loop, 10, check_wait, h));
+        assert_true(loop_timer_after(loop, 10, check_wait, h));
 }
 
 /* Run the loop until `pred` holds or `ms` pass; returns whether it holds. */
 static bool wait_until(struct harness *h, bool (*pred)(const struct harness *h), int64_t ms)
 {
     h->pred = pred;
-    h->deadline = loop_now_ms() + ms;
-    assert_non_null(loop_timer_after(h->loop, 0, check_wait, h));
+    h->deadline = clock_mono_ms() + ms;
+    assert_true(loop_timer_after(h->loop, 0, check_wait, h));
     assert_int_equal(loop_run(h->loop), 0);
     return pred(h);
 }
@@ -202,11 +203,11 @@ static void test_ready_after_load(void **state)
 {
     struct harness *h = *state;
     add_args(h, "--fake-load-s", "0.5", "--fake-env-dump", h->dump_path, NULL);
-    int64_t t0 = loop_now_ms();
+    int64_t t0 = clock_mono_ms();
     start(h);
     assert_int_equal(supervisor_state(h->sup), SUP_STARTING);
     assert_true(wait_until(h, is_ready, WAIT_MS));
-    assert_true(loop_now_ms() - t0 >= 500); /* /health said 503 while "loading" */
+    assert_true(clock_mono_ms() - t0 >= 500); /* /health said 503 while "loading" */
     assert_int_equal(h->ready_calls, 1);
 
     const char *url = supervisor_base_url(h->sup);
@@ -231,7 +232,8 @@ static void test_child_env_and_args(void **state)
     struct harness *h = *state;
     setenv("LLAMA_ARG_CTX_SIZE", "99", 1);
     setenv("LLAMA_ARG_MODEL", "/elsewhere.gguf", 1);
-    setenv("CUDA_VISIBLE_DEVICES", "7", 1);
+    setenv("CUDA_VISIBLE_DEVICES", "7,5", 1); /* llama.gpu = 1 is the scheduler's 5 */
+    setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST", 1);
     h->cfg.llama.gpu = 1;
     add_args(h, "--fake-env-dump", h->dump_path, NULL);
     start(h);
@@ -239,14 +241,17 @@ static void test_child_env_and_args(void **state)
     unsetenv("LLAMA_ARG_CTX_SIZE");
     unsetenv("LLAMA_ARG_MODEL");
     unsetenv("CUDA_VISIBLE_DEVICES");
+    unsetenv("CUDA_DEVICE_ORDER");
     assert_true(ready);
 
     const char *dump = read_dump(h);
     assert_null(strstr(dump, "\nenv LLAMA_ARG_"));
     assert_non_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES=0\n")); /* after ROCR's renumbering */
-    assert_non_null(strstr(dump, "\nenv ROCR_VISIBLE_DEVICES=1\n"));
-    assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=1\n"));
-    assert_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7\n"));
+    assert_non_null(strstr(dump, "\nenv ROCR_VISIBLE_DEVICES=5\n"));
+    assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=5\n"));
+    assert_non_null(strstr(dump, "\nenv CUDA_DEVICE_ORDER=PCI_BUS_ID\n"));
+    assert_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7,5\n"));
+    assert_null(strstr(dump, "FASTEST_FIRST"));
     assert_non_null(strstr(dump, "\nenv PATH="));
     assert_non_null(strstr(dump, "\narg -m\narg /nonexistent/fake-model.gguf\n"));
     assert_non_null(strstr(dump, "\narg --host\narg 127.0.0.1\narg --port\narg 0\n"));
@@ -268,6 +273,22 @@ static void test_gpu_unpinned_keeps_env(void **state)
     const char *dump = read_dump(h);
     assert_non_null(strstr(dump, "\nenv CUDA_VISIBLE_DEVICES=7\n"));
     assert_null(strstr(dump, "\nenv HIP_VISIBLE_DEVICES="));
+}
+
+/* llama.gpu past the end of the scheduler's list: the start fails, no
+ * llama-server, and last_error says why. */
+static void test_gpu_outside_inherited_list(void **state)
+{
+    struct harness *h = *state;
+    setenv("CUDA_VISIBLE_DEVICES", "7", 1);
+    h->cfg.llama.gpu = 1;
+    h->sup = supervisor_new(h->loop, h->http, &h->cfg, &h->log, &events, h);
+    assert_non_null(h->sup);
+    int rc = supervisor_start(h->sup);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(supervisor_last_error(h->sup),
+                           "llama.gpu = 1, but the worker inherited CUDA_VISIBLE_DEVICES=7"));
 }
 
 static void test_restart_after_kill(void **state)
@@ -325,14 +346,16 @@ static void test_missing_binary(void **state)
 static void test_startup_timeout(void **state)
 {
     struct harness *h = *state;
-    h->cfg.llama.startup_timeout_s = 1;
+    /* 3 s, not 1: the fake is a Python program, and on a loaded machine its
+     * interpreter alone can take over a second to start and write its dump. */
+    h->cfg.llama.startup_timeout_s = 3;
     add_args(h, "--fake-load-s", "30", "--fake-env-dump", h->dump_path, NULL);
     start(h);
     assert_true(wait_until(h, is_backoff, WAIT_MS));
-    assert_non_null(strstr(supervisor_last_error(h->sup), "not ready after 1 s"));
+    assert_non_null(strstr(supervisor_last_error(h->sup), "not ready after 3 s"));
     h->child = dumped_pid(h);
     assert_true(wait_until(h, child_reaped, WAIT_MS));
-    assert_non_null(strstr(supervisor_last_error(h->sup), "not ready after 1 s"));
+    assert_non_null(strstr(supervisor_last_error(h->sup), "not ready after 3 s"));
     assert_int_equal(supervisor_state(h->sup), SUP_BACKOFF);
     assert_int_equal(h->ready_calls, 0);
     assert_int_equal(h->down_calls, 0);
@@ -380,9 +403,9 @@ static void test_stop_kills_after_grace(void **state)
     start(h);
     assert_true(wait_until(h, is_ready, WAIT_MS));
     pid_t pid = dumped_pid(h);
-    int64_t t0 = loop_now_ms();
+    int64_t t0 = clock_mono_ms();
     supervisor_stop(h->sup, 300);
-    int64_t took = loop_now_ms() - t0;
+    int64_t took = clock_mono_ms() - t0;
     assert_true(took >= 300 && took < 3000);
     assert_true(process_gone(pid));
     assert_int_equal(h->down_calls, 0);
@@ -402,8 +425,8 @@ static pid_t start_fake(const char *err_path, int *port)
     }
     static const char marker[] = "listening on http://127.0.0.1:";
     *port = 0;
-    int64_t deadline = loop_now_ms() + WAIT_MS;
-    while (*port == 0 && loop_now_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
+    while (*port == 0 && clock_mono_ms() < deadline) {
         usleep(20000);
         char buf[4096] = "";
         FILE *f = fopen(err_path, "r");
@@ -465,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_after_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_child_env_and_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gpu_unpinned_keeps_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gpu_outside_inherited_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_binary, setup, teardown),

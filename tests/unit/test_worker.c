@@ -69,7 +69,7 @@ static void poll_committed(struct loop *loop, void *ctx)
         worker_drain(r->w);
         return;
     }
-    assert_non_null(loop_timer_after(loop, POLL_MS, poll_committed, r));
+    assert_true(loop_timer_after(loop, POLL_MS, poll_committed, r));
 }
 
 static rd_kafka_t *group_reader(const struct mock *m)
@@ -138,7 +138,7 @@ static void test_jobs_end_with_replies_and_commits(void **state)
     if (!r.w)
         fail_msg("worker_new: %s", err);
     assert_int_equal(worker_start(r.w), 0);
-    assert_non_null(loop_timer_after(m.loop, POLL_MS, poll_committed, &r));
+    assert_true(loop_timer_after(m.loop, POLL_MS, poll_committed, &r));
     mock_run(&m);
     assert_true(r.drained);
     assert_true(mock_log_has(&m, "drained; stopping"));

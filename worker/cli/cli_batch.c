@@ -17,9 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_cancel.h"
 #include "cli_job.h"
 #include "cli_kafka.h"
 #include "cli_results.h"
+#include "cli_steer.h"
 #include "reply_decode.h"
 
 #define BATCH_DEFAULT_CONCURRENCY 64
@@ -28,7 +30,8 @@
 #define BATCH_POLL_MS             50
 #define BATCH_DRAIN_MAX           1024 /* replies read in a row before the loop goes round */
 #define BATCH_PROGRESS_MS         250
-#define BATCH_START_MS            30000 /* at most this long (or --timeout) to find the brokers */
+#define BATCH_CANCEL_WAIT_MS      5000 /* at most this long for the cancels' acks at Ctrl-C */
+#define BATCH_CANCEL_REASON       "llmq batch was interrupted"
 
 enum {
     OPT_RETRY_FAILED = CLI_OPT_FIRST_LOCAL,
@@ -55,6 +58,14 @@ static void usage(FILE *out)
         "  {\"line\",\"id\",\"status\":\"invalid\",\"code\",\"message\"}\n"
         "Progress goes to stderr (a live line when it is a terminal).\n"
         "\n"
+        "SIGINT (Ctrl-C) or SIGTERM stops it at once: each job sent and not finished is\n"
+        "cancelled (a cancel on the control topic; its result line says\n"
+        "  {\"line\",\"id\",\"status\":\"cancelled\",\"message\"}),\n"
+        "the cancels' acks are awaited (at most 5 s), and lines not sent yet have no\n"
+        "result. --retry-failed with the results resumes: it sends the cancelled jobs\n"
+        "again under new ids (a cancelled id never runs again; a line that gives its\n"
+        "own id must be given a new one) and the lines without a result.\n"
+        "\n"
         "  -c, --concurrency N   at most N jobs outstanding (default 64, at most 10000)\n"
         "  -o, --output FILE     the results (default standard output)\n"
         "      --timeout S       a job without a terminal reply S seconds after it was\n"
@@ -66,13 +77,16 @@ static void usage(FILE *out)
         "                        retryable or expired, plus the lines PREVIOUS has no\n"
         "                        result for (an interrupted batch). The other results\n"
         "                        are copied to the output first, so it is complete.\n"
+        "Steering, for every line that does not give the field itself:\n"
+        "%s"
         "  -h, --help            this text\n"
         "\n"
         "%s"
         "\n"
-        "Exit: 0 every job done, 1 some job not done, 2 usage, 4 Kafka failure,\n"
-        "130 interrupted (finished results are written; --retry-failed resumes).\n",
-        cli_global_help);
+        "Exit: 0 every job done, 1 some job not done, 2 usage, 4 Kafka failure (no\n"
+        "broker within --connect-timeout), 130 SIGINT, 143 SIGTERM (finished results\n"
+        "are written, the rest cancelled; --retry-failed resumes).\n",
+        cli_steer_help, cli_global_help);
 }
 
 struct slot {
@@ -93,6 +107,7 @@ struct batch {
     long concurrency;
     double timeout_s;
     const char *input_path, *output_path, *retry_path;
+    struct cli_steer steer;
 
     FILE *in;
     char *text; /* the current input line */
@@ -110,7 +125,7 @@ struct batch {
     struct cli_producer *producer;
     struct cli_follower *follower;
 
-    size_t n_done, n_error, n_timeout, n_invalid, n_carried;
+    size_t n_done, n_error, n_timeout, n_invalid, n_cancelled, n_carried;
     long long tokens;
     int64_t start_ms, progress_ms;
     bool tty;
@@ -120,6 +135,9 @@ static int option(void *ctx, int opt, const char *arg)
 {
     struct batch *b = ctx;
     int64_t n;
+    int steered = cli_steer_option(&b->steer, "batch", opt, arg);
+    if (steered != 1)
+        return steered;
     switch (opt) {
     case 'c':
         if (!cli_parse_int(arg, &n) || n < 1 || n > BATCH_MAX_CONCURRENCY) {
@@ -152,6 +170,7 @@ static int parse(struct batch *b, int argc, char **argv)
 {
     static const struct option options[] = {
         CLI_GLOBAL_OPTIONS,
+        CLI_STEER_OPTIONS,
         {"concurrency", required_argument, NULL, 'c'},
         {"output", required_argument, NULL, 'o'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -209,6 +228,8 @@ static void record(struct batch *b, json_t *result)
         b->n_timeout++;
     else if (strcmp(status, "invalid") == 0)
         b->n_invalid++;
+    else if (strcmp(status, "cancelled") == 0)
+        b->n_cancelled++;
     else
         b->n_error++;
     if (json_dumpf(result, b->out, JSON_COMPACT) != 0 || fputc('\n', b->out) == EOF ||
@@ -302,7 +323,8 @@ static void send_job(struct batch *b, const struct cli_job *job)
     s->sent_ms = clock_mono_ms();
     b->n_pending++;
     const char *err = cli_producer_send(
-        b->producer, b->g->jobs_topic, job->id, job->wire.data, job->wire.size,
+        b->producer, cli_steer_topic(&b->steer, b->g), job->id, job->wire.data, job->wire.size,
+        NULL,
         (void *)(uintptr_t)s->serial); // NOLINT(performance-no-int-to-ptr): a tag, not a pointer
     if (err) {
         record(b, cli_result_undelivered(s->line, s->id, err));
@@ -310,14 +332,36 @@ static void send_job(struct batch *b, const struct cli_job *job)
     }
 }
 
-/* The id to give the current line's job when it has none. */
+/* The id to give the current line's job when it has none: its id in
+ * PREVIOUS, unless that one was cancelled. */
 static const char *default_id(struct batch *b, const struct cli_previous *prev, char *buf,
                               size_t len)
 {
-    if (prev && prev->id)
+    if (prev && prev->id && !prev->cancelled)
         return prev->id;
     snprintf(buf, len, "batch-%ld-%s", b->line_no, b->tag);
     return buf;
+}
+
+/* Whether a line of a retry may be sent under the id it gives: the id of
+ * its previous result, unless that job was cancelled (then only another). */
+static bool id_reusable(const struct batch *b, const char *given, const struct cli_previous *prev,
+                        struct job_verdict *why)
+{
+    bool same = strcmp(given, prev->id) == 0;
+    if (prev->cancelled && same)
+        snprintf(why->message, sizeof(why->message),
+                 "id: %.100s was cancelled, and workers remember cancelled ids (a day by "
+                 "default): give the line a new id to run it again",
+                 given);
+    else if (!prev->cancelled && !same)
+        snprintf(why->message, sizeof(why->message),
+                 "id: %.100s here but %.100s in %s: is this the same input?", given, prev->id,
+                 b->retry_path);
+    else
+        return true;
+    why->code = LLMQ_INVALID_ID;
+    return false;
 }
 
 /* Check and send the job of the current line (or report it invalid). */
@@ -334,16 +378,19 @@ static void handle_line(struct batch *b, size_t len, const struct cli_previous *
         return;
     }
     const char *given = json_string_value(json_object_get(obj, "id"));
-    if (given && prev && prev->id && strcmp(given, prev->id) != 0) {
-        why.code = LLMQ_INVALID_ID;
-        snprintf(why.message, sizeof(why.message),
-                 "id: %.100s here but %.100s in %s: is this the same input?", given, prev->id,
-                 b->retry_path);
+    if (given && prev && prev->id && !id_reusable(b, given, prev, &why)) {
         report_invalid(b, given, &why);
         json_decref(obj);
         return;
     }
     char id_buf[64];
+    if (cli_steer_apply(&b->steer, obj) != 0) {
+        why.code = LLMQ_INTERNAL;
+        snprintf(why.message, sizeof(why.message), "out of memory");
+        report_invalid(b, given, &why);
+        json_decref(obj);
+        return;
+    }
     struct cli_job job;
     if (cli_job_build(obj, default_id(b, prev, id_buf, sizeof(id_buf)), b->g->reply_topic, &job,
                       &why) != LLMQ_OK) {
@@ -476,17 +523,41 @@ static int open_kafka(struct batch *b)
         return CLI_EXIT_FAILED;
     }
     /* Follow first: the end offsets are taken before any job exists. */
-    int timeout_ms = (int)(b->timeout_s * 1000);
-    b->follower = cli_follower_new(b->g, b->g->reply_topic, false,
-                                   timeout_ms < BATCH_START_MS ? timeout_ms : BATCH_START_MS, err,
-                                   sizeof(err));
+    b->follower = cli_follower_new(b->g, b->g->reply_topic, false, err, sizeof(err));
     if (b->follower)
-        b->producer = cli_producer_new(b->g, timeout_ms, on_delivery, b, err, sizeof(err));
-    if (!b->producer) {
-        fprintf(stderr, "llmq batch: %s\n", err);
-        return CLI_EXIT_KAFKA;
+        b->producer =
+            cli_producer_new(b->g, (int)(b->timeout_s * 1000), on_delivery, b, err, sizeof(err));
+    return b->producer ? -1 : cli_kafka_failed(b->g, "batch", err);
+}
+
+/* SIGINT / SIGTERM: cancel each job sent and not finished (its result:
+ * cancelled), wait a little for the acks, and give the signal's exit code. */
+static int interrupt(struct batch *b)
+{
+    char err[256];
+    size_t cancelled = b->n_cancelled;
+    for (long i = 0; i < b->concurrency; i++) {
+        struct slot *s = &b->slots[i];
+        if (!s->id)
+            continue;
+        if (cli_cancel_send(b->producer, b->g->control_topic, s->id, NULL, BATCH_CANCEL_REASON,
+                            NULL, err, sizeof(err)) == 0)
+            record(b, cli_result_cancelled(s->line, s->id,
+                                           BATCH_CANCEL_REASON ": the job was cancelled"));
+        else
+            fprintf(stderr, "llmq batch: the cancel of %s could not be sent: %s\n", s->id, err);
+        slot_release(b, s);
     }
-    return -1;
+    int wait_ms = cli_connect_timeout_ms(b->g);
+    int64_t until =
+        clock_mono_ms() + (wait_ms < BATCH_CANCEL_WAIT_MS ? wait_ms : BATCH_CANCEL_WAIT_MS);
+    while (cli_producer_pending(b->producer) > 0 && clock_mono_ms() < until)
+        cli_producer_poll(b->producer, BATCH_POLL_MS);
+    progress(b, true);
+    fprintf(stderr, "llmq batch: interrupted: %zu job(s) cancelled on %s%s\n",
+            b->n_cancelled - cancelled, b->g->control_topic,
+            cli_producer_pending(b->producer) > 0 ? " (not all acknowledged by Kafka)" : "");
+    return cli_stop_exit(b->g);
 }
 
 static int run(struct batch *b)
@@ -500,7 +571,7 @@ static int run(struct batch *b)
     }
     while (!b->eof || b->n_pending > 0) {
         if (cli_stop_requested(b->g))
-            return CLI_EXIT_INTERRUPTED;
+            return interrupt(b);
         while (!b->eof && b->n_pending < b->concurrency)
             read_next(b);
         cli_producer_poll(b->producer, 0);
@@ -522,9 +593,11 @@ static int run(struct batch *b)
 static void summary(const struct batch *b)
 {
     double elapsed_s = (double)(clock_mono_ms() - b->start_ms) / 1000.0;
-    size_t total = b->n_done + b->n_error + b->n_timeout + b->n_invalid;
+    size_t total = b->n_done + b->n_error + b->n_timeout + b->n_invalid + b->n_cancelled;
     fprintf(stderr, "llmq batch: %zu job(s): %zu done, %zu error, %zu timeout, %zu invalid", total,
             b->n_done, b->n_error, b->n_timeout, b->n_invalid);
+    if (b->n_cancelled)
+        fprintf(stderr, ", %zu cancelled", b->n_cancelled);
     if (b->n_carried)
         fprintf(stderr, " (%zu carried over from %s)", b->n_carried, b->retry_path);
     if (b->n_pending)
@@ -543,6 +616,7 @@ static void batch_free(struct batch *b)
     tdestroy(b->ids, seen_free);
     cli_previous_free(&b->previous);
     free(b->text);
+    cli_steer_free(&b->steer);
     if (b->in && b->in != stdin)
         fclose(b->in);
     if (b->out && b->out != stdout)

@@ -3,6 +3,7 @@
 #include "cli_common.h"
 
 #include "buf.h"
+#include "kafka_names.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,6 +24,10 @@ const char cli_global_help[] =
     "      --jobs-topic T     where jobs go (default llmq.jobs)\n"
     "      --reply-topic T    where replies are read (default llmq.replies); jobs\n"
     "                         ask for their replies there (reply_to)\n"
+    "      --control-topic T  where cancels go (default llmq.control)\n"
+    "      --connect-timeout S\n"
+    "                         give up (exit 4) when no broker answers within S\n"
+    "                         seconds (default 10)\n"
     "  -v, --verbose          show librdkafka's own log lines\n";
 
 void cli_global_init(struct cli_global *g)
@@ -32,6 +37,8 @@ void cli_global_init(struct cli_global *g)
     g->brokers = env && env[0] ? env : CLI_DEFAULT_BROKERS;
     g->jobs_topic = "llmq.jobs";
     g->reply_topic = "llmq.replies";
+    g->control_topic = "llmq.control";
+    g->connect_timeout_s = CLI_DEFAULT_CONNECT_TIMEOUT_S;
     sigemptyset(&g->stop_signals);
     sigaddset(&g->stop_signals, SIGINT);
     sigaddset(&g->stop_signals, SIGTERM);
@@ -60,6 +67,20 @@ int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void 
     return -1;
 }
 
+/* Set *topic to arg when it is a topic name. */
+static int topic_option(const char **topic, const char *flag, const char *arg)
+{
+    if (!kafka_topic_valid(arg, strlen(arg))) {
+        fprintf(stderr,
+                "llmq: %s %s: not a Kafka topic name (1..%d of a-z A-Z 0-9 . _ -, "
+                "not . or ..)\n",
+                flag, arg, KAFKA_TOPIC_MAX);
+        return -1;
+    }
+    *topic = arg;
+    return 0;
+}
+
 int cli_global_option(struct cli_global *g, int opt, const char *arg)
 {
     switch (opt) {
@@ -78,10 +99,16 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
         g->props[g->n_props++] = arg;
         return 0;
     case CLI_OPT_JOBS_TOPIC:
-        g->jobs_topic = arg;
-        return 0;
+        return topic_option(&g->jobs_topic, "--jobs-topic", arg);
     case CLI_OPT_REPLY_TOPIC:
-        g->reply_topic = arg;
+        return topic_option(&g->reply_topic, "--reply-topic", arg);
+    case CLI_OPT_CONTROL_TOPIC:
+        return topic_option(&g->control_topic, "--control-topic", arg);
+    case CLI_OPT_CONNECT_TIMEOUT:
+        if (!cli_parse_seconds(arg, &g->connect_timeout_s) || g->connect_timeout_s > 3600) {
+            fprintf(stderr, "llmq: --connect-timeout %s: must be seconds, > 0 and <= 3600\n", arg);
+            return -1;
+        }
         return 0;
     case 'v':
         g->verbose = true;
@@ -91,10 +118,31 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
     }
 }
 
-bool cli_stop_requested(const struct cli_global *g)
+bool cli_stop_requested(struct cli_global *g)
 {
     struct timespec zero = {0, 0};
-    return sigtimedwait(&g->stop_signals, NULL, &zero) > 0;
+    int sig = sigtimedwait(&g->stop_signals, NULL, &zero);
+    if (sig > 0 && g->stopped_by == 0)
+        g->stopped_by = sig;
+    return g->stopped_by != 0;
+}
+
+int cli_stop_exit(const struct cli_global *g)
+{
+    return g->stopped_by == SIGTERM ? CLI_EXIT_TERMINATED : CLI_EXIT_INTERRUPTED;
+}
+
+int cli_kafka_failed(const struct cli_global *g, const char *command, const char *err)
+{
+    if (g->stopped_by)
+        return cli_stop_exit(g);
+    fprintf(stderr, "llmq %s: %s\n", command, err);
+    return CLI_EXIT_KAFKA;
+}
+
+int cli_connect_timeout_ms(const struct cli_global *g)
+{
+    return (int)(g->connect_timeout_s * 1000);
 }
 
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_len)

@@ -21,8 +21,12 @@ enum cli_exit {
     CLI_EXIT_USAGE = 2,  /* bad flags or a job that fails validation */
     CLI_EXIT_TIMEOUT = 3,
     CLI_EXIT_KAFKA = 4,
-    CLI_EXIT_INTERRUPTED = 130, /* SIGINT / SIGTERM during submit or batch */
+    CLI_EXIT_INTERRUPTED = 130, /* stopped by SIGINT (128 + 2) */
+    CLI_EXIT_TERMINATED = 143,  /* stopped by SIGTERM (128 + 15) */
 };
+
+/* How long a command waits for a broker to answer (--connect-timeout). */
+#define CLI_DEFAULT_CONNECT_TIMEOUT_S 10.0
 
 #define CLI_MAX_PROPS 64
 
@@ -32,18 +36,33 @@ struct cli_global {
     size_t n_props;
     const char *jobs_topic;
     const char *reply_topic;
-    bool verbose;          /* let librdkafka's own log lines through */
-    sigset_t stop_signals; /* SIGINT and SIGTERM, blocked: read with cli_stop_requested() */
+    const char *control_topic;
+    double connect_timeout_s; /* how long to wait for a broker to answer */
+    bool verbose;             /* let librdkafka's own log lines through */
+    sigset_t stop_signals;    /* SIGINT and SIGTERM, blocked: read with cli_stop_requested() */
+    int stopped_by;           /* the stop signal received (0: none yet); it stays */
 };
 
 /* Long-only option values; the global short options are -b, -X and -v. */
-enum { CLI_OPT_JOBS_TOPIC = 0x1000, CLI_OPT_REPLY_TOPIC, CLI_OPT_FIRST_LOCAL };
+enum {
+    CLI_OPT_JOBS_TOPIC = 0x1000,
+    CLI_OPT_REPLY_TOPIC,
+    CLI_OPT_CONTROL_TOPIC,
+    CLI_OPT_CONNECT_TIMEOUT,
+    CLI_OPT_LANE, /* the steering flags (cli_steer.h) */
+    CLI_OPT_LOGPROBS,
+    CLI_OPT_LORA,
+    CLI_OPT_CHUNK_MS,
+    CLI_OPT_FIRST_LOCAL
+};
 
 #define CLI_GLOBAL_SHORT "b:X:v"
 #define CLI_GLOBAL_OPTIONS                                                                         \
     {"brokers", required_argument, NULL, 'b'},                                                     \
         {"jobs-topic", required_argument, NULL, CLI_OPT_JOBS_TOPIC},                               \
         {"reply-topic", required_argument, NULL, CLI_OPT_REPLY_TOPIC},                             \
+        {"control-topic", required_argument, NULL, CLI_OPT_CONTROL_TOPIC},                         \
+        {"connect-timeout", required_argument, NULL, CLI_OPT_CONNECT_TIMEOUT},                     \
     {                                                                                              \
         "verbose", no_argument, NULL, 'v'                                                          \
     }
@@ -51,13 +70,15 @@ enum { CLI_OPT_JOBS_TOPIC = 0x1000, CLI_OPT_REPLY_TOPIC, CLI_OPT_FIRST_LOCAL };
 /* The global options' help lines, for each subcommand's --help. */
 extern const char cli_global_help[];
 
-/* Defaults: $LLMQ_BROKERS or 127.0.0.1:19092, llmq.jobs, llmq.replies.
+/* Defaults: $LLMQ_BROKERS or 127.0.0.1:19092, llmq.jobs, llmq.replies,
+ * llmq.control, a connect timeout of CLI_DEFAULT_CONNECT_TIMEOUT_S.
  * Blocks SIGINT and SIGTERM (before any Kafka thread starts, so that every
  * thread inherits the mask). */
 void cli_global_init(struct cli_global *g);
 
 /* Apply one option of CLI_GLOBAL_OPTIONS (or -X). Returns 0, 1 when `opt`
- * is not a global option, -1 when its argument is bad (said on stderr). */
+ * is not a global option, -1 when its argument is bad (said on stderr):
+ * topic names must be Kafka topic names, the connect timeout seconds. */
 int cli_global_option(struct cli_global *g, int opt, const char *arg);
 
 /* One subcommand's command line: its name, its getopt tables (with
@@ -78,8 +99,21 @@ struct cli_command {
 int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void *ctx, int argc,
                       char **argv);
 
-/* Whether SIGINT or SIGTERM arrived since the last call (never blocks). */
-bool cli_stop_requested(const struct cli_global *g);
+/* Whether SIGINT or SIGTERM has arrived (never blocks). The first one is
+ * kept in g->stopped_by, so later calls keep answering true. */
+bool cli_stop_requested(struct cli_global *g);
+
+/* The exit code for a command stopped by g->stopped_by: CLI_EXIT_INTERRUPTED
+ * for SIGINT, CLI_EXIT_TERMINATED for SIGTERM. */
+int cli_stop_exit(const struct cli_global *g);
+
+/* The exit code when a Kafka client could not be made: the stop signal's
+ * when one came (nothing said), else CLI_EXIT_KAFKA with "llmq COMMAND:
+ * ERR" on stderr. */
+int cli_kafka_failed(const struct cli_global *g, const char *command, const char *err);
+
+/* The connect timeout in milliseconds. */
+int cli_connect_timeout_ms(const struct cli_global *g);
 
 /* The whole content of a file ("-": standard input), NUL-terminated; NULL
  * with a message in err. The caller frees it. */

@@ -12,10 +12,13 @@
 #include "clock.h"
 #include "random_id.h"
 
+#define WAIT_SLICE_MS 100 /* the longest a blocking librdkafka call runs at once */
+
 /* What librdkafka's callbacks write to: the first member of both clients,
  * so the opaque pointer of either client is also a struct client_state. */
 struct client_state {
     bool verbose;
+    bool consumer; /* its events are served by rd_kafka_consumer_poll() */
     char last_error[512];
 };
 
@@ -43,7 +46,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct client_state *st = opaque;
     (void)rk;
-    snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
+    /* "n/n brokers are down" follows the reason why: keep that one. */
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !st->last_error[0])
+        snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
     if (st->verbose)
         fprintf(stderr, "llmq: kafka: %s (%s)\n", reason, rd_kafka_err2name(err));
 }
@@ -92,6 +97,56 @@ int cli_kafka_check_props(const struct cli_global *g, char *err, size_t err_len)
     return 0;
 }
 
+static int remaining_ms(int64_t deadline)
+{
+    int64_t left = deadline - clock_mono_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* The next slice of a wait that ends at `deadline`, or 0 when the wait is
+ * over: the deadline passed or a stop signal came. Blocking calls are made
+ * in slices so that SIGINT / SIGTERM are seen at once. */
+static int next_slice(struct cli_global *g, int64_t deadline)
+{
+    int left = remaining_ms(deadline);
+    if (left == 0 || cli_stop_requested(g))
+        return 0;
+    return left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
+}
+
+/* Run the error callback for the client's pending error events (the
+ * reason a broker cannot be reached), without waiting. */
+static void serve_errors(rd_kafka_t *rk, const struct client_state *st)
+{
+    if (!st->consumer) {
+        rd_kafka_poll(rk, 0);
+        return;
+    }
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 0);
+    if (msg) /* nothing is assigned yet: an error event */
+        rd_kafka_message_destroy(msg);
+}
+
+/* The brokers' metadata (of `rkt`, or of no topic when NULL) into *md,
+ * waiting at most until `deadline`. On failure, "no broker answered" (or
+ * nothing when a stop signal came) is said in err. */
+static rd_kafka_resp_err_t await_metadata(struct cli_global *g, rd_kafka_t *rk,
+                                          const struct client_state *st, rd_kafka_topic_t *rkt,
+                                          int64_t deadline, const struct rd_kafka_metadata **md,
+                                          char *err, size_t err_len)
+{
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (int slice; rc != RD_KAFKA_RESP_ERR_NO_ERROR && (slice = next_slice(g, deadline)) > 0;) {
+        rc = rd_kafka_metadata(rk, 0, rkt, md, slice);
+        serve_errors(rk, st);
+    }
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && !g->stopped_by)
+        snprintf(err, err_len, "no Kafka broker answered at %s within %g s (--connect-timeout): %s",
+                 g->brokers, g->connect_timeout_s,
+                 st->last_error[0] ? st->last_error : rd_kafka_err2str(rc));
+    return rc;
+}
+
 /* rd_kafka_new() owns conf on success only. */
 static rd_kafka_t *make_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
                                size_t err_len)
@@ -114,7 +169,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     p->on_delivery(p->ctx, msg->_private, msg->err ? rd_kafka_err2str(msg->err) : NULL);
 }
 
-struct cli_producer *cli_producer_new(const struct cli_global *g, int message_timeout_ms,
+struct cli_producer *cli_producer_new(struct cli_global *g, int message_timeout_ms,
                                       cli_delivery_fn delivery_fn, void *ctx, char *err,
                                       size_t err_len)
 {
@@ -135,20 +190,34 @@ struct cli_producer *cli_producer_new(const struct cli_global *g, int message_ti
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         p->rk = make_client(RD_KAFKA_PRODUCER, conf, err, err_len);
     }
-    if (!p->rk) {
-        free(p);
-        return NULL;
+    /* Some broker must answer (a metadata request for no topic) before
+     * anything is sent, within the connect timeout. */
+    const struct rd_kafka_metadata *md = NULL;
+    int64_t deadline = clock_mono_ms() + cli_connect_timeout_ms(g);
+    if (p->rk && await_metadata(g, p->rk, &p->st, NULL, deadline, &md, err, err_len) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        return p;
     }
-    return p;
+    cli_producer_free(p);
+    return NULL;
 }
 
 const char *cli_producer_send(struct cli_producer *p, const char *topic, const char *key,
-                              const void *payload, size_t len, void *msg_opaque)
+                              const void *payload, size_t len, const char *const *headers,
+                              void *msg_opaque)
 {
+    rd_kafka_headers_t *hdrs = NULL;
+    for (size_t i = 0; headers && headers[i]; i += 2) {
+        hdrs = hdrs ? hdrs : rd_kafka_headers_new(4);
+        rd_kafka_header_add(hdrs, headers[i], -1, headers[i + 1], -1);
+    }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
         RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+    if (err && hdrs) /* on success the message owns them */
+        rd_kafka_headers_destroy(hdrs);
     return err ? rd_kafka_err2str(err) : NULL;
 }
 
@@ -171,35 +240,43 @@ void cli_producer_free(struct cli_producer *p)
 {
     if (!p)
         return;
-    /* Whatever was not acknowledged by now is given up, without waiting. */
-    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(p->rk);
+    if (p->rk) {
+        /* Whatever was not acknowledged by now is given up, without waiting. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy(p->rk);
+    }
     free(p);
 }
 
 /* ---- follower ----------------------------------------------------------- */
 
-static int remaining_ms(int64_t deadline)
+/* The end offset of one partition into *high, waiting at most until deadline. */
+static rd_kafka_resp_err_t await_end_offset(struct cli_global *g, struct cli_follower *f,
+                                            const char *topic, int32_t partition, int64_t deadline,
+                                            int64_t *high)
 {
-    int64_t left = deadline - clock_mono_ms();
-    return left > 0 ? (int)left : 0;
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    int64_t low;
+    for (int slice; rc == RD_KAFKA_RESP_ERR__TIMED_OUT && (slice = next_slice(g, deadline)) > 0;)
+        rc = rd_kafka_query_watermark_offsets(f->rk, topic, partition, &low, high, slice);
+    return rc;
 }
 
 /* The partitions of `topic` with the offsets to start from. */
-static rd_kafka_topic_partition_list_t *start_offsets(struct cli_follower *f, const char *topic,
-                                                      bool from_beginning, int64_t deadline,
-                                                      char *err, size_t err_len)
+static rd_kafka_topic_partition_list_t *start_offsets(struct cli_global *g, struct cli_follower *f,
+                                                      const char *topic, bool from_beginning,
+                                                      int64_t deadline, char *err, size_t err_len)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, topic, NULL);
     rd_kafka_resp_err_t rc =
-        rkt ? rd_kafka_metadata(f->rk, 0, rkt, &md, remaining_ms(deadline)) : rd_kafka_last_error();
+        rkt ? await_metadata(g, f->rk, &f->st, rkt, deadline, &md, err, err_len)
+            : rd_kafka_last_error();
     if (rkt)
         rd_kafka_topic_destroy(rkt);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, err_len, "cannot read the metadata of %s: %s%s%s", topic,
-                 rd_kafka_err2str(rc), f->st.last_error[0] ? "; last error: " : "",
-                 f->st.last_error);
+        if (!rkt)
+            snprintf(err, err_len, "topic %s: %s", topic, rd_kafka_err2str(rc));
         return NULL;
     }
     if (!md) {
@@ -217,10 +294,9 @@ static rd_kafka_topic_partition_list_t *start_offsets(struct cli_follower *f, co
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
     for (int i = 0; i < t->partition_cnt && parts; i++) {
         int32_t id = t->partitions[i].id;
-        int64_t low, high = RD_KAFKA_OFFSET_BEGINNING;
+        int64_t high = RD_KAFKA_OFFSET_BEGINNING;
         if (!from_beginning)
-            rc = rd_kafka_query_watermark_offsets(f->rk, topic, id, &low, &high,
-                                                  remaining_ms(deadline));
+            rc = await_end_offset(g, f, topic, id, deadline, &high);
         if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(err, err_len, "cannot read the end offset of %s [%d]: %s", topic, (int)id,
                      rd_kafka_err2str(rc));
@@ -234,11 +310,10 @@ static rd_kafka_topic_partition_list_t *start_offsets(struct cli_follower *f, co
     return parts;
 }
 
-struct cli_follower *cli_follower_new(const struct cli_global *g, const char *topic,
-                                      bool from_beginning, int timeout_ms, char *err,
-                                      size_t err_len)
+struct cli_follower *cli_follower_new(struct cli_global *g, const char *topic, bool from_beginning,
+                                      char *err, size_t err_len)
 {
-    int64_t deadline = clock_mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + cli_connect_timeout_ms(g);
     char group[64] = "llmq-cli-";
     if (random_hex(group + strlen(group), 8) != 0) {
         snprintf(err, err_len, "no random numbers for the consumer's group id");
@@ -262,6 +337,7 @@ struct cli_follower *cli_follower_new(const struct cli_global *g, const char *to
         return NULL;
     }
     f->st.verbose = g->verbose;
+    f->st.consumer = true;
     rd_kafka_conf_t *conf = make_conf(g, defaults, err, err_len);
     if (conf) {
         rd_kafka_conf_set_opaque(conf, f);
@@ -274,7 +350,7 @@ struct cli_follower *cli_follower_new(const struct cli_global *g, const char *to
     rd_kafka_poll_set_consumer(f->rk);
 
     rd_kafka_topic_partition_list_t *parts =
-        start_offsets(f, topic, from_beginning, deadline, err, err_len);
+        start_offsets(g, f, topic, from_beginning, deadline, err, err_len);
     rd_kafka_resp_err_t rc = parts ? rd_kafka_assign(f->rk, parts) : RD_KAFKA_RESP_ERR__FAIL;
     if (parts && rc != RD_KAFKA_RESP_ERR_NO_ERROR)
         snprintf(err, err_len, "cannot assign %s: %s", topic, rd_kafka_err2str(rc));

@@ -32,15 +32,21 @@ typedef void (*cli_delivery_fn)(void *ctx, void *msg_opaque, const char *error);
 
 struct cli_producer;
 
-/* `message_timeout_ms` bounds how long a message may wait for its ack. */
-struct cli_producer *cli_producer_new(const struct cli_global *g, int message_timeout_ms,
+/* A producer, returned once some broker answered (within the connect
+ * timeout, g->connect_timeout_s). `message_timeout_ms` bounds how long a
+ * message may wait for its ack. NULL with a message in err when no broker
+ * answered, or with err untouched when a stop signal came first
+ * (g->stopped_by is set then). */
+struct cli_producer *cli_producer_new(struct cli_global *g, int message_timeout_ms,
                                       cli_delivery_fn on_delivery, void *ctx, char *err,
                                       size_t err_len);
 
-/* Queue one message (a copy is taken). Returns NULL, or librdkafka's text
- * for why it could not be queued. */
+/* Queue one message (a copy is taken), with the given headers (name,
+ * value pairs of text, NULL-terminated; NULL for none). Returns NULL, or
+ * librdkafka's text for why it could not be queued. */
 const char *cli_producer_send(struct cli_producer *p, const char *topic, const char *key,
-                              const void *payload, size_t len, void *msg_opaque);
+                              const void *payload, size_t len, const char *const *headers,
+                              void *msg_opaque);
 
 /* Serve acks for up to timeout_ms (0: only those already in). */
 void cli_producer_poll(struct cli_producer *p, int timeout_ms);
@@ -64,11 +70,11 @@ struct cli_message {
 };
 
 /* Read `topic` from its end (from_beginning: from its oldest message).
- * Gives up after timeout_ms when the brokers or the topic cannot be
- * found; NULL then, with a message in err. */
-struct cli_follower *cli_follower_new(const struct cli_global *g, const char *topic,
-                                      bool from_beginning, int timeout_ms, char *err,
-                                      size_t err_len);
+ * Gives up after the connect timeout (g->connect_timeout_s) when the
+ * brokers or the topic cannot be found: NULL then, with a message in err;
+ * or at once when a stop signal comes (NULL, g->stopped_by set). */
+struct cli_follower *cli_follower_new(struct cli_global *g, const char *topic, bool from_beginning,
+                                      char *err, size_t err_len);
 
 /* The next message into *out, waiting up to timeout_ms; false when none
  * came. Error events are not returned (the client retries;

@@ -46,16 +46,27 @@ json_t *cli_result_reply(long line, const struct reply_msg *r)
     return result;
 }
 
-json_t *cli_result_timeout(long line, const char *id, double timeout_s)
+/* {"line", "id", "status", "message"}. */
+static json_t *result_message(long line, const char *id, const char *status, const char *message)
 {
-    char message[128];
-    snprintf(message, sizeof(message), "no terminal reply within %g s", timeout_s);
-    json_t *result = result_head(line, id, "timeout");
+    json_t *result = result_head(line, id, status);
     if (result && json_object_set_new(result, "message", json_string(message)) != 0) {
         json_decref(result);
         return NULL;
     }
     return result;
+}
+
+json_t *cli_result_timeout(long line, const char *id, double timeout_s)
+{
+    char message[128];
+    snprintf(message, sizeof(message), "no terminal reply within %g s", timeout_s);
+    return result_message(line, id, "timeout", message);
+}
+
+json_t *cli_result_cancelled(long line, const char *id, const char *why)
+{
+    return result_message(line, id, "cancelled", why);
 }
 
 json_t *cli_result_invalid(long line, const char *id, const struct job_verdict *why)
@@ -90,7 +101,8 @@ bool cli_result_retryable(const json_t *result)
     const char *code = json_string_value(json_object_get(result, "code"));
     if (!status)
         return false;
-    if (strcmp(status, "timeout") == 0 || strcmp(status, "invalid") == 0)
+    if (strcmp(status, "timeout") == 0 || strcmp(status, "invalid") == 0 ||
+        strcmp(status, "cancelled") == 0)
         return true;
     return strcmp(status, "error") == 0 && (json_is_true(json_object_get(result, "retryable")) ||
                                             (code && strcmp(code, "expired") == 0));
@@ -120,6 +132,7 @@ static const char *add_previous(struct cli_previous_set *set, size_t *cap, json_
     if (json_is_string(id) && !p->id)
         return "out of memory";
     p->retry = cli_result_retryable(result);
+    p->cancelled = strcmp(json_string_value(json_object_get(result, "status")), "cancelled") == 0;
     p->result = json_incref(result);
     set->n++;
     return NULL;

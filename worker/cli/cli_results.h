@@ -6,9 +6,12 @@
  *   {"line", "id", "status": "error", "code", "message", "retryable", "run", "worker", "meta"?}
  *   {"line", "id", "status": "timeout", "message"}
  *   {"line", "id" (null when unreadable), "status": "invalid", "code", "message"}
+ *   {"line", "id", "status": "cancelled", "message"}  (sent, then cancelled by an
+ *                                                      interrupted batch)
  * A job the broker never acknowledged is an error with code "undelivered",
  * retryable. A result is worth retrying when its status is timeout or
- * invalid (the line is checked again, so a fixed line is sent), or error
+ * invalid (the line is checked again, so a fixed line is sent), cancelled
+ * (sent again under a new id: workers remember cancelled ids), or error
  * with retryable true or code expired. */
 #ifndef LLMQ_CLI_RESULTS_H
 #define LLMQ_CLI_RESULTS_H
@@ -25,14 +28,16 @@ json_t *cli_result_reply(long line, const struct reply_msg *terminal); /* done o
 json_t *cli_result_timeout(long line, const char *id, double timeout_s);
 json_t *cli_result_invalid(long line, const char *id, const struct job_verdict *why);
 json_t *cli_result_undelivered(long line, const char *id, const char *why);
+json_t *cli_result_cancelled(long line, const char *id, const char *why);
 
 bool cli_result_retryable(const json_t *result);
 
 /* The results of an earlier batch, by input line. */
 struct cli_previous {
     long line;
-    char *id;   /* NULL when the result has none */
-    bool retry; /* cli_result_retryable() */
+    char *id;       /* NULL when the result has none */
+    bool retry;     /* cli_result_retryable() */
+    bool cancelled; /* its status is cancelled: its id must not be sent again */
     json_t *result;
 };
 

@@ -12,6 +12,7 @@
 
 #include "cli_job.h"
 #include "cli_kafka.h"
+#include "cli_steer.h"
 #include "cli_stream.h"
 #include "reply_decode.h"
 
@@ -61,6 +62,7 @@ static void usage(FILE *out)
             "      --meta KEY=VALUE    a meta entry (a string), echoed back; repeatable\n"
             "      --deadline-ms MS    expire at this Unix time in ms\n"
             "      --ttl-ms MS         expire MS milliseconds from now\n"
+            "%s"
             "Waiting:\n"
             "      --timeout S         give up after S seconds (default 300)\n"
             "  -h, --help              this text\n"
@@ -68,13 +70,16 @@ static void usage(FILE *out)
             "%s"
             "\n"
             "Exit: 0 done, 1 error reply (code and message on stderr), 2 usage or invalid\n"
-            "job, 3 no terminal reply within the timeout, 4 Kafka failure, 130 interrupted.\n",
-            cli_global_help);
+            "job, 3 no terminal reply within the timeout, 4 Kafka failure (no broker\n"
+            "within --connect-timeout, or the job not acknowledged), 130 SIGINT, 143\n"
+            "SIGTERM (at once; the job is not cancelled: 'llmq cancel ID' does that).\n",
+            cli_steer_help, cli_global_help);
 }
 
 struct submit {
     json_t *job;      /* the fields given by flags */
     json_t *messages; /* --chat: the system message, if any; the user's comes last */
+    struct cli_steer steer;
     bool chat;
     double timeout_s;
 };
@@ -174,6 +179,9 @@ static int option(void *ctx, int opt, const char *arg)
 {
     struct submit *s = ctx;
     double x;
+    int steered = cli_steer_option(&s->steer, "submit", opt, arg);
+    if (steered != 1)
+        return steered;
     switch (opt) {
     case OPT_CHAT:
         s->chat = true;
@@ -251,6 +259,7 @@ static int parse(struct cli_global *g, struct submit *s, int argc, char **argv)
 {
     static const struct option options[] = {
         CLI_GLOBAL_OPTIONS,
+        CLI_STEER_OPTIONS,
         {"chat", no_argument, NULL, OPT_CHAT},
         {"system", required_argument, NULL, OPT_SYSTEM},
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
@@ -304,19 +313,18 @@ static int remaining_ms(int64_t deadline)
 }
 
 /* Produce the job and wait for the broker's ack. Returns -1 when acked, or the exit code. */
-static int produce(struct cli_global *g, const struct cli_job *job, int64_t deadline)
+static int produce(struct cli_global *g, const char *topic, const struct cli_job *job,
+                   int64_t deadline)
 {
     struct ack ack = {false, NULL};
     char err[512];
     struct cli_producer *p =
         cli_producer_new(g, remaining_ms(deadline), on_ack, &ack, err, sizeof(err));
-    if (!p) {
-        fprintf(stderr, "llmq submit: %s\n", err);
-        return CLI_EXIT_KAFKA;
-    }
+    if (!p)
+        return cli_kafka_failed(g, "submit", err);
     int rc = -1;
     const char *sent =
-        cli_producer_send(p, g->jobs_topic, job->id, job->wire.data, job->wire.size, NULL);
+        cli_producer_send(p, topic, job->id, job->wire.data, job->wire.size, NULL, NULL);
     if (sent) {
         ack.done = true;
         ack.err = sent;
@@ -324,12 +332,12 @@ static int produce(struct cli_global *g, const struct cli_job *job, int64_t dead
     while (!ack.done && rc == -1) {
         cli_producer_poll(p, SUBMIT_POLL_MS);
         if (cli_stop_requested(g))
-            rc = CLI_EXIT_INTERRUPTED;
+            rc = cli_stop_exit(g);
     }
     if (rc == -1 && ack.err) {
         const char *last = cli_producer_last_error(p);
-        fprintf(stderr, "llmq submit: job %s not accepted by Kafka (%s): %s%s%s\n", job->id,
-                g->jobs_topic, ack.err, last[0] ? "; last error: " : "", last);
+        fprintf(stderr, "llmq submit: job %s not accepted by Kafka (%s): %s%s%s\n", job->id, topic,
+                ack.err, last[0] ? "; last error: " : "", last);
         rc = CLI_EXIT_KAFKA;
     }
     cli_producer_free(p);
@@ -378,7 +386,7 @@ static int follow(struct cli_global *g, struct cli_follower *f, const char *id, 
     int rc = -1;
     while (rc == -1) {
         if (cli_stop_requested(g)) {
-            rc = CLI_EXIT_INTERRUPTED;
+            rc = cli_stop_exit(g);
             break;
         }
         int left = remaining_ms(deadline);
@@ -420,18 +428,16 @@ static int follow(struct cli_global *g, struct cli_follower *f, const char *id, 
     return rc;
 }
 
-static int run(struct cli_global *g, const struct cli_job *job, double timeout_s)
+static int run(struct cli_global *g, const char *topic, const struct cli_job *job, double timeout_s)
 {
-    int64_t deadline = clock_mono_ms() + (int64_t)(timeout_s * 1000);
     char err[1024];
     /* Follow first: the end offsets are taken before the job exists. */
-    struct cli_follower *f =
-        cli_follower_new(g, g->reply_topic, false, remaining_ms(deadline), err, sizeof(err));
-    if (!f) {
-        fprintf(stderr, "llmq submit: %s\n", err);
-        return CLI_EXIT_KAFKA;
-    }
-    int rc = produce(g, job, deadline);
+    struct cli_follower *f = cli_follower_new(g, g->reply_topic, false, err, sizeof(err));
+    if (!f)
+        return cli_kafka_failed(g, "submit", err);
+    /* --timeout counts from when the broker answered. */
+    int64_t deadline = clock_mono_ms() + (int64_t)(timeout_s * 1000);
+    int rc = produce(g, topic, job, deadline);
     if (rc == -1)
         rc = follow(g, f, job->id, deadline, timeout_s);
     cli_follower_free(f);
@@ -453,12 +459,16 @@ static int submit(struct cli_global *g, struct submit *s)
         return CLI_EXIT_FAILED;
     }
     snprintf(id, sizeof(id), "cli-%s", tag);
+    if (cli_steer_apply(&s->steer, s->job) != 0) {
+        fprintf(stderr, "llmq submit: out of memory\n");
+        return CLI_EXIT_FAILED;
+    }
     if (cli_job_build(s->job, id, g->reply_topic, &job, &why) != LLMQ_OK) {
         fprintf(stderr, "llmq submit: invalid job (%s): %s\n", llmq_code_name(why.code),
                 why.message);
         return CLI_EXIT_USAGE;
     }
-    int rc = run(g, &job, s->timeout_s);
+    int rc = run(g, cli_steer_topic(&s->steer, g), &job, s->timeout_s);
     cli_job_free(&job);
     return rc;
 }
@@ -472,5 +482,6 @@ int cli_submit(struct cli_global *g, int argc, char **argv)
         rc = submit(g, &s);
     json_decref(s.job);
     json_decref(s.messages);
+    cli_steer_free(&s.steer);
     return rc;
 }

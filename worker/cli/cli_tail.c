@@ -12,7 +12,6 @@
 
 #define TAIL_TEXT_MAX 60 /* bytes of text shown per line */
 #define TAIL_POLL_MS  200
-#define TAIL_START_MS 30000 /* how long to wait for the brokers at the start */
 
 enum {
     OPT_FROM_BEGINNING = CLI_OPT_FIRST_LOCAL,
@@ -31,7 +30,7 @@ static void usage(FILE *out)
             "  job-1 run=ab12 chunk #3 \"text\"\n"
             "  job-1 run=ab12 done stop 12 tokens \"full text…\"\n"
             "  job-2 error expired: deadline_ms: passed 12 ms ago\n"
-            "Runs until SIGINT or SIGTERM (exit 0).\n"
+            "Runs until --count replies are printed, or SIGINT / SIGTERM.\n"
             "\n"
             "      --from-beginning  start at the oldest reply the topic keeps\n"
             "      --type TYPE       only replies of TYPE: chunk, done or error\n"
@@ -43,7 +42,9 @@ static void usage(FILE *out)
             "\n"
             "%s"
             "\n"
-            "Exit: 0 stopped by a signal or --count reached, 2 usage, 4 Kafka failure.\n",
+            "Exit: 0 --count reached, 2 usage, 4 Kafka failure (no broker within\n"
+            "--connect-timeout, or the topic cannot be read), 130 stopped by SIGINT\n"
+            "(Ctrl-C), 143 stopped by SIGTERM.\n",
             cli_global_help);
 }
 
@@ -198,11 +199,9 @@ int cli_tail(struct cli_global *g, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     struct cli_follower *f =
-        cli_follower_new(g, g->reply_topic, t.from_beginning, TAIL_START_MS, err, sizeof(err));
-    if (!f) {
-        fprintf(stderr, "llmq tail: %s\n", err);
-        return CLI_EXIT_KAFKA;
-    }
+        cli_follower_new(g, g->reply_topic, t.from_beginning, err, sizeof(err));
+    if (!f)
+        return cli_kafka_failed(g, "tail", err);
     setvbuf(stdout, NULL, _IOLBF, 0);
     int64_t shown = 0;
     while (!cli_stop_requested(g) && (t.count == 0 || shown < t.count)) {
@@ -213,5 +212,5 @@ int cli_tail(struct cli_global *g, int argc, char **argv)
         }
     }
     cli_follower_free(f);
-    return CLI_EXIT_OK;
+    return g->stopped_by ? cli_stop_exit(g) : CLI_EXIT_OK;
 }

@@ -1,7 +1,7 @@
 /* cli_tail.h — `llmq tail`: print the replies of the reply topic as they
  * arrive, one line each (or one JSON object each with --json), until
- * SIGINT/SIGTERM (exit 0) or --count lines. Exit 2 on usage errors, 4 when
- * the topic cannot be read. */
+ * --count lines (exit 0) or SIGINT / SIGTERM (130 / 143). Exit 2 on usage
+ * errors, 4 when the topic cannot be read. */
 #ifndef LLMQ_CLI_TAIL_H
 #define LLMQ_CLI_TAIL_H
 

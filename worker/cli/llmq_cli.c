@@ -1,10 +1,12 @@
 /* llmq_cli.c — `llmq`, the command-line companion of llmq-worker: submit one
- * job and stream its output, tail the reply topic, or run a file of jobs.
+ * job and stream its output, tail the reply topic, run a file of jobs, or
+ * cancel jobs.
  * This file reads the global options and hands over to the subcommand. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli_batch.h"
+#include "cli_cancel.h"
 #include "cli_common.h"
 #include "cli_submit.h"
 #include "cli_tail.h"
@@ -17,6 +19,7 @@ static const struct {
     {"submit", cli_submit, "send one job and print its output as it is generated"},
     {"tail", cli_tail, "print the replies of the reply topic as they arrive"},
     {"batch", cli_batch, "submit a file of jobs, write one result line per job"},
+    {"cancel", cli_cancel, "ask the workers to cancel jobs, by id"},
 };
 
 static void usage(FILE *out)
@@ -35,7 +38,9 @@ static void usage(FILE *out)
             "  -h, --help             this text\n"
             "  -V, --version          the version\n"
             "\n"
-            "Exit: 0 success, 1 a job failed, 2 usage, 3 timeout, 4 Kafka failure.\n",
+            "Exit: 0 success, 1 a job failed, 2 usage, 3 timeout, 4 Kafka failure (no\n"
+            "broker answered within --connect-timeout, 10 s by default), 130 stopped by\n"
+            "SIGINT (Ctrl-C), 143 stopped by SIGTERM.\n",
             cli_global_help);
 }
 

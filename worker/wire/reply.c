@@ -22,10 +22,12 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return pack_str(pk, s, s ? strlen(s) : 0);
 }
 
-/* The map header and the fields every reply starts with: v, type, id, run. */
-static int pack_head(msgpack_packer *pk, size_t n_fields, const char *type, const char *id,
-                     const char *run)
+/* Start a reply on out: its packer, the map header and the fields every
+ * reply starts with (v, type, id, run). */
+static int pack_head(msgpack_packer *pk, msgpack_sbuffer *out, size_t n_fields, const char *type,
+                     const char *id, const char *run)
 {
+    msgpack_packer_init(pk, out, msgpack_sbuffer_write);
     int rc = msgpack_pack_map(pk, n_fields);
     rc |= pack_cstr(pk, "v");
     rc |= msgpack_pack_int(pk, REPLY_VERSION);
@@ -38,17 +40,16 @@ static int pack_head(msgpack_packer *pk, size_t n_fields, const char *type, cons
     return rc;
 }
 
-/* meta: the job's meta map, echoed as the raw msgpack it was decoded into. */
-static int pack_meta(msgpack_sbuffer *out, msgpack_packer *pk, const uint8_t *meta, size_t meta_len)
+/* Finish an encoding: the job's meta map last when there is one (echoed as
+ * the raw msgpack it was decoded into); on failure take back what was
+ * appended. */
+static int finish(msgpack_sbuffer *out, msgpack_packer *pk, size_t start, int rc,
+                  const uint8_t *meta, size_t meta_len)
 {
-    int rc = pack_cstr(pk, "meta");
-    rc |= msgpack_sbuffer_write(out, (const char *)meta, meta_len);
-    return rc;
-}
-
-/* Finish an encoding: on failure take back what was appended. */
-static int finish(msgpack_sbuffer *out, size_t start, int rc)
-{
+    if (meta && meta_len) {
+        rc |= pack_cstr(pk, "meta");
+        rc |= msgpack_sbuffer_write(out, (const char *)meta, meta_len);
+    }
     if (rc == 0)
         return 0;
     out->size = start;
@@ -79,14 +80,12 @@ int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, ui
 {
     size_t start = out->size;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-
-    int rc = pack_head(&pk, 6, "chunk", id, run);
+    int rc = pack_head(&pk, out, 6, "chunk", id, run);
     rc |= pack_cstr(&pk, "seq");
     rc |= msgpack_pack_uint64(&pk, seq);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, text, text_len);
-    return finish(out, start, rc);
+    return finish(out, &pk, start, rc, NULL, 0);
 }
 
 int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
@@ -94,9 +93,7 @@ int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
     size_t start = out->size;
     bool has_meta = done->meta && done->meta_len;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-
-    int rc = pack_head(&pk, has_meta ? 10 : 9, "done", done->id, done->run);
+    int rc = pack_head(&pk, out, has_meta ? 10 : 9, "done", done->id, done->run);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, done->text, done->text_len);
     rc |= pack_kv_str(&pk, "finish", done->finish);
@@ -114,9 +111,7 @@ int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
     rc |= pack_kv_double(&pk, "tokens_per_s", done->timings.tokens_per_s);
 
     rc |= pack_kv_str(&pk, "worker", done->worker);
-    if (has_meta)
-        rc |= pack_meta(out, &pk, done->meta, done->meta_len);
-    return finish(out, start, rc);
+    return finish(out, &pk, start, rc, done->meta, done->meta_len);
 }
 
 int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err)
@@ -124,15 +119,11 @@ int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err)
     size_t start = out->size;
     bool has_meta = err->meta && err->meta_len;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-
-    int rc = pack_head(&pk, has_meta ? 9 : 8, "error", err->id, err->run);
+    int rc = pack_head(&pk, out, has_meta ? 9 : 8, "error", err->id, err->run);
     rc |= pack_kv_str(&pk, "code", llmq_code_name(err->code));
     rc |= pack_kv_str(&pk, "message", err->message);
     rc |= pack_cstr(&pk, "retryable");
     rc |= llmq_code_retryable(err->code) ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     rc |= pack_kv_str(&pk, "worker", err->worker);
-    if (has_meta)
-        rc |= pack_meta(out, &pk, err->meta, err->meta_len);
-    return finish(out, start, rc);
+    return finish(out, &pk, start, rc, err->meta, err->meta_len);
 }

@@ -44,7 +44,9 @@ export class Client {
   /** Connect and position the reply consumer at the end of the reply topic.
    * Options: brokers (array of "host:port"), jobsTopic ("llmq.jobs"),
    * replyTopic ("llmq.replies", must exist), controlTopic ("llmq.control"),
-   * kafka (more @platformatic/kafka options for both clients: tls, sasl, ...). */
+   * lanes (priority lanes: lane name -> jobs topic, e.g. {urgent:
+   * "llmq.jobs.urgent"}; submit(job, {lane: "urgent"}) sends there), kafka
+   * (more @platformatic/kafka options for both clients: tls, sasl, ...). */
   static async connect(options) {
     const client = new Client(options);
     try {
@@ -68,9 +70,10 @@ export class Client {
     jobsTopic = "llmq.jobs",
     replyTopic = "llmq.replies",
     controlTopic = "llmq.control",
+    lanes = {},
     kafka = {},
   }) {
-    this.#opts = { jobsTopic, replyTopic, controlTopic };
+    this.#opts = { jobsTopic, replyTopic, controlTopic, lanes: new Map(lanes instanceof Map ? lanes : Object.entries(lanes)) };
     const base = { bootstrapBrokers: brokers, clientId: "llmq-client", ...kafka };
     this.#producer = new Producer({ ...base, acks: ProduceAcks.ALL, idempotent: true });
     this.#consumer = new Consumer({ ...base, groupId: `llmq-client-${randomUUID()}` });
@@ -107,17 +110,20 @@ export class Client {
    * JobCancelled), InvalidJob (refused before sending), DeliveryFailed, or the
    * abort reason of `signal` / a TimeoutError after `timeoutMs`. Without an
    * id the job gets a fresh one; with timeoutMs and no deadline_ms it gets
-   * deadline_ms = now + timeoutMs, so the worker stops when the caller does. */
-  async submit(job, { signal, timeoutMs } = {}) {
-    const [handle] = await this.#send([job], { timeoutMs, stream: false });
+   * deadline_ms = now + timeoutMs, so the worker stops when the caller does.
+   * `lane` (a name in the client's lanes) picks the jobs topic; an unknown
+   * lane throws a RangeError before anything is sent. */
+  async submit(job, { signal, timeoutMs, lane } = {}) {
+    const [handle] = await this.#send([job], { timeoutMs, stream: false, lane });
     return this.#wait(handle, withTimeout(signal, timeoutMs));
   }
 
   /** Send many jobs at once; resolves, once the broker answered for all of
    * them, to handles {id, result} (result: the job's promise, as submit's).
-   * All are validated before any is sent (InvalidJob names the index). */
-  async submitMany(jobs, { timeoutMs } = {}) {
-    return this.#send(jobs, { timeoutMs, stream: false });
+   * All are validated before any is sent (InvalidJob names the index);
+   * `lane` sends them all to that lane's jobs topic, as submit's. */
+  async submitMany(jobs, { timeoutMs, lane } = {}) {
+    return this.#send(jobs, { timeoutMs, stream: false, lane });
   }
 
   /** Wait for handles (from submitMany) within `timeoutMs` in all and return
@@ -139,11 +145,11 @@ export class Client {
 
   /** Send one job with stream = true and return a Stream: an async iterator
    * of text pieces and StreamRestarted markers (see stream.js for the run
-   * rule); after it ends, `stream.done` holds the done reply. */
-  async stream(job, { signal, timeoutMs } = {}) {
+   * rule); after it ends, `stream.done` holds the done reply. `lane` as submit's. */
+  async stream(job, { signal, timeoutMs, lane } = {}) {
     if (job.stream === false) throw new TypeError("stream(): the job must have stream: true");
     const stream = new Stream();
-    const [handle] = await this.#send([{ ...job, stream: true }], { timeoutMs, stream });
+    const [handle] = await this.#send([{ ...job, stream: true }], { timeoutMs, stream, lane });
     stream.attach(handle.result, withTimeout(signal, timeoutMs), () => this.#forget(handle.id));
     return stream;
   }
@@ -196,7 +202,8 @@ export class Client {
     return { id: full.id, value: Buffer.from(encodeJob(full)) };
   }
 
-  async #send(jobs, { timeoutMs, stream }) {
+  async #send(jobs, { timeoutMs, stream, lane }) {
+    const topic = laneTopic(this.#opts, lane);
     const prepared = jobs.map((job, i) => {
       try {
         return this.#prepare(job, timeoutMs);
@@ -212,7 +219,6 @@ export class Client {
     }
     const trackers = prepared.map((p) => new Tracker(p.id, stream || null));
     for (const t of trackers) this.#pending.set(t.id, t);
-    const { jobsTopic: topic } = this.#opts;
     try {
       await this.#producer.send({
         messages: prepared.map(({ id, value }) => ({ topic, key: Buffer.from(id), value })),
@@ -268,6 +274,16 @@ export class Client {
       t.settle(reply.type === "error" ? jobFailed(reply) : null, reply);
     }
   }
+}
+
+/** The jobs topic of `lane` (undefined: the client's jobs topic); RangeError
+ * for a lane the client does not know. */
+export function laneTopic({ jobsTopic, lanes }, lane) {
+  if (lane === undefined) return jobsTopic;
+  if (!lanes.has(lane)) {
+    throw new RangeError(`lane ${lane}: not one of this client's lanes [${[...lanes.keys()].sort()}]`);
+  }
+  return lanes.get(lane);
 }
 
 function headerOf(message, name) {

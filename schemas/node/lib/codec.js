@@ -20,6 +20,9 @@ export const VERSION = 1;
 export const ID_MAX_BYTES = 128;
 export const STOP_MAX = 16;
 export const TOPIC_MAX = 249;
+export const LOGPROBS_MAX = 20;
+export const LORA_MAX = 16;
+export const CHUNK_MS_MAX = 60000;
 
 /** The job fields, in the order of the field table in schemas/spec.md. */
 export const JOB_FIELDS = Object.freeze([
@@ -42,6 +45,9 @@ export const JOB_FIELDS = Object.freeze([
   "deadline_ms",
   "model",
   "meta",
+  "logprobs",
+  "lora",
+  "chunk_ms",
 ]);
 
 /** Error codes whose replies say retryable = true; the other known codes say false. */
@@ -293,6 +299,38 @@ function validateNode(root) {
   checkText("model", true);
   const meta = get("meta");
   if (meta !== undefined && meta.t !== "map") reject("invalid_field", "meta", "must be a map");
+  const checkRange = (name, max) => {
+    const n = get(name);
+    if (n !== undefined && !(isInt(n) && n.v >= 0n && n.v <= BigInt(max)))
+      reject("invalid_field", name, `must be an integer between 0 and ${max}`);
+  };
+  checkRange("logprobs", LOGPROBS_MAX);
+  checkLora(get("lora"));
+  checkRange("chunk_ms", CHUNK_MS_MAX);
+}
+
+function checkLora(lora) {
+  if (lora === undefined) return;
+  if (lora.t !== "array") reject("invalid_field", "lora", "must be an array of {name, scale} maps");
+  if (lora.v.length > LORA_MAX)
+    reject("invalid_field", "lora", `at most ${LORA_MAX} {name, scale} maps (got ${lora.v.length})`);
+  const names = new Set();
+  lora.v.forEach((entry, i) => {
+    const where = `lora[${i}]`;
+    if (entry.t !== "map") reject("invalid_field", "lora", "must be a map", where);
+    const { values, repeated } = index(entry);
+    if (repeated.has("name") || repeated.has("scale"))
+      reject("invalid_field", "lora", "a key given more than once", where);
+    const name = values.get("name");
+    const p = name === undefined ? "missing" : textProblem(name, true);
+    if (p) reject("invalid_field", "lora", p, `${where}.name`);
+    const scale = values.get("scale");
+    if (scale !== undefined && !isNumber(scale))
+      reject("invalid_field", "lora", "must be a number", `${where}.scale`);
+    if (names.has(name.v))
+      reject("invalid_field", "lora", `adapter ${JSON.stringify(name.v)} given twice`, where);
+    names.add(name.v);
+  });
 }
 
 function jobNode(job) {
@@ -400,6 +438,25 @@ class Reader {
     return n === undefined ? undefined : toValue(n);
   }
 
+  /** The optional compact logprobs array: [[token, logprob, [[token, logprob], ...]], ...],
+   * a token being a string, or a Uint8Array when its bytes are not UTF-8 on their own. */
+  logprobs() {
+    const pair = (n, size) =>
+      n.t === "array" &&
+      n.v.length === size &&
+      ((n.v[0].t === "str" && textOk(n.v[0])) || n.v[0].t === "bin") &&
+      isNumber(n.v[1]) &&
+      num(n.v[1]) <= 0;
+    const entry = (n) => pair(n, 3) && n.v[2].t === "array" && n.v[2].v.every((a) => pair(a, 2));
+    const n = this.value(
+      "logprobs",
+      (list) => list.t === "array" && list.v.every(entry),
+      "an array of [token, logprob <= 0, [[token, logprob], ...]]",
+      true,
+    );
+    return n === undefined ? undefined : toValue(n);
+  }
+
   sub(name) {
     return new Reader(
       this.value(name, (n) => n.t === "map", "a map"),
@@ -408,22 +465,28 @@ class Reader {
   }
 }
 
-function withMeta(reply, meta) {
-  return meta === undefined ? reply : { ...reply, meta };
+/** reply with its optional fields (meta, logprobs) that are present. */
+function withOptional(reply, optional) {
+  const present = Object.entries(optional).filter(([, v]) => v !== undefined);
+  return { ...reply, ...Object.fromEntries(present) };
 }
 
 const READERS = {
-  chunk: (r) => ({
-    type: "chunk",
-    id: r.text("id", 1, ID_MAX_BYTES),
-    run: r.text("run", 1),
-    seq: r.integer("seq"),
-    text: r.text("text"),
-  }),
+  chunk: (r) =>
+    withOptional(
+      {
+        type: "chunk",
+        id: r.text("id", 1, ID_MAX_BYTES),
+        run: r.text("run", 1),
+        seq: r.integer("seq"),
+        text: r.text("text"),
+      },
+      { logprobs: r.logprobs() },
+    ),
   done: (r) => {
     const u = r.sub("usage");
     const t = r.sub("timings");
-    return withMeta(
+    return withOptional(
       {
         type: "done",
         id: r.text("id", 1, ID_MAX_BYTES),
@@ -442,7 +505,7 @@ const READERS = {
         },
         worker: r.text("worker"),
       },
-      r.meta(),
+      { meta: r.meta(), logprobs: r.logprobs() },
     );
   },
   error: (r) => {
@@ -474,7 +537,7 @@ const READERS = {
         );
       }
     }
-    return withMeta(reply, r.meta());
+    return withOptional(reply, { meta: r.meta() });
   },
   heartbeat: (r) => {
     const g = r.sub("gpu");

@@ -2,7 +2,7 @@
 // InvalidReply live in codec.js):
 //
 //   JobFailed        the worker answered an `error` reply (code, message,
-//   │                retryable, run, worker, reply)
+//   │                retryable, run, worker, partialText, reply)
 //   ├── JobRejected  the job was refused as submitted (it never ran)
 //   ├── JobExpired   deadline_ms passed before the job finished
 //   ├── WorkerFailure  llama-server or the worker failed (retryable)
@@ -23,6 +23,9 @@ export class JobFailed extends Error {
     this.retryable = reply.retryable;
     this.run = reply.run;
     this.worker = reply.worker;
+    /** What the run generated before it was stopped (expired or cancelled
+     * while generating); undefined when the reply carries none. */
+    this.partialText = reply.partial_text;
   }
 }
 

@@ -21,9 +21,19 @@ const VECTORS = new URL("../../vectors/", import.meta.url);
 const index = JSON.parse(readFileSync(new URL("index.json", VECTORS), "utf8"));
 const bytes = (v) => new Uint8Array(readFileSync(new URL(v.file, VECTORS)));
 const meaning = (v) => JSON.parse(readFileSync(new URL(v.json, VECTORS), "utf8"));
-// The features of index.json's additions this library implements; additions
-// needing others are skipped and counted.
-const IMPLEMENTED = new Set(["cancel", "partial_text", "reply_routing", "utf8_cut", "prompt_bytes_roles"]);
+// The features of index.json's additions this library implements: all of
+// them (additions needing others would be skipped and counted, and fail the
+// coverage test).
+const IMPLEMENTED = new Set([
+  "cancel",
+  "partial_text",
+  "reply_routing",
+  "utf8_cut",
+  "prompt_bytes_roles",
+  "logprobs",
+  "lora",
+  "chunk_ms",
+]);
 const skipped = {};
 const additions = index.additions.filter((v) => {
   const missing = v.requires.filter((f) => !IMPLEMENTED.has(f));
@@ -39,6 +49,8 @@ const FLOAT32 = new Set(["job_ok_float32"]);
 
 test("every vector is covered", (t) => {
   t.diagnostic(`additions: ${additions.length} judged, skipped by missing feature: ${JSON.stringify(skipped)}`);
+  assert.deepEqual(skipped, {});
+  assert.deepEqual(new Set(Object.keys(index.features)), IMPLEMENTED);
   assert.equal(jobs.length + replies.length + cancels.length, all.length);
   assert.ok(jobs.filter((v) => v.valid).length >= 15);
 });
@@ -87,7 +99,7 @@ for (const v of jobs) {
 
 // JSON meanings lose float-ness (1.0 reads as 1 in JS), so the vectors whose
 // verdict depends on it can only be judged from their bytes.
-const FLOAT_BLIND = new Set(["job_bad_v_float", "job_bad_top_k_float"]);
+const FLOAT_BLIND = new Set(["job_bad_v_float", "job_bad_top_k_float", "job_bad_logprobs_float"]);
 for (const v of jobs.filter((j) => j.json && !FLOAT_BLIND.has(j.name))) {
   test(`validateJob ${v.name}`, () => expectVerdict(v, () => validateJob(meaning(v))));
 }
@@ -96,6 +108,14 @@ for (const v of replies) {
   test(`decodeReply ${v.name}`, () => {
     if (!v.valid) {
       assert.throws(() => decodeReply(bytes(v)), InvalidReply);
+      return;
+    }
+    if (!v.json) {
+      // bin tokens: no JSON meaning; the tokens join, as bytes, to the text
+      const reply = decodeReply(bytes(v));
+      const joined = Buffer.concat(reply.logprobs.map(([token]) => Buffer.from(token)));
+      assert.equal(joined.toString("utf8"), reply.text);
+      assert.ok(reply.logprobs.every(([token]) => token instanceof Uint8Array));
       return;
     }
     const { v: version, ...expected } = meaning(v);

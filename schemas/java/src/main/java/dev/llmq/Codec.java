@@ -1,7 +1,9 @@
 // Codec.java — the llmq wire contract v1 (schemas/spec.md) in Java: jobs out, replies in.
 package dev.llmq;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -155,6 +157,7 @@ public final class Codec {
       m.put("run", c.run());
       m.put("seq", c.seq());
       m.put("text", c.text());
+      putIfPresent(m, "logprobs", logprobsValue(c.logprobs()));
     } else if (reply instanceof Done d) {
       putDone(m, d);
     } else if (reply instanceof ErrorReply e) {
@@ -176,6 +179,7 @@ public final class Codec {
     m.put("id", d.id());
     m.put("run", d.run());
     m.put("text", d.text());
+    putIfPresent(m, "logprobs", logprobsValue(d.logprobs()));
     m.put("finish", d.finish());
     m.put("usage", entries("prompt_tokens", d.usage().promptTokens(),
         "completion_tokens", d.usage().completionTokens()));
@@ -184,6 +188,24 @@ public final class Codec {
         "tokens_per_s", t.tokensPerS()));
     m.put("worker", d.worker());
     putIfPresent(m, "meta", d.meta());
+  }
+
+  /** The compact wire form of logprobs (tokens as str or bin, logprobs as float32); null stays. */
+  private static List<Object> logprobsValue(List<TokenLogprob> logprobs) {
+    if (logprobs == null) {
+      return null;
+    }
+    List<Object> out = new ArrayList<>(logprobs.size());
+    for (TokenLogprob e : logprobs) {
+      List<Object> top = new ArrayList<>(e.top().size());
+      e.top().forEach(a -> top.add(List.of(tokenValue(a.token()), new Msgpack.Float32((float) a.logprob()))));
+      out.add(List.of(tokenValue(e.token()), new Msgpack.Float32((float) e.logprob()), top));
+    }
+    return out;
+  }
+
+  private static Object tokenValue(TokenLogprob.Token t) {
+    return t.text() != null ? t.text() : t.bin();
   }
 
   private static void putHeartbeat(Map<String, Object> m, Heartbeat h) {

@@ -25,7 +25,7 @@ public final class Job {
       List.of(
           "v", "id", "prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "min_p",
           "seed", "repeat_penalty", "stop", "grammar", "json_schema", "stream", "reply_to",
-          "deadline_ms", "model", "meta");
+          "deadline_ms", "model", "meta", "logprobs", "lora", "chunk_ms");
 
   /** The contract version this library speaks. */
   public static final int VERSION = 1;
@@ -61,6 +61,20 @@ public final class Job {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("role", role);
     m.put("content", content);
+    return m;
+  }
+
+  /**
+   * One LoRA adapter for {@link Builder#lora}: {@code {name, scale}} (scale null: the worker's
+   * default, 1.0). A name the workers did not load ({@code llama.lora}) is answered {@code
+   * invalid_field} at admission.
+   */
+  public static Map<String, Object> lora(String name, Number scale) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("name", name);
+    if (scale != null) {
+      m.put("scale", scale);
+    }
     return m;
   }
 
@@ -220,6 +234,30 @@ public final class Job {
     /** Opaque data echoed in the terminal reply (anything msgpack can hold). */
     public Builder meta(Map<?, ?> meta) {
       return field("meta", meta);
+    }
+
+    /**
+     * 0..20: the done reply (and each chunk) then carries every generated token's log-probability
+     * and this many most likely alternatives ({@link Done#logprobs}); 0: none.
+     */
+    public Builder logprobs(int logprobs) {
+      return field("logprobs", logprobs);
+    }
+
+    /**
+     * LoRA adapters to apply, at most 16, no name twice: {@code List.of(Job.lora("style", 0.5))};
+     * an empty list is the base model.
+     */
+    public Builder lora(List<? extends Map<String, ?>> adapters) {
+      return field("lora", adapters);
+    }
+
+    /**
+     * 0..60000: the longest streamed output waits to be merged into one chunk; 0: a chunk for every
+     * piece llama-server streams. The worker's chunking.coalesce_ms when unset.
+     */
+    public Builder chunkMs(long chunkMs) {
+      return field("chunk_ms", chunkMs);
     }
 
     /** The job; nothing is validated until it is encoded or sent. */

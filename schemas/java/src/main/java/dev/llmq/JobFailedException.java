@@ -78,6 +78,14 @@ public class JobFailedException extends LlmqException {
     return reply.run();
   }
 
+  /**
+   * The text the run generated before it was stopped (an expired or cancelled job that was
+   * generating; the run's chunks are a prefix of it), or null when the reply carries none.
+   */
+  public String partialText() {
+    return reply.partialText();
+  }
+
   /** The worker's message for people; it names the field at fault. */
   public String workerMessage() {
     return reply.message();

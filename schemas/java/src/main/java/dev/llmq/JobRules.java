@@ -19,6 +19,9 @@ final class JobRules {
   static final int ID_MAX_BYTES = 128;
   static final int STOP_MAX = 16;
   static final int TOPIC_MAX = 249;
+  static final int LOGPROBS_MAX = 20;
+  static final int LORA_MAX = 16;
+  static final int CHUNK_MS_MAX = 60000;
   private static final Pattern TOPIC = Pattern.compile("[a-zA-Z0-9._-]{1," + TOPIC_MAX + "}");
   private static final BigInteger INT64_MIN = BigInteger.valueOf(Long.MIN_VALUE);
   private static final BigInteger INT64_MAX = BigInteger.valueOf(Long.MAX_VALUE);
@@ -76,6 +79,9 @@ final class JobRules {
     if (meta != MISSING && !(meta instanceof Map)) {
       throw reject("invalid_field", "meta", null, "must be a map");
     }
+    checkRange("logprobs", LOGPROBS_MAX);
+    checkLora();
+    checkRange("chunk_ms", CHUNK_MS_MAX);
   }
 
   // ---- the verdict ----------------------------------------------------------------------
@@ -176,6 +182,50 @@ final class JobRules {
     }
     throw reject("invalid_field", name, null,
         minimum == null ? "must be a signed 64-bit integer" : "must be an integer >= " + minimum);
+  }
+
+  private void checkRange(String name, long maximum) {
+    Object x = get(name);
+    if (x == MISSING || (isInt(x) && toBig(x).signum() >= 0
+        && toBig(x).compareTo(BigInteger.valueOf(maximum)) <= 0)) {
+      return;
+    }
+    throw reject("invalid_field", name, null, "must be an integer between 0 and " + maximum);
+  }
+
+  private void checkLora() {
+    Object lora = get("lora");
+    if (lora == MISSING) {
+      return;
+    }
+    if (!(lora instanceof List<?> list)) {
+      throw reject("invalid_field", "lora", null, "must be an array of {name, scale} maps");
+    }
+    if (list.size() > LORA_MAX) {
+      throw reject("invalid_field", "lora", null,
+          "at most " + LORA_MAX + " {name, scale} maps (got " + list.size() + ")");
+    }
+    Set<Object> names = new java.util.HashSet<>();
+    for (int i = 0; i < list.size(); i++) {
+      String where = "lora[" + i + "]";
+      if (!(list.get(i) instanceof Map<?, ?> entry)) {
+        throw reject("invalid_field", "lora", where, "must be a map");
+      }
+      Set<?> rep = entry instanceof Msgpack.DecodedMap d ? d.repeated() : Set.of();
+      if (rep.contains("name") || rep.contains("scale")) {
+        throw reject("invalid_field", "lora", where, "a key given more than once");
+      }
+      String problem = entry.containsKey("name") ? textProblem(entry.get("name"), true) : "missing";
+      if (problem != null) {
+        throw reject("invalid_field", "lora", where + ".name", problem);
+      }
+      if (entry.containsKey("scale") && !isNumber(entry.get("scale"))) {
+        throw reject("invalid_field", "lora", where + ".scale", "must be a number");
+      }
+      if (!names.add(entry.get("name"))) {
+        throw reject("invalid_field", "lora", where, "adapter " + entry.get("name") + " given twice");
+      }
+    }
   }
 
   private void checkNumber(String name, Integer maximum) {

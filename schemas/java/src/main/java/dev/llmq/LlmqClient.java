@@ -50,6 +50,7 @@ public final class LlmqClient implements AutoCloseable {
   private final String jobsTopic;
   private final String replyTopic;
   private final String controlTopic;
+  private final Map<String, String> lanes;
   private final Duration ackTimeout;
   private final KafkaProducer<byte[], byte[]> producer;
   private final KafkaConsumer<byte[], byte[]> consumer;
@@ -68,6 +69,7 @@ public final class LlmqClient implements AutoCloseable {
     this.jobsTopic = b.jobsTopic;
     this.replyTopic = b.replyTopic;
     this.controlTopic = b.controlTopic;
+    this.lanes = Map.copyOf(b.lanes);
     this.ackTimeout = b.ackTimeout;
     this.producer = new KafkaProducer<>(producerProps(b), new ByteArraySerializer(),
         new ByteArraySerializer());
@@ -105,7 +107,17 @@ public final class LlmqClient implements AutoCloseable {
    * DeliveryFailedException}.
    */
   public JobFuture submit(Job job) {
-    return send(List.of(prepare(job, false)), null).get(0);
+    return submit(job, null);
+  }
+
+  /**
+   * {@link #submit(Job)} to the jobs topic of a priority lane (a name given to {@link
+   * Builder#lane}; null: the jobs topic). An unknown lane is an IllegalArgumentException before
+   * anything is sent; the job is the same in every lane.
+   */
+  public JobFuture submit(Job job, String lane) {
+    String topic = laneTopic(lane);
+    return send(List.of(prepare(job, false)), null, topic).get(0);
   }
 
   /**
@@ -114,6 +126,12 @@ public final class LlmqClient implements AutoCloseable {
    * given twice is an IllegalArgumentException.
    */
   public List<JobFuture> submitMany(List<Job> jobs) {
+    return submitMany(jobs, null);
+  }
+
+  /** {@link #submitMany(List)} to the jobs topic of a priority lane; see {@link #submit(Job, String)}. */
+  public List<JobFuture> submitMany(List<Job> jobs, String lane) {
+    String topic = laneTopic(lane);
     List<Prepared> prepared = new ArrayList<>(jobs.size());
     java.util.Set<String> ids = new java.util.HashSet<>();
     for (int i = 0; i < jobs.size(); i++) {
@@ -126,7 +144,7 @@ public final class LlmqClient implements AutoCloseable {
         throw new IllegalArgumentException("jobs[" + i + "]: id " + prepared.get(i).id + " given twice");
       }
     }
-    return send(prepared, null);
+    return send(prepared, null, topic);
   }
 
   /**
@@ -135,10 +153,16 @@ public final class LlmqClient implements AutoCloseable {
    * an IllegalArgumentException; use {@link #submit}.
    */
   public JobStream stream(Job job, Duration timeout) {
+    return stream(job, timeout, null);
+  }
+
+  /** {@link #stream(Job, Duration)} to the jobs topic of a priority lane; see {@link #submit(Job, String)}. */
+  public JobStream stream(Job job, Duration timeout, String lane) {
+    String topic = laneTopic(lane);
     Prepared p = prepare(job, true);
     JobFuture future = newFuture(p.id);
     JobStream stream = new JobStream(future, timeout);
-    send(List.of(p), new Tracker(future, stream));
+    send(List.of(p), new Tracker(future, stream), topic);
     return stream;
   }
 
@@ -221,6 +245,23 @@ public final class LlmqClient implements AutoCloseable {
     return s.getBytes(StandardCharsets.UTF_8);
   }
 
+  private String laneTopic(String lane) {
+    return laneTopic(lanes, jobsTopic, lane);
+  }
+
+  /** The jobs topic of {@code lane} (null: {@code jobsTopic}); unknown: IllegalArgumentException. */
+  static String laneTopic(Map<String, String> lanes, String jobsTopic, String lane) {
+    if (lane == null) {
+      return jobsTopic;
+    }
+    String topic = lanes.get(lane);
+    if (topic == null) {
+      throw new IllegalArgumentException("lane " + lane + ": not one of this client's lanes "
+          + new java.util.TreeSet<>(lanes.keySet()));
+    }
+    return topic;
+  }
+
   private Prepared prepare(Job job, boolean stream) {
     Map<String, Object> m = new LinkedHashMap<>(job.toMap());
     m.putIfAbsent("id", UUID.randomUUID().toString().replace("-", ""));
@@ -244,13 +285,13 @@ public final class LlmqClient implements AutoCloseable {
   }
 
   /** Tracks and produces prepared jobs; {@code tracker} is given for a stream's single job. */
-  private List<JobFuture> send(List<Prepared> jobs, Tracker tracker) {
+  private List<JobFuture> send(List<Prepared> jobs, Tracker tracker, String topic) {
     List<JobFuture> futures = new ArrayList<>(jobs.size());
     for (Prepared p : jobs) {
       Tracker t = tracker != null ? tracker : new Tracker(newFuture(p.id), null);
       track(p.id, t);
       futures.add(t.future);
-      ProducerRecord<byte[], byte[]> rec = new ProducerRecord<>(jobsTopic, utf8(p.id), p.bytes);
+      ProducerRecord<byte[], byte[]> rec = new ProducerRecord<>(topic, utf8(p.id), p.bytes);
       produce(rec, p.id, t.future.sent(), t.future);
     }
     return futures;
@@ -399,6 +440,7 @@ public final class LlmqClient implements AutoCloseable {
     private String jobsTopic = "llmq.jobs";
     private String replyTopic = "llmq.replies";
     private String controlTopic = "llmq.control";
+    private final Map<String, String> lanes = new HashMap<>();
     private Duration ackTimeout = Duration.ofSeconds(30);
     private final Map<String, Object> kafka = new HashMap<>();
 
@@ -409,6 +451,16 @@ public final class LlmqClient implements AutoCloseable {
     /** The topic jobs are sent to (a priority lane is a jobs topic); default llmq.jobs. */
     public Builder jobsTopic(String topic) {
       this.jobsTopic = topic;
+      return this;
+    }
+
+    /**
+     * A priority lane: jobs sent with {@code submit(job, name)} (and submitMany, stream) go to
+     * {@code topic}, a jobs topic the workers weigh (kafka.lanes), e.g. {@code lane("urgent",
+     * "llmq.jobs.urgent")}. Call once per lane.
+     */
+    public Builder lane(String name, String topic) {
+      lanes.put(java.util.Objects.requireNonNull(name), java.util.Objects.requireNonNull(topic));
       return this;
     }
 

@@ -33,9 +33,13 @@ import org.msgpack.core.MessageUnpacker;
  *
  * <p>What a general decoder would erase and the verdicts need is kept: a decoded map remembers
  * the keys given more than once and whether a key was not a str ({@link DecodedMap}). Writing
- * uses each integer's smallest form, float64 for every float, str for String and bin for byte[].
+ * uses each integer's smallest form, float64 for every float (except a {@link Float32}), str for
+ * String and bin for byte[].
  */
 public final class Msgpack {
+  /** A value written as a msgpack float32 (the worker's logprobs; spec.md, conventions). */
+  record Float32(float value) {}
+
   /** Containers may nest this deep, the outer map included (schemas/spec.md, conventions). */
   public static final int NESTING_MAX = 32;
 
@@ -301,6 +305,8 @@ public final class Msgpack {
         out.packBigInteger(b); // throws beyond 2^64-1
       } else if (v instanceof Double || v instanceof Float) {
         out.packDouble(((Number) v).doubleValue());
+      } else if (v instanceof Float32 f) {
+        out.packFloat(f.value());
       } else if (v instanceof String s) {
         writeText(s);
       } else if (v instanceof BadText t) {

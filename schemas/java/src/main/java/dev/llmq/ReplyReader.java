@@ -1,6 +1,8 @@
 // ReplyReader.java — typed, checked access to the fields of one reply or heartbeat map.
 package dev.llmq;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
@@ -50,7 +52,7 @@ final class ReplyReader {
 
   private Chunk chunk() {
     return new Chunk(text("id", 1, JobRules.ID_MAX_BYTES), text("run", 1, 0), integer("seq", 0),
-        text("text", 0, 0));
+        text("text", 0, 0), logprobs());
   }
 
   private Done done() {
@@ -65,7 +67,8 @@ final class ReplyReader {
         new Done.Timings(t.number("queue_ms", null, null), t.number("ttft_ms", 0.0, null),
             t.number("gen_ms", 0.0, null), t.number("tokens_per_s", 0.0, null)),
         text("worker", 0, 0),
-        meta());
+        meta(),
+        logprobs());
   }
 
   private ErrorReply error() {
@@ -79,9 +82,9 @@ final class ReplyReader {
     }
     String run = text("run", 0, 0);
     String partial = optionalText("partial_text");
-    if (partial != null && (run.isEmpty() || !PARTIAL_TEXT_CODES.contains(code))) {
-      throw new InvalidReplyException("error.partial_text: only for codes " + PARTIAL_TEXT_CODES
-          + " of a job that ran (run not empty)");
+    if (partial != null && (run.isEmpty() || (known && !PARTIAL_TEXT_CODES.contains(code)))) {
+      throw new InvalidReplyException("error.partial_text: only for a job that ran (run not"
+          + " empty), and of the known codes only " + PARTIAL_TEXT_CODES);
     }
     return new ErrorReply(text("id", 0, JobRules.ID_MAX_BYTES), run, (String) code,
         text("message", 0, 0), retryable, text("worker", 0, 0), partial, meta());
@@ -164,6 +167,61 @@ final class ReplyReader {
 
   private String optionalText(String name) {
     return m.containsKey(name) ? (String) value(name, JobRules::textOk, "a string") : null;
+  }
+
+  /** The optional compact logprobs array (spec.md, "Log-probabilities"); null when absent. */
+  private List<TokenLogprob> logprobs() {
+    if (!m.containsKey("logprobs")) {
+      return null;
+    }
+    List<TokenLogprob> out = new ArrayList<>();
+    Object x = m.get("logprobs");
+    boolean ok = x instanceof List<?>;
+    for (Object entry : ok ? (List<?>) x : List.of()) {
+      TokenLogprob e = entry instanceof List<?> l && l.size() == 3 ? tokenLogprob(l) : null;
+      if (e == null) {
+        ok = false;
+        break;
+      }
+      out.add(e);
+    }
+    if (!ok) {
+      throw new InvalidReplyException(where + ".logprobs: must be an array of "
+          + "[token, logprob <= 0, [[token, logprob], ...]]");
+    }
+    return out;
+  }
+
+  /** [token, logprob, [[token, logprob], ...]], or null when it is not one. */
+  private static TokenLogprob tokenLogprob(List<?> entry) {
+    TokenLogprob.Alternative chosen = alternative(entry.subList(0, 2));
+    if (chosen == null || !(entry.get(2) instanceof List<?> top)) {
+      return null;
+    }
+    List<TokenLogprob.Alternative> alts = new ArrayList<>(top.size());
+    for (Object pair : top) {
+      TokenLogprob.Alternative a = pair instanceof List<?> p && p.size() == 2 ? alternative(p) : null;
+      if (a == null) {
+        return null;
+      }
+      alts.add(a);
+    }
+    return new TokenLogprob(chosen.token(), chosen.logprob(), alts);
+  }
+
+  /** A [token, logprob] pair: a UTF-8 str or a bin, and a number <= 0; null otherwise. */
+  private static TokenLogprob.Alternative alternative(List<?> pair) {
+    Object token = pair.get(0);
+    Object logprob = pair.get(1);
+    if (!JobRules.isNumber(logprob) || ((Number) logprob).doubleValue() > 0) {
+      return null;
+    }
+    double lp = ((Number) logprob).doubleValue();
+    if (token instanceof byte[] b) {
+      return new TokenLogprob.Alternative(TokenLogprob.Token.ofBytes(b), lp);
+    }
+    return JobRules.textOk(token)
+        ? new TokenLogprob.Alternative(TokenLogprob.Token.of((String) token), lp) : null;
   }
 
   @SuppressWarnings("unchecked")

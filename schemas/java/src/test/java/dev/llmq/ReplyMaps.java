@@ -2,7 +2,9 @@
 // meaning field by field (written from the record's accessors, independently of encodeReply).
 package dev.llmq;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 final class ReplyMaps {
@@ -12,6 +14,7 @@ final class ReplyMaps {
     Map<String, Object> m = ordered("v", 1L, "type", r.type());
     if (r instanceof Chunk c) {
       m.putAll(ordered("id", c.id(), "run", c.run(), "seq", c.seq(), "text", c.text()));
+      putLogprobs(m, c.logprobs());
     } else if (r instanceof Done d) {
       m.putAll(ordered("id", d.id(), "run", d.run(), "text", d.text(), "finish", d.finish(),
           "usage", ordered("prompt_tokens", d.usage().promptTokens(),
@@ -19,6 +22,7 @@ final class ReplyMaps {
           "timings", ordered("queue_ms", d.timings().queueMs(), "ttft_ms", d.timings().ttftMs(),
               "gen_ms", d.timings().genMs(), "tokens_per_s", d.timings().tokensPerS()),
           "worker", d.worker()));
+      putLogprobs(m, d.logprobs());
       if (d.meta() != null) {
         m.put("meta", d.meta());
       }
@@ -44,6 +48,20 @@ final class ReplyMaps {
               "jobs_failed", h.counters().jobsFailed(), "tokens", h.counters().tokens())));
     }
     return m;
+  }
+
+  /** logprobs as JSON holds them: [[token, logprob, [[token, logprob], ...]], ...]. */
+  static void putLogprobs(Map<String, Object> m, List<TokenLogprob> logprobs) {
+    if (logprobs == null) {
+      return;
+    }
+    List<Object> out = new ArrayList<>();
+    for (TokenLogprob e : logprobs) {
+      List<Object> top = new ArrayList<>();
+      e.top().forEach(a -> top.add(List.of(a.token().text(), a.logprob())));
+      out.add(List.of(e.token().text(), e.logprob(), top));
+    }
+    m.put("logprobs", out);
   }
 
   static Map<String, Object> ordered(Object... kv) {
