@@ -221,6 +221,19 @@ class Bench:
             ttft.append((first[0] - t0) * 1e3)
         return ttft
 
+    def one_job(self, topics, replies, job, timeout, poll_s, what):
+        """Produce one job and wait for its done reply: (t0 on the bench clock, done)."""
+        t0 = rig.now()
+        rig.produce_jobs(self.producer, topics["jobs"], [job])
+        deadline = t0 + timeout
+        while job["id"] not in replies.done and rig.now() < deadline:
+            replies.poll(poll_s)
+        self.producer.poll(0)
+        done = replies.done.get(job["id"])
+        if not done or done["type"] != "done" or job["id"] not in replies.first:
+            raise RuntimeError(f"{what}: job {job['id']} got {done}")
+        return t0, done
+
     def latency_kafka(self, kind, server, jobs, warmup):
         """Sequential jobs: produce one, wait for its done reply, then the next."""
         parts = self.args.partitions
@@ -230,15 +243,7 @@ class Bench:
             e2e, per_job = [], []
             try:
                 for i, job in enumerate(warmup + jobs):
-                    t0 = rig.now()
-                    rig.produce_jobs(self.producer, topics["jobs"], [job])
-                    deadline = t0 + 60
-                    while job["id"] not in replies.done and rig.now() < deadline:
-                        replies.poll(0.05)
-                    self.producer.poll(0)
-                    done = replies.done.get(job["id"])
-                    if not done or done["type"] != "done" or job["id"] not in replies.first:
-                        raise RuntimeError(f"{kind}: job {job['id']} got {done}")
+                    t0, done = self.one_job(topics, replies, job, 60, 0.05, kind)
                     if i < len(warmup):
                         continue
                     first_ms = (replies.first[job["id"]] - t0) * 1e3
@@ -359,15 +364,7 @@ class Bench:
                 for i, job in enumerate(make_jobs("pickup", n + 3, 4)):
                     gap = gaps[i % len(gaps)]
                     time.sleep(gap)
-                    t0 = rig.now()
-                    rig.produce_jobs(self.producer, topics["jobs"], [job])
-                    deadline = t0 + 10
-                    while job["id"] not in replies.done and rig.now() < deadline:
-                        replies.poll(0.01)
-                    self.producer.poll(0)
-                    done = replies.done.get(job["id"])
-                    if not done or job["id"] not in replies.first:
-                        raise RuntimeError(f"pickup: job {job['id']} got {done}")
+                    t0, done = self.one_job(topics, replies, job, 10, 0.01, "pickup")
                     if i < 3:
                         continue  # warm-up
                     key = f"{gap:g}"
