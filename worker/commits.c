@@ -11,6 +11,8 @@
 
 /* How soon done offsets are committed after a job is done. */
 #define COMMIT_DELAY_MS 200
+/* How soon a failed commit is tried again. */
+#define COMMIT_RETRY_MS 1000
 
 struct partition {
     struct partition *next;
@@ -29,6 +31,7 @@ struct commits {
     size_t n_partitions;
     uint64_t last_id;
     loop_timer_id timer;
+    bool retry; /* a commit failed: the next one goes even if nothing moved */
 };
 
 struct commits *commits_new(struct loop *loop, struct kafka *kafka, const struct logger *log)
@@ -115,7 +118,8 @@ int commits_track(struct commits *c, const char *topic, int32_t partition, int64
  * mends what a failed one left behind. */
 static void commit_now(struct commits *c, bool sync)
 {
-    bool moved = false;
+    bool moved = c->retry;
+    c->retry = false;
     for (struct partition *p = c->partitions; p; p = p->next) {
         int64_t at = offsets_commit_point(p->offsets);
         if (at < 0)
@@ -146,6 +150,18 @@ static void commit_due(struct loop *loop, void *ctx)
     struct commits *c = ctx;
     (void)loop;
     commit_now(c, false);
+}
+
+void commits_failed(struct commits *c, const struct kafka_partition *parts, size_t n)
+{
+    bool ours = false;
+    for (size_t i = 0; i < n && !ours; i++)
+        ours = partition_find(c, parts[i].topic, parts[i].partition) != NULL;
+    if (!ours)
+        return; /* revoked since: the revocation committed them */
+    c->retry = true;
+    if (!loop_timer_pending(c->loop, c->timer))
+        c->timer = loop_timer_after(c->loop, COMMIT_RETRY_MS, commit_due, c);
 }
 
 void commits_done(struct commits *c, const struct commits_ticket *ticket)

@@ -48,6 +48,11 @@ int commits_track(struct commits *c, const char *topic, int32_t partition, int64
  * A ticket of a revoked partition, or one already done, is ignored. */
 void commits_done(struct commits *c, const struct commits_ticket *ticket);
 
+/* The commit of these partitions failed: commit every partition's done
+ * prefix again within a second, without waiting for another job to finish
+ * (nothing happens if none of them is assigned any more). */
+void commits_failed(struct commits *c, const struct kafka_partition *parts, size_t n);
+
 /* Partitions are being revoked: set each one's offset to its done prefix
  * (KAFKA_OFFSET_NONE when nothing was ever done) and forget it. Tickets of
  * these partitions mark nothing from now on. */

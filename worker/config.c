@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "config_keys.h"
+#include "config_props.h"
+#include "kafka_names.h"
+#include "kafka_props.h"
 
 #define REASON_LEN 256
 #define PATH_LEN   256
@@ -33,6 +36,7 @@ const struct config_env_override config_env_overrides[] = {
     {"LLMQ_KAFKA_JOBS_TOPICS", "kafka.jobs_topics"},
     {"LLMQ_KAFKA_REPLY_TOPIC", "kafka.reply_topic"},
     {"LLMQ_KAFKA_DEAD_LETTER_TOPIC", "kafka.dead_letter_topic"},
+    {"LLMQ_KAFKA_PROPERTIES_FILE", "kafka.properties_file"},
     {"LLMQ_LLAMA_BINARY", "llama.binary"},
     {"LLMQ_LLAMA_URL", "llama.url"},
     {"LLMQ_LLAMA_API_KEY", "llama.api_key"},
@@ -351,9 +355,32 @@ static int key_error(struct load_ctx *ctx, const struct key_spec *k, const char 
 
 /* ---- reading the file ---- */
 
+/* One kafka.properties setting's value as text ('@' resolved): malloc'd, or
+ * NULL with why in reason. */
+static char *property_value(const config_setting_t *s, char *reason, size_t len)
+{
+    char number[64];
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        return kafka_props_value(config_setting_get_string(s), reason, len);
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        snprintf(number, sizeof(number), "%lld", config_setting_get_int64(s));
+        break;
+    case CONFIG_TYPE_BOOL:
+        snprintf(number, sizeof(number), "%s", config_setting_get_bool(s) ? "true" : "false");
+        break;
+    default:
+        snprintf(reason, len, "must be a string, an integer or a boolean");
+        return NULL;
+    }
+    return kafka_props_value(number, reason, len);
+}
+
 /* kafka.properties: names use '_' where librdkafka has '.', because a
  * libconfig name cannot contain a dot (security_protocol ->
- * security.protocol). Values may be strings, integers or booleans. */
+ * security.protocol). Values may be strings ("@/path": the file's content),
+ * integers or booleans. */
 static int load_properties(struct load_ctx *ctx, const struct key_spec *k,
                            const config_setting_t *group)
 {
@@ -363,34 +390,16 @@ static int load_properties(struct load_ctx *ctx, const struct key_spec *k,
     struct config_kv *kv = calloc(n ? n : 1, sizeof(*kv));
     if (kv == NULL)
         return key_error(ctx, k, "out of memory");
-    size_t filled = 0;
-    for (; filled < n; filled++) {
+    for (size_t filled = 0; filled < n; filled++) {
         const config_setting_t *s = config_setting_get_elem(group, (unsigned)filled);
-        char value[64];
-        const char *text = value;
-        switch (config_setting_type(s)) {
-        case CONFIG_TYPE_STRING:
-            text = config_setting_get_string(s);
-            break;
-        case CONFIG_TYPE_INT:
-        case CONFIG_TYPE_INT64:
-            snprintf(value, sizeof(value), "%lld", config_setting_get_int64(s));
-            break;
-        case CONFIG_TYPE_BOOL:
-            snprintf(value, sizeof(value), "%s", config_setting_get_bool(s) ? "true" : "false");
-            break;
-        default: {
+        char reason[REASON_LEN];
+        kv[filled].key = strdup(config_setting_name(s));
+        kv[filled].value = property_value(s, reason, sizeof(reason));
+        if (kv[filled].key == NULL || kv[filled].value == NULL) {
             char path[PATH_LEN];
             snprintf(path, sizeof(path), "%s.%s", k->path, config_setting_name(s));
-            config_free_properties(kv, filled);
-            return setting_error(ctx, s, path, "must be a string, an integer or a boolean");
-        }
-        }
-        kv[filled].key = strdup(config_setting_name(s));
-        kv[filled].value = strdup(text);
-        if (kv[filled].key == NULL || kv[filled].value == NULL) {
             config_free_properties(kv, filled + 1);
-            return key_error(ctx, k, "out of memory");
+            return setting_error(ctx, s, path, kv[filled].key ? reason : "out of memory");
         }
         for (char *c = kv[filled].key; *c; c++) {
             if (*c == '_')
@@ -464,11 +473,21 @@ static int read_file(struct load_ctx *ctx)
 
 /* ---- environment, cross-key rules, derived defaults ---- */
 
-static int apply_env(struct load_ctx *ctx, char *(*getenv_fn)(const char *))
+/* The value of variable `name` in envp, or NULL. */
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; envp[i]; i++)
+        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+            return envp[i] + n + 1;
+    return NULL;
+}
+
+static int apply_env(struct load_ctx *ctx, char *const *envp)
 {
     for (size_t i = 0; i < config_env_override_count; i++) {
         const struct config_env_override *o = &config_env_overrides[i];
-        const char *text = getenv_fn(o->env);
+        const char *text = env_lookup(envp, o->env);
         if (text == NULL)
             continue;
         const struct key_spec *k = config_find_key(o->key);
@@ -497,9 +516,79 @@ static int derive_model_name(struct llmq_config *cfg)
     return cfg->llama.model_name ? 0 : -1;
 }
 
+/* Which of the worker's own topics (jobs subscriptions, dead-letter) names
+ * `topic`, or NULL. */
+static const char *own_topic_naming(const struct llmq_config *cfg, const char *topic)
+{
+    for (size_t i = 0; i < cfg->kafka.n_jobs_topics; i++)
+        if (kafka_subscription_matches(cfg->kafka.jobs_topics[i], topic))
+            return "a jobs topic";
+    if (strcmp(cfg->kafka.dead_letter_topic, topic) == 0)
+        return "the dead-letter topic";
+    return NULL;
+}
+
+/* Replies must never land where the worker reads jobs (it would take its
+ * own replies for jobs) nor in the dead-letter topic. */
+static int check_topic_rules(struct load_ctx *ctx)
+{
+    const struct llmq_config *cfg = ctx->cfg;
+    char reason[REASON_LEN];
+    const char *own = own_topic_naming(cfg, cfg->kafka.reply_topic);
+    if (own) {
+        snprintf(reason, sizeof(reason), "\"%s\" is %s: replies must go elsewhere",
+                 cfg->kafka.reply_topic, own);
+        return key_error(ctx, config_find_key("kafka.reply_topic"), reason);
+    }
+    for (size_t i = 0; i < cfg->kafka.n_reply_allowlist; i++) {
+        const char *entry = cfg->kafka.reply_allowlist[i];
+        own = strchr(entry, '*') ? NULL : own_topic_naming(cfg, entry);
+        if (!own && strcmp(entry, cfg->kafka.metrics_topic) == 0)
+            own = "the metrics topic";
+        if (own) {
+            snprintf(reason, sizeof(reason), "item %zu: \"%s\" is %s: replies must go elsewhere",
+                     i + 1, entry, own);
+            return key_error(ctx, config_find_key("kafka.reply_allowlist"), reason);
+        }
+    }
+    return 0;
+}
+
+/* Whether the lane entry (TOPIC:WEIGHT) names one of the jobs topics. */
+static bool lane_subscribed(const struct llmq_config *cfg, const char *lane)
+{
+    size_t n = (size_t)(strrchr(lane, ':') - lane);
+    for (size_t i = 0; i < cfg->kafka.n_jobs_topics; i++)
+        if (strlen(cfg->kafka.jobs_topics[i]) == n &&
+            strncmp(cfg->kafka.jobs_topics[i], lane, n) == 0)
+            return true;
+    return false;
+}
+
+/* Whether two adapters share a name (the part before '='). */
+static bool lora_names_repeat(const struct llmq_config *cfg)
+{
+    for (size_t i = 0; i < cfg->llama.n_lora; i++)
+        for (size_t j = 0; j < i; j++) {
+            size_t n = strcspn(cfg->llama.lora[i], "=");
+            if (n == strcspn(cfg->llama.lora[j], "=") &&
+                strncmp(cfg->llama.lora[i], cfg->llama.lora[j], n) == 0)
+                return true;
+        }
+    return false;
+}
+
 static int check_cross_rules(struct load_ctx *ctx)
 {
     struct llmq_config *cfg = ctx->cfg;
+    if (check_topic_rules(ctx) != 0)
+        return -1;
+    for (size_t i = 0; i < cfg->kafka.n_lanes; i++)
+        if (!lane_subscribed(cfg, cfg->kafka.lanes[i]))
+            return key_error(ctx, config_find_key("kafka.lanes"),
+                             "each lane's topic must be one of kafka.jobs_topics");
+    if (lora_names_repeat(cfg))
+        return key_error(ctx, config_find_key("llama.lora"), "an adapter name is given twice");
     if (cfg->llama.url == NULL && cfg->llama.model == NULL)
         return key_error(ctx, config_find_key("llama.model"), "required when llama.url is not set");
     if (cfg->limits.default_max_tokens > cfg->limits.max_tokens) {
@@ -543,8 +632,20 @@ void config_defaults(struct llmq_config *cfg)
     }
 }
 
-int config_load(struct llmq_config *cfg, const char *path, char *(*getenv_fn)(const char *),
-                char *err, size_t err_len)
+/* kafka.properties_file and LLMQ_KAFKA_PROP_* over kafka.properties. */
+static int apply_property_sources(struct load_ctx *ctx, char *const *envp)
+{
+    char why[512];
+    int rc = config_props_sources(ctx->cfg, envp, why, sizeof(why));
+    if (rc == 1)
+        return key_error(ctx, config_find_key("kafka.properties_file"), why);
+    if (rc != 0)
+        snprintf(ctx->err, ctx->err_len, "%s", why);
+    return rc;
+}
+
+int config_load(struct llmq_config *cfg, const char *path, char *const *envp, char *err,
+                size_t err_len)
 {
     struct load_ctx ctx = {.cfg = cfg, .path = path, .err = err, .err_len = err_len};
     config_t lc;
@@ -560,8 +661,10 @@ int config_load(struct llmq_config *cfg, const char *path, char *(*getenv_fn)(co
         if (rc == 0)
             rc = load_settings(&ctx);
     }
-    if (rc == 0 && getenv_fn != NULL)
-        rc = apply_env(&ctx, getenv_fn);
+    if (rc == 0 && envp != NULL)
+        rc = apply_env(&ctx, envp);
+    if (rc == 0)
+        rc = apply_property_sources(&ctx, envp);
     if (rc == 0)
         rc = check_cross_rules(&ctx);
     if (ctx.lc != NULL)

@@ -5,16 +5,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config_keys.h"
+#include "secrets.h"
 
-#define SECRET_MASK "***"
-
-/* A libconfig string literal. */
-static void dump_string(FILE *out, const char *s)
+/* A libconfig string literal of prefix + s (prefix needs no escaping). */
+static void dump_text(FILE *out, const char *prefix, const char *s)
 {
-    fputc('"', out);
+    fprintf(out, "\"%s", prefix);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
             fprintf(out, "\\%c", *p);
@@ -26,9 +24,9 @@ static void dump_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static bool secret_property(const char *name)
+static void dump_string(FILE *out, const char *s)
 {
-    return strcasestr(name, "password") != NULL || strcasestr(name, "secret") != NULL;
+    dump_text(out, "", s);
 }
 
 static void dump_properties(FILE *out, const struct config_kv *kv, size_t n)
@@ -39,10 +37,36 @@ static void dump_properties(FILE *out, const struct config_kv *kv, size_t n)
         for (const char *c = kv[i].key; *c; c++)
             fputc(*c == '.' ? '_' : *c, out);
         fputs(" = ", out);
-        dump_string(out, secret_property(kv[i].key) ? SECRET_MASK : kv[i].value);
+        if (secrets_property(kv[i].key))
+            dump_string(out, SECRETS_MASK);
+        else /* a value that starts with '@' is literal: "@@" keeps it so */
+            dump_text(out, kv[i].value[0] == '@' ? "@" : "", kv[i].value);
         fputs(";\n", out);
     }
     fputs("    }", out);
+}
+
+/* A list; the value after a secret flag (--api-key X, --api-key=X) masked. */
+static void dump_strings(FILE *out, char *const *items, size_t n)
+{
+    bool secret_next = false;
+    fputs(" [", out);
+    for (size_t i = 0; i < n; i++) {
+        const char *inline_value = NULL;
+        bool flag = secrets_flag(items[i], &inline_value);
+        fputs(i ? ", " : " ", out);
+        if (secret_next) {
+            dump_string(out, SECRETS_MASK);
+        } else if (inline_value) {
+            char flag_eq[32]; /* "--api-key=" */
+            snprintf(flag_eq, sizeof(flag_eq), "%.*s", (int)(inline_value - items[i]), items[i]);
+            dump_text(out, flag_eq, SECRETS_MASK);
+        } else {
+            dump_string(out, items[i]);
+        }
+        secret_next = flag && !inline_value && !secret_next;
+    }
+    fputs(" ]", out);
 }
 
 static void dump_key(FILE *out, const struct llmq_config *cfg, const struct key_spec *k)
@@ -55,21 +79,17 @@ static void dump_key(FILE *out, const struct llmq_config *cfg, const struct key_
     }
     fprintf(out, "    %s =", name);
     switch (k->kind) {
-    case KIND_STRING:
+    case KIND_STRING: {
+        char url[1024];
+        const char *s = *(char *const *)field;
         fputc(' ', out);
-        dump_string(out, (k->flags & SECRET) ? SECRET_MASK : *(char *const *)field);
-        break;
-    case KIND_STRINGS: {
-        char *const *items = *(char **const *)field;
-        size_t n = *(const size_t *)config_field_const(cfg, k->count_field);
-        fputs(" [", out);
-        for (size_t i = 0; i < n; i++) {
-            fputs(i ? ", " : " ", out);
-            dump_string(out, items[i]);
-        }
-        fputs(" ]", out);
+        dump_string(out, (k->flags & SECRET) ? SECRETS_MASK : secrets_url(s, url, sizeof(url)));
         break;
     }
+    case KIND_STRINGS:
+        dump_strings(out, *(char **const *)field,
+                     *(const size_t *)config_field_const(cfg, k->count_field));
+        break;
     case KIND_INT:
         fprintf(out, " %d", *(const int *)field);
         break;

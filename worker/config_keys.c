@@ -8,6 +8,7 @@
 
 #include "hostport.h"
 #include "kafka_names.h"
+#include "secrets.h"
 
 #define WORKER_ID_MAX 128
 
@@ -18,6 +19,8 @@ static int check_topic_pattern(const char *s, char *reason, size_t len);
 static int check_url(const char *s, char *reason, size_t len);
 static int check_listen(const char *s, char *reason, size_t len);
 static int check_gpu_backend(const char *s, char *reason, size_t len);
+static int check_lane(const char *s, char *reason, size_t len);
+static int check_lora(const char *s, char *reason, size_t len);
 
 #define FIELD(member) offsetof(struct llmq_config, member)
 
@@ -37,8 +40,16 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      check_topic, "llmq.dead"},
     {"kafka.metrics_topic", KIND_STRING, FIELD(kafka.metrics_topic), 0, 0, 0, 0, check_topic,
      "llmq.metrics"},
+    {"kafka.control_topic", KIND_STRING, FIELD(kafka.control_topic), 0, 0, 0, EMPTY_OK, check_topic,
+     "llmq.control"},
+    {"kafka.lanes", KIND_STRINGS, FIELD(kafka.lanes), FIELD(kafka.n_lanes), 0, 0, 0, check_lane,
+     ""},
     {"kafka.properties", KIND_PROPERTIES, FIELD(kafka.properties), FIELD(kafka.n_properties), 0, 0,
      0, NULL, NULL},
+    {"kafka.static_membership", KIND_BOOL, FIELD(kafka.static_membership), 0, 0, 0, 0, NULL,
+     "false"},
+    {"kafka.properties_file", KIND_STRING, FIELD(kafka.properties_file), 0, 0, 0, NULLABLE, NULL,
+     NULL},
 
     {"llama.binary", KIND_STRING, FIELD(llama.binary), 0, 0, 0, 0, NULL, "llama-server"},
     {"llama.url", KIND_STRING, FIELD(llama.url), 0, 0, 0, NULLABLE, check_url, NULL},
@@ -55,9 +66,17 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
      "300"},
     {"llama.restart_backoff_max_s", KIND_INT, FIELD(llama.restart_backoff_max_s), 0, 1, 3600, 0,
      NULL, "30"},
+    {"llama.unready_leave_s", KIND_INT, FIELD(llama.unready_leave_s), 0, 0, 86400, 0, NULL, "60"},
+    {"llama.lora", KIND_STRINGS, FIELD(llama.lora), FIELD(llama.n_lora), 0, 0, 0, check_lora, ""},
+
+    {"control.remember_max", KIND_INT, FIELD(control.remember_max), 0, 0, 10000000, 0, NULL,
+     "10000"},
+    {"control.remember_s", KIND_INT, FIELD(control.remember_s), 0, 0, 31536000, 0, NULL, "86400"},
 
     {"limits.max_prompt_bytes", KIND_SIZE, FIELD(limits.max_prompt_bytes), 0, 1, 1073741824, 0,
      NULL, "1048576"},
+    {"limits.max_pending_bytes", KIND_SIZE, FIELD(limits.max_pending_bytes), 0, 1, 17179869184, 0,
+     NULL, "67108864"},
     {"limits.max_tokens", KIND_INT, FIELD(limits.max_tokens), 0, 1, 1048576, 0, NULL, "4096"},
     {"limits.default_max_tokens", KIND_INT, FIELD(limits.default_max_tokens), 0, 1, 1048576, 0,
      NULL, "512"},
@@ -137,7 +156,9 @@ static int check_url(const char *s, char *reason, size_t len)
     else if (strncmp(s, "https://", 8) == 0)
         rest = s + 8;
     if (rest == NULL || *rest == '\0' || *rest == '/') {
-        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")", s);
+        char masked[512];
+        snprintf(reason, len, "must be an http:// or https:// URL (got \"%s\")",
+                 secrets_url(s, masked, sizeof(masked)));
         return -1;
     }
     return 0;
@@ -159,6 +180,32 @@ static int check_gpu_backend(const char *s, char *reason, size_t len)
     if (strcmp(s, "auto") != 0 && strcmp(s, "rocm") != 0 && strcmp(s, "nvml") != 0 &&
         strcmp(s, "none") != 0) {
         snprintf(reason, len, "must be one of auto, rocm, nvml, none (got \"%s\")", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A lane: TOPIC:WEIGHT, the topic one of the jobs topics' names, the weight
+ * 1..1000000. */
+static int check_lane(const char *s, char *reason, size_t len)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long weight = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || !kafka_topic_valid(s, (size_t)(colon - s)) || end == colon + 1 || *end ||
+        weight < 1 || weight > 1000000) {
+        snprintf(reason, len, "must be TOPIC:WEIGHT with a weight of 1..1000000 (got \"%s\")", s);
+        return -1;
+    }
+    return 0;
+}
+
+/* An adapter: NAME=PATH, the name without '=' or spaces. */
+static int check_lora(const char *s, char *reason, size_t len)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || eq[1] == '\0' || strcspn(s, " \t") < (size_t)(eq - s)) {
+        snprintf(reason, len, "must be NAME=PATH (got \"%s\")", s);
         return -1;
     }
     return 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka_names.h"
 #include "loop.h"
 #include "reply.h"
 
@@ -42,6 +43,8 @@ struct delivery {
     struct item *items; /* not settled yet */
     uint64_t failures;
     bool stopped;
+    char refused_topic[KAFKA_TOPIC_MAX + 1]; /* a configured topic the broker refuses; "" */
+    char refused[KAFKA_TOPIC_MAX + 128];     /* and why, for /readyz */
 };
 
 struct delivery *delivery_new(struct loop *loop, struct kafka *kafka, const struct llmq_config *cfg,
@@ -111,9 +114,10 @@ static void settle(struct item *it, bool acknowledged)
 
 /* Errors after which the broker will never take the message: producing it
  * again would hold its job's offset, and so every commit of the partition,
- * back forever. A missing or forbidden topic counts only for a job's own
- * reply_to (bad input): the worker's configured topics missing is a deployment
- * error, and their messages wait for the topic rather than be lost. */
+ * back forever. A missing, forbidden or invalid topic, or any other refusal
+ * that is not retriable, counts only for a job's own reply_to (bad input):
+ * the worker's configured topics refused is a deployment error, and their
+ * messages wait for the operator rather than be lost. */
 static bool permanent(const struct item *it, int err)
 {
     const struct llmq_config *cfg = it->d->cfg;
@@ -122,6 +126,7 @@ static bool permanent(const struct item *it, int err)
     case KAFKA_ERR_INVALID:
         return true;
     case KAFKA_ERR_NO_TOPIC:
+    case KAFKA_ERR_REFUSED:
         return strcmp(it->topic, cfg->kafka.reply_topic) != 0 &&
                strcmp(it->topic, cfg->kafka.dead_letter_topic) != 0;
     default:
@@ -158,6 +163,33 @@ static bool shrink(struct item *it, int err)
     log_error(it->d->log, "delivery", "job %s: %s; sending an error reply instead", it->job_id,
               message);
     return true;
+}
+
+/* A configured topic the broker refuses (its ACLs, say): its messages wait,
+ * and /readyz names it until one is acknowledged. */
+static void note_refusal(struct item *it, int err)
+{
+    struct delivery *d = it->d;
+    enum kafka_error kind = kafka_error_kind(err);
+    if (kind != KAFKA_ERR_NO_TOPIC && kind != KAFKA_ERR_REFUSED)
+        return;
+    snprintf(d->refused_topic, sizeof(d->refused_topic), "%s", it->topic);
+    snprintf(d->refused, sizeof(d->refused), "the broker refuses messages to %s (%s)", it->topic,
+             kafka_error_str(err));
+}
+
+static void note_acknowledged(struct item *it)
+{
+    struct delivery *d = it->d;
+    if (!d->refused_topic[0] || strcmp(d->refused_topic, it->topic) != 0)
+        return;
+    log_info(d->log, "delivery", "the broker takes messages to %s again", it->topic);
+    d->refused_topic[0] = d->refused[0] = '\0';
+}
+
+const char *delivery_refused(const struct delivery *d)
+{
+    return d->refused[0] ? d->refused : NULL;
 }
 
 static void give_up(struct item *it, int err)
@@ -200,10 +232,12 @@ static void delivered(void *opaque, int err)
         /* librdkafka already retried for message.timeout.ms; the message
          * must not be lost, so keep trying while the worker runs. */
         d->failures++;
+        note_refusal(it, err);
         log_warn(d->log, "delivery", "job %s: reply to %s not acknowledged (%s); producing again",
                  job_name(it), it->topic, kafka_error_str(err));
         it->retry = loop_timer_after(d->loop, REPRODUCE_DELAY_MS, retry_due, it);
     } else {
+        note_acknowledged(it);
         settle(it, true);
     }
 }
@@ -228,6 +262,7 @@ static void produce(struct item *it)
         /* Not now: delivery_send promises no callback from within. */
         it->retry = loop_timer_after(d->loop, 0, abandon_due, it);
     } else if (err) {
+        note_refusal(it, err);
         log_warn(d->log, "delivery", "job %s: cannot produce to %s (%s); trying again",
                  job_name(it), it->topic, kafka_error_str(err));
         it->retry = loop_timer_after(d->loop, REPRODUCE_DELAY_MS, retry_due, it);

@@ -59,6 +59,12 @@ int delivery_send(struct delivery *d, const struct kafka_message *msg,
  * committed either). An acknowledgement still settles. */
 void delivery_stop(struct delivery *d);
 
+/* Why the worker's own configured topic does not take its messages (e.g.
+ * "the broker refuses messages to llmq.dead (Broker: Topic authorization
+ * failed)"): set when the broker refuses one (the messages wait), cleared
+ * when one to that topic is acknowledged; NULL when none. */
+const char *delivery_refused(const struct delivery *d);
+
 /* Failures counted: each delivery report that failed and led to producing
  * the message again, and each message given up. */
 uint64_t delivery_failures(const struct delivery *d);

@@ -18,6 +18,75 @@ struct delivery {
     void *opaque;
 };
 
+/* Errors that may pass: the client's own (connections, timeouts, queues,
+ * purges, a producer being replaced) and the broker's retriable ones, or
+ * those about the whole client rather than one topic (its credentials, its
+ * cluster rights), which an operator fixes without losing a message. */
+static const rd_kafka_resp_err_t transient_errors[] = {
+    RD_KAFKA_RESP_ERR__DESTROY,
+    RD_KAFKA_RESP_ERR__FAIL,
+    RD_KAFKA_RESP_ERR__TRANSPORT,
+    RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE,
+    RD_KAFKA_RESP_ERR__RESOLVE,
+    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
+    RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+    RD_KAFKA_RESP_ERR__TIMED_OUT,
+    RD_KAFKA_RESP_ERR__QUEUE_FULL,
+    RD_KAFKA_RESP_ERR__ISR_INSUFF,
+    RD_KAFKA_RESP_ERR__NODE_UPDATE,
+    RD_KAFKA_RESP_ERR__SSL,
+    RD_KAFKA_RESP_ERR__WAIT_COORD,
+    RD_KAFKA_RESP_ERR__IN_PROGRESS,
+    RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS,
+    RD_KAFKA_RESP_ERR__STATE,
+    RD_KAFKA_RESP_ERR__AUTHENTICATION,
+    RD_KAFKA_RESP_ERR__OUTDATED,
+    RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE,
+    RD_KAFKA_RESP_ERR__WAIT_CACHE,
+    RD_KAFKA_RESP_ERR__INTR,
+    RD_KAFKA_RESP_ERR__RETRY,
+    RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+    RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
+    RD_KAFKA_RESP_ERR__FATAL,
+    RD_KAFKA_RESP_ERR__INCONSISTENT,
+    RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE,
+    RD_KAFKA_RESP_ERR__UNKNOWN_BROKER,
+    RD_KAFKA_RESP_ERR__FENCED,
+    RD_KAFKA_RESP_ERR_UNKNOWN,
+    RD_KAFKA_RESP_ERR_INVALID_MSG, /* a corrupt batch: Kafka marks it retriable */
+    RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+    RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+    RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+    RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+    RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM,
+    RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE,
+    RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION,
+    RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+    RD_KAFKA_RESP_ERR_DUPLICATE_SEQUENCE_NUMBER,
+    RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+    RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+    RD_KAFKA_RESP_ERR_OPERATION_NOT_ATTEMPTED,
+    RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+    RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED,
+    RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+    RD_KAFKA_RESP_ERR_FETCH_SESSION_ID_NOT_FOUND,
+    RD_KAFKA_RESP_ERR_INVALID_FETCH_SESSION_EPOCH,
+    RD_KAFKA_RESP_ERR_LISTENER_NOT_FOUND,
+    RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH,
+    RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH,
+    RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_PREFERRED_LEADER_NOT_AVAILABLE,
+    RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED,
+};
+
 enum kafka_error kafka_error_kind(int err)
 {
     switch ((rd_kafka_resp_err_t)err) {
@@ -35,8 +104,12 @@ enum kafka_error kafka_error_kind(int err)
     case RD_KAFKA_RESP_ERR__NO_OFFSET:
         return KAFKA_ERR_NO_OFFSET;
     default:
-        return KAFKA_ERR_OTHER;
+        break;
     }
+    for (size_t i = 0; i < sizeof(transient_errors) / sizeof(transient_errors[0]); i++)
+        if ((rd_kafka_resp_err_t)err == transient_errors[i])
+            return KAFKA_ERR_OTHER;
+    return KAFKA_ERR_REFUSED;
 }
 
 const char *kafka_error_str(int err)
@@ -68,10 +141,32 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
          * cannot be used again: make a new one, outside librdkafka's call. */
         if (rk == k->producer && !k->closing && !loop_timer_pending(k->loop, k->replace_producer))
             k->replace_producer = loop_timer_after(k->loop, 0, producer_replace, k);
+        if (rk != k->producer)
+            kafka_consumer_fatal(k);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && !k->joined && k->events.on_auth_failed) {
+        if (!k->auth_failed) {
+            k->auth_failed = true;
+            k->events.on_auth_failed(k->ctx, reason);
+        }
         return;
     }
     /* Transport errors are retried by librdkafka itself. */
     log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+void kafka_consumer_fatal(struct kafka *k)
+{
+    char why[512];
+    if (k->fatal || !k->consumer)
+        return;
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(k->consumer, why, sizeof(why));
+    k->fatal = true;
+    snprintf(k->problem, sizeof(k->problem), "fatal consumer error %s: %.200s",
+             rd_kafka_err2name(orig), why);
+    if (k->events.on_consumer_fatal)
+        k->events.on_consumer_fatal(k->ctx);
 }
 
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -159,7 +254,7 @@ int kafka_wake_loop_on(struct kafka *k, rd_kafka_queue_t *queue, int pipefd[2], 
     return loop_watch(k->loop, pipefd[0], LOOP_READ, fn, k);
 }
 
-static bool user_property(const struct kafka *k, const char *name)
+bool kafka_user_property(const struct kafka *k, const char *name)
 {
     for (size_t i = 0; i < k->cfg->kafka.n_properties; i++)
         if (strcmp(k->cfg->kafka.properties[i].key, name) == 0)
@@ -178,8 +273,12 @@ static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
      * loopback, linger.ms 1 added 1.2 ms to the first chunk (tests/bench).
      * kafka.properties may set it (or its alias) to trade latency for fewer
      * produce requests. */
-    bool user_linger = user_property(k, "linger.ms") || user_property(k, "queue.buffering.max.ms");
+    bool user_linger =
+        kafka_user_property(k, "linger.ms") || kafka_user_property(k, "queue.buffering.max.ms");
+    /* allow.auto.create.topics false: a job's reply_to (under a prefix entry
+     * of the allowlist) can never create a topic on a broker that allows it. */
     if (kafka_set_conf(conf, "enable.idempotence", "true", err, err_len) ||
+        kafka_set_conf(conf, "allow.auto.create.topics", "false", err, err_len) ||
         (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -250,6 +349,12 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     k->ctx = ctx;
     k->consumer_pipe[0] = k->consumer_pipe[1] = -1;
     k->producer_pipe[0] = k->producer_pipe[1] = -1;
+    k->control_pipe[0] = k->control_pipe[1] = -1;
+    k->lanes = lanes_new(cfg->kafka.lanes, cfg->kafka.n_lanes);
+    if (!k->lanes) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
 
     k->producer = producer_new(k, err, err_len);
     if (!k->producer)
@@ -374,7 +479,9 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
         rd_kafka_flush(k->producer, 1000);
     }
     kafka_consumer_free(k);
+    kafka_control_free(k);
     loop_timer_cancel(k->loop, k->replace_producer);
     kafka_client_free(k, k->producer, k->producer_queue, k->producer_pipe);
+    lanes_free(k->lanes);
     free(k);
 }

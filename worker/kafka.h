@@ -66,7 +66,10 @@ enum kafka_error {
     KAFKA_ERR_INVALID,   /* the broker refuses the record itself */
     KAFKA_ERR_NO_TOPIC,  /* the topic is missing, or writing it is forbidden */
     KAFKA_ERR_NO_OFFSET, /* a commit had no offset to commit */
-    KAFKA_ERR_OTHER,     /* anything else: transient, as far as the worker knows */
+    KAFKA_ERR_OTHER,     /* transient: connections, timeouts, retriable broker errors, or
+                            errors about the whole client (its credentials) */
+    KAFKA_ERR_REFUSED,   /* anything else: the broker refuses it for good (an invalid topic
+                            name, a policy violation, ...) */
 };
 
 /* The kind of an error code, and its text for a log line. */
@@ -85,6 +88,19 @@ struct kafka_events {
     /* The consumer's statistics JSON (every statistics.interval.ms, 5 s
      * unless kafka.properties says otherwise). May be NULL. */
     void (*on_stats)(void *ctx, const char *json, size_t len);
+    /* The commit of these partitions' offsets failed (each one counted in
+     * kafka_commits_failed()): commit them again. May be NULL. */
+    void (*on_commit_failed)(void *ctx, const struct kafka_partition *parts, size_t n);
+    /* The consumer hit a fatal error (kafka_problem() says which): it can
+     * take no job again; the process should end. May be NULL. */
+    void (*on_consumer_fatal)(void *ctx);
+    /* The brokers refused the client's credentials (SASL authentication)
+     * before it was ever assigned partitions: a configuration error, not an
+     * outage. Called once, with librdkafka's reason. May be NULL. */
+    void (*on_auth_failed)(void *ctx, const char *reason);
+    /* A message of the control topic (kafka_control_start), valid during the
+     * call only. May be NULL. */
+    void (*on_control)(void *ctx, const struct kafka_message *msg);
 };
 
 /* Called once per produced message when the broker acknowledged it (err 0)
@@ -120,6 +136,31 @@ int kafka_commit(struct kafka *k, const struct kafka_partition *offsets, size_t 
  * did not answer within `timeout_ms`. Blocks: call it before taking jobs. */
 int kafka_topics_missing(struct kafka *k, const char *const *topics, size_t n, int timeout_ms,
                          char *missing, size_t missing_len);
+
+/* Leave the group (revocation runs, with its commit); kafka_subscribe()
+ * joins again. Nothing happens when not subscribed. */
+void kafka_unsubscribe(struct kafka *k);
+
+/* Why the consumer cannot take jobs (evicted from the group for polling too
+ * seldom, or a fatal error), or NULL when nothing is wrong. An eviction is
+ * forgotten at the next assignment. */
+const char *kafka_problem(const struct kafka *k);
+
+/* How many partitions' commits failed so far (the offset commit callback). */
+unsigned long kafka_commits_failed(const struct kafka *k);
+
+/* The partition.assignment.strategy used when kafka.properties sets none,
+ * for librdkafka `version` (rd_kafka_version()'s 0xMMmmrrxx): cooperative-
+ * sticky from 2.10.0 on, the eager "range,roundrobin" before; `why` gets
+ * the reason for the log. */
+const char *kafka_assignment_default(int version, char *why, size_t why_len);
+/* Read every partition of the control topic `topic` outside the consumer
+ * group, from the first message at or after `since_ms` (Unix ms), handing
+ * each message to on_control. Blocks up to about 2 x timeout_ms (metadata,
+ * then offsets): call it before taking jobs. Returns 0; 1 when the topic
+ * does not exist (call again later); -1 with the reason in err. */
+int kafka_control_start(struct kafka *k, const char *topic, int64_t since_ms, int timeout_ms,
+                        char *err, size_t err_len);
 
 /* Whether the consumer holds an assignment from the group (it joined). */
 bool kafka_joined(const struct kafka *k);

@@ -13,6 +13,10 @@
 
 /* How many consumer events one loop wake-up serves before yielding. */
 #define KAFKA_POLL_BATCH 256
+/* The consumer is polled at least this often, so that a worker whose slots
+ * are all busy (paused, no message served) stays in the group whatever
+ * statistics.interval.ms is: max.poll.interval.ms counts from the last poll. */
+#define KAFKA_POLL_EVERY_MS 1000
 
 static int consumer_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
@@ -36,9 +40,13 @@ static void hold_partition(struct kafka *k, rd_kafka_t *rk, const char *topic, i
         free(name);
         goto fail;
     }
+    int lane = lanes_index(k->lanes, topic);
+    if (lane < 0)
+        log_warn(k->log, "kafka", "%s: over %d lanes; served with the first lane", topic,
+                 LANES_MAX);
     rd_kafka_queue_forward(queue, NULL);
     rd_kafka_queue_io_event_enable(queue, k->consumer_pipe[1], "1", 1);
-    k->held[k->n_held++] = (struct held_queue){queue, name, partition};
+    k->held[k->n_held++] = (struct held_queue){queue, name, partition, lane < 0 ? 0 : lane, NULL};
     return;
 fail:
     log_warn(k->log, "kafka", "%s[%" PRId32 "]: out of memory; served even while paused", topic,
@@ -48,6 +56,8 @@ fail:
 /* Give a partition's queue back (its unserved messages go with it). */
 static void held_queue_destroy(struct held_queue *h)
 {
+    if (h->peeked)
+        rd_kafka_message_destroy(h->peeked);
     rd_kafka_queue_io_event_enable(h->queue, -1, NULL, 0);
     rd_kafka_queue_destroy(h->queue);
     free(h->topic);
@@ -90,6 +100,8 @@ static void assigned(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_partition_l
     for (int i = 0; i < parts->cnt; i++)
         hold_partition(k, rk, parts->elems[i].topic, parts->elems[i].partition);
     k->joined = true;
+    if (!k->fatal)
+        k->problem[0] = '\0';
     log_info(k->log, "kafka", "assigned %d partition(s)%s", parts->cnt,
              k->paused ? " (paused: at capacity)" : "");
     struct kafka_partition *plain = plain_partitions(parts);
@@ -117,7 +129,11 @@ static void revoking(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_partition_l
         if (plain[i].offset >= 0)
             rd_kafka_topic_partition_list_add(valid, plain[i].topic, plain[i].partition)->offset =
                 plain[i].offset;
-    if (valid->cnt > 0 && !rd_kafka_assignment_lost(rk)) {
+    bool lost = rd_kafka_assignment_lost(rk);
+    if (lost && !k->fatal)
+        snprintf(k->problem, sizeof(k->problem),
+                 "the group took the partitions away (evicted); rejoining");
+    if (valid->cnt > 0 && !lost) {
         rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, valid, 0);
         if (cerr)
             log_warn(k->log, "kafka", "commit on revocation failed: %s", rd_kafka_err2str(cerr));
@@ -175,6 +191,22 @@ void kafka_consumer_wake(struct kafka *k)
 }
 
 /* Hand a message on as a plain one, its headers with it. */
+struct kafka_message kafka_plain_message(const rd_kafka_message_t *msg)
+{
+    rd_kafka_timestamp_type_t ts_type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+    return (struct kafka_message){
+        .topic = rd_kafka_topic_name(msg->rkt),
+        .partition = msg->partition,
+        .offset = msg->offset,
+        .timestamp_ms = ts > 0 ? ts : 0,
+        .key = msg->key,
+        .key_len = msg->key_len,
+        .payload = msg->payload,
+        .len = msg->len,
+    };
+}
+
 static void deliver_message(struct kafka *k, const rd_kafka_message_t *msg)
 {
     rd_kafka_headers_t *hdrs = NULL;
@@ -193,20 +225,9 @@ static void deliver_message(struct kafka *k, const rd_kafka_message_t *msg)
         rd_kafka_header_get_all(hdrs, i, &headers[i].name, &value, &headers[i].len);
         headers[i].value = value;
     }
-    rd_kafka_timestamp_type_t ts_type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-    struct kafka_message plain = {
-        .topic = rd_kafka_topic_name(msg->rkt),
-        .partition = msg->partition,
-        .offset = msg->offset,
-        .timestamp_ms = ts > 0 ? ts : 0,
-        .key = msg->key,
-        .key_len = msg->key_len,
-        .payload = msg->payload,
-        .len = msg->len,
-        .headers = headers,
-        .n_headers = n,
-    };
+    struct kafka_message plain = kafka_plain_message(msg);
+    plain.headers = headers;
+    plain.n_headers = n;
     k->events.on_message(k->ctx, &plain);
     free(headers);
 }
@@ -218,43 +239,91 @@ static bool serve_one(struct kafka *k, rd_kafka_message_t *msg)
         return false;
     if (!msg->err)
         deliver_message(k, msg);
-    else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+        kafka_consumer_fatal(k);
+    if (msg->err == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED && !k->fatal)
+        snprintf(k->problem, sizeof(k->problem), "evicted from the group: %s",
+                 rd_kafka_message_errstr(msg));
+    if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         log_warn(k->log, "kafka", "consumer: %s%s%s", rd_kafka_message_errstr(msg),
                  msg->rkt ? " on " : "", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "");
     rd_kafka_message_destroy(msg);
     return true;
 }
 
+/* Whether a held queue has a message: its next one is taken out (peeked),
+ * since a queue's length can read 0 while a message is there. Events that
+ * are not messages (errors) are served on the way. */
+static bool held_has_message(struct kafka *k, struct held_queue *h)
+{
+    while (!h->peeked) {
+        rd_kafka_message_t *msg = rd_kafka_consume_queue(h->queue, 0);
+        if (!msg)
+            return false;
+        if (msg->err)
+            serve_one(k, msg);
+        else
+            h->peeked = msg;
+    }
+    return true;
+}
+
+/* Serve one message: from the lane whose turn it is by weighted round robin
+ * among the lanes with messages held (lanes.h), then round robin over that
+ * lane's partitions. False when no partition holds a message. */
+static bool serve_next(struct kafka *k)
+{
+    bool has_work[LANES_MAX] = {false};
+    for (size_t i = 0; i < k->n_held; i++)
+        if (held_has_message(k, &k->held[i]))
+            has_work[k->held[i].lane] = true;
+    int lane = lanes_pick(k->lanes, has_work);
+    for (size_t i = 0; lane >= 0 && i < k->n_held; i++) {
+        struct held_queue *h = &k->held[(k->next_held + i) % k->n_held];
+        if (h->lane == lane && h->peeked) {
+            k->next_held = (k->next_held + i + 1) % k->n_held;
+            rd_kafka_message_t *msg = h->peeked;
+            h->peeked = NULL;
+            return serve_one(k, msg);
+        }
+    }
+    return false;
+}
+
 /* Serve up to one batch: the consumer queue's events (rebalances, errors,
- * statistics) always, then, unless paused, the partitions' messages in turn.
- * The io-event fd only fires when a queue goes from empty to non-empty, so a
- * full batch reschedules, and so does kafka_resume(). */
+ * statistics) always, then, unless paused, the partitions' messages, lane
+ * by lane. The io-event fd only fires when a queue goes from empty to
+ * non-empty, so a full batch reschedules, and so does kafka_resume(). */
 static void serve_consumer(struct kafka *k)
 {
     int n = 0;
     while (n < KAFKA_POLL_BATCH && serve_one(k, rd_kafka_consumer_poll(k->consumer, 0)))
         n++;
-    for (size_t empty = 0; n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k) &&
-                           empty < k->n_held;) {
-        struct held_queue *h = &k->held[k->next_held++ % k->n_held];
-        if (serve_one(k, rd_kafka_consume_queue(h->queue, 0))) {
-            n++;
-            empty = 0;
-        } else {
-            empty++;
-        }
-    }
+    while (n < KAFKA_POLL_BATCH && !k->paused && !kafka_producer_backlogged(k) && serve_next(k))
+        n++;
     if (n == KAFKA_POLL_BATCH)
         kafka_consumer_wake(k);
 }
 
-static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+static void poll_due(struct loop *loop, void *ctx)
+{
+    struct kafka *k = ctx;
+    k->poll_timer = loop_timer_after(loop, KAFKA_POLL_EVERY_MS, poll_due, k);
+    serve_consumer(k);
+}
+
+void kafka_pipe_drain(int fd)
 {
     char buf[64];
-    (void)loop;
-    (void)events;
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
+}
+
+static void consumer_readable(struct loop *loop, int fd, unsigned events, void *ctx)
+{
+    (void)loop;
+    (void)events;
+    kafka_pipe_drain(fd);
     serve_consumer(ctx);
 }
 
@@ -265,11 +334,7 @@ int kafka_consumer_open(struct kafka *k, char *err, size_t err_len)
         return -1;
     rd_kafka_conf_set_rebalance_cb(conf, rebalanced);
     rd_kafka_conf_set_stats_cb(conf, consumer_stats);
-    if (kafka_set_conf(conf, "group.id", k->cfg->kafka.group_id, err, err_len) ||
-        kafka_set_conf(conf, "enable.auto.commit", "false", err, err_len) ||
-        kafka_set_conf(conf, "enable.auto.offset.store", "false", err, err_len) ||
-        kafka_set_conf(conf, "auto.offset.reset", "earliest", err, err_len) ||
-        kafka_set_conf(conf, "partition.assignment.strategy", "cooperative-sticky", err, err_len)) {
+    if (kafka_group_conf(k, conf, err, err_len) != 0) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -286,6 +351,7 @@ int kafka_consumer_open(struct kafka *k, char *err, size_t err_len)
         snprintf(err, err_len, "kafka: cannot watch queues: %s", strerror(errno));
         return -1;
     }
+    k->poll_timer = loop_timer_after(k->loop, KAFKA_POLL_EVERY_MS, poll_due, k);
     return 0;
 }
 
@@ -302,7 +368,24 @@ int kafka_subscribe(struct kafka *k, char *err, size_t err_len)
         snprintf(err, err_len, "subscribe: %s", rd_kafka_err2str(rerr));
         return -1;
     }
+    k->subscribed = true;
     return 0;
+}
+
+void kafka_unsubscribe(struct kafka *k)
+{
+    if (!k->subscribed)
+        return;
+    k->subscribed = false;
+    k->joined = false;
+    rd_kafka_resp_err_t err = rd_kafka_unsubscribe(k->consumer);
+    if (err)
+        log_warn(k->log, "kafka", "unsubscribe: %s", rd_kafka_err2str(err));
+}
+
+const char *kafka_problem(const struct kafka *k)
+{
+    return k->problem[0] ? k->problem : NULL;
 }
 
 void kafka_pause(struct kafka *k)
@@ -353,5 +436,6 @@ void kafka_consumer_free(struct kafka *k)
     release_all_partitions(k);
     free(k->held);
     loop_timer_cancel(k->loop, k->consumer_more);
+    loop_timer_cancel(k->loop, k->poll_timer);
     kafka_client_free(k, k->consumer, k->consumer_queue, k->consumer_pipe);
 }

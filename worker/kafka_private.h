@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "kafka.h"
+#include "lanes.h"
 #include "log.h"
 #include "loop.h"
 
@@ -24,6 +25,8 @@ struct held_queue {
     rd_kafka_queue_t *queue;
     char *topic;
     int32_t partition;
+    int lane;                   /* lanes_index of its topic */
+    rd_kafka_message_t *peeked; /* its next message, taken to see it has one */
 };
 
 struct kafka {
@@ -44,9 +47,16 @@ struct kafka {
     loop_timer_id replace_producer; /* a fatal error: make a new producer */
     unsigned producers_replaced;
 
+    /* The control topic's reader (kafka_control.c): a consumer outside the
+     * group, assigned every partition of the topic. NULL until started. */
+    rd_kafka_t *control;
+    rd_kafka_queue_t *control_queue;
+    int control_pipe[2];
+
     struct held_queue *held; /* one per assigned partition */
     size_t n_held, cap_held;
-    size_t next_held; /* round-robin over the partitions */
+    size_t next_held;    /* round-robin over a lane's partitions */
+    struct lanes *lanes; /* which topic's partitions go next (lanes.h) */
 
     bool paused;
     /* The reply producer's queue is over half full: no new job is handed out
@@ -55,12 +65,31 @@ struct kafka {
     bool backlogged;
     int outq_high, outq_low;
     bool joined;
+    bool subscribed;
+    bool auth_failed; /* on_auth_failed was called */
     bool closing;
+    loop_timer_id poll_timer;     /* polls the consumer every second, whatever comes */
+    unsigned long commits_failed; /* partitions whose commit failed */
+    char problem[256];            /* why the consumer cannot take jobs ("" when it can) */
+    bool fatal;                   /* the consumer hit a fatal error: problem stays */
 };
 
 /* Set one property; -1 with "kafka property NAME: why" in err. */
 int kafka_set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                    size_t err_len);
+
+/* Whether kafka.properties sets `name`. */
+bool kafka_user_property(const struct kafka *k, const char *name);
+
+/* The consumer's group settings (kafka_group.c): group.id, manual commits,
+ * the partition assignment strategy (logged with the reason for it), the
+ * static membership and the commit results' callback. 0, or -1 with the
+ * reason in err. */
+int kafka_group_conf(struct kafka *k, rd_kafka_conf_t *conf, char *err, size_t err_len);
+
+/* The consumer hit a fatal error: say why in `problem` and tell the owner
+ * (once). */
+void kafka_consumer_fatal(struct kafka *k);
 
 /* Settings common to both clients, then the user's kafka.properties. NULL
  * with the reason in err. */
@@ -90,5 +119,14 @@ void kafka_consumer_leave(struct kafka *k);
 
 /* Free the consumer's queues, pipe and client (after kafka_consumer_leave). */
 void kafka_consumer_free(struct kafka *k);
+
+/* A consumed message as kafka.h's plain struct, without its headers. */
+struct kafka_message kafka_plain_message(const rd_kafka_message_t *msg);
+
+/* Read everything waiting on a wake-up pipe (its bytes mean nothing). */
+void kafka_pipe_drain(int fd);
+
+/* Close and free the control topic's reader, if any. */
+void kafka_control_free(struct kafka *k);
 
 #endif

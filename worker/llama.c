@@ -77,7 +77,9 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         run->final_seen = true;
         memcpy(run->finish, ev.finish, sizeof(run->finish));
     }
-    if (ev.text_len > 0 && run->events.on_text)
+    if (ev.n_logprobs > 0 && run->events.on_logprobs)
+        run->events.on_logprobs(run->ctx, ev.logprobs, ev.logprobs_len, ev.n_logprobs);
+    if (ev.text_len > 0 && run->events.on_text && !run->cancelled)
         run->events.on_text(run->ctx, ev.text, ev.text_len);
     llama_event_clear(&ev);
     return run->cancelled ? 1 : 0;

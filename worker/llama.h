@@ -34,6 +34,9 @@ struct llama_outcome {
 struct llama_run_events {
     void (*on_text)(void *ctx, const char *text, size_t len);
     void (*on_done)(void *ctx, const struct llama_outcome *outcome);
+    /* The log-probabilities of an event's tokens (`count` entries packed by
+     * logprobs_pack_entry), before its text goes to on_text. May be NULL. */
+    void (*on_logprobs)(void *ctx, const uint8_t *entries, size_t len, size_t count);
 };
 
 struct llama_target {

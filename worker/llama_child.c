@@ -47,11 +47,12 @@ static void exec_child(char *const argv[], char *const envp[], int out_fd, pid_t
     _exit(127);
 }
 
-/* The environment without LLAMA_ARG_* (and, when pinning, without the
- * inherited GPU variables), plus the variables that pin llama.gpu's card
- * (gpu.h: N counts within the lists the worker inherited). c->gpu_env holds
- * the added strings; the rest points into environ. NULL with the reason in
- * err when llama.gpu does not fit those lists or memory runs out. */
+/* The environment without LLAMA_ARG_*, LLAMA_API_KEY and LLMQ_* (and, when
+ * pinning, without the inherited GPU variables), plus the variables that pin
+ * llama.gpu's card (gpu.h: N counts within the lists the worker inherited)
+ * and the API key. c->gpu_env and c->api_key_env hold the added strings; the
+ * rest points into environ. NULL with the reason in err when llama.gpu does
+ * not fit those lists or memory runs out. */
 static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger *log, char *err,
                         size_t err_len)
 {
@@ -63,14 +64,18 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
     size_t n = 0;
     while (environ[n])
         n++;
-    char **envp = calloc(n + GPU_CHILD_ENV + 1, sizeof(*envp));
+    char **envp = calloc(n + GPU_CHILD_ENV + 2, sizeof(*envp));
     if (!envp) {
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
     size_t k = 0;
+    envp[k++] = c->api_key_env;
     for (size_t i = 0; i < n; i++) {
         const char *e = environ[i];
+        if (strncmp(e, LLAMA_CHILD_KEY_ENV "=", sizeof(LLAMA_CHILD_KEY_ENV)) == 0 ||
+            strncmp(e, "LLMQ_", 5) == 0)
+            continue; /* the worker's own key instead; the worker's settings and secrets */
         if (strncmp(e, "LLAMA_ARG_", 10) == 0) {
             log_info(log, "supervisor", "not passing %.*s to llama-server", (int)strcspn(e, "="),
                      e);
@@ -87,10 +92,11 @@ static char **child_env(struct llama_child_cmd *c, int gpu, const struct logger 
     return envp;
 }
 
-int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg, char *api_key,
-                         const struct logger *log, char *err, size_t err_len)
+int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cfg,
+                         const char *api_key, const struct logger *log, char *err, size_t err_len)
 {
     memset(c, 0, sizeof(*c));
+    snprintf(c->api_key_env, sizeof(c->api_key_env), "%s=%s", LLAMA_CHILD_KEY_ENV, api_key);
     snprintf(c->slots, sizeof(c->slots), "%d", cfg->llama.slots);
     snprintf(c->context, sizeof(c->context), "%d", cfg->llama.context);
     snprintf(c->layers, sizeof(c->layers), "%d", cfg->llama.gpu_layers);
@@ -100,14 +106,14 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
         "-m", cfg->llama.model,
         "--host", "127.0.0.1",
         "--port", "0",
-        "--api-key", api_key,
         "--parallel", c->slots,
         "-c", c->context,
         "-ngl", c->layers,
     };
     /* clang-format on */
     size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
-    c->argv = calloc(n_fixed + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
+    size_t n_lora = cfg->llama.n_lora ? 2 * cfg->llama.n_lora + 1 : 0;
+    c->argv = calloc(n_fixed + n_lora + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
     if (!c->argv)
         snprintf(err, err_len, "out of memory");
     c->envp = c->argv ? child_env(c, cfg->llama.gpu, log, err, err_len) : NULL;
@@ -116,8 +122,15 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
         return -1;
     }
     memcpy(c->argv, fixed, sizeof(fixed));
+    /* llama.lora: NAME=PATH each, loaded at scale 0; a job's lora applies them. */
+    for (size_t i = 0; i < cfg->llama.n_lora; i++) {
+        c->argv[n_fixed + 2 * i] = "--lora";
+        c->argv[n_fixed + 2 * i + 1] = strchr(cfg->llama.lora[i], '=') + 1;
+    }
+    if (n_lora)
+        c->argv[n_fixed + n_lora - 1] = "--lora-init-without-apply";
     for (size_t i = 0; i < cfg->llama.n_extra_args; i++)
-        c->argv[n_fixed + i] = cfg->llama.extra_args[i];
+        c->argv[n_fixed + n_lora + i] = cfg->llama.extra_args[i];
     return 0;
 }
 
@@ -154,12 +167,10 @@ pid_t llama_child_spawn(const struct llama_child_cmd *c, int *out_fd, const char
     return pid;
 }
 
-void llama_child_describe(const struct llama_child_cmd *c, const char *api_key, char *out,
-                          size_t cap)
+void llama_child_describe(const struct llama_child_cmd *c, char *out, size_t cap)
 {
     size_t pos = 0;
     out[0] = '\0';
     for (size_t i = 0; c->argv[i] && pos < cap; i++)
-        pos += (size_t)snprintf(out + pos, cap - pos, "%s%s", i ? " " : "",
-                                c->argv[i] == api_key ? "<key>" : c->argv[i]);
+        pos += (size_t)snprintf(out + pos, cap - pos, "%s%s", i ? " " : "", c->argv[i]);
 }

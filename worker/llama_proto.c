@@ -12,6 +12,9 @@
  *                         event when generation fails after streaming started. */
 #include "llama_proto.h"
 
+#include "logprobs.h"
+#include "mpjson.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +127,28 @@ static int add_messages(json_t *req, const struct job *job)
     return 0;
 }
 
+/* n_probs, lora and t_max_predict_ms: what a job steers beyond sampling. */
+static int add_steering(json_t *req, const struct job *job, const struct llama_caps *caps)
+{
+    int rc = 0;
+    if (job->logprobs > 0)
+        rc |= set_new(req, "n_probs", json_integer(job->logprobs));
+    if (caps->t_max_predict_ms > 0)
+        rc |= set_new(req, "t_max_predict_ms", json_integer(caps->t_max_predict_ms));
+    if (job->n_lora == 0)
+        return rc;
+    json_t *lora = json_array();
+    rc |= set_new(req, "lora", lora);
+    for (size_t k = 0; lora && k < job->n_lora; k++)
+        for (size_t id = 0; id < caps->n_lora_names; id++) {
+            if (strcmp(caps->lora_names[id], job->lora[k].name) != 0)
+                continue;
+            json_t *entry = json_pack("{sIsf}", "id", (json_int_t)id, "scale", job->lora[k].scale);
+            rc |= entry ? json_array_append_new(lora, entry) : -1;
+        }
+    return rc;
+}
+
 char *llama_request_json(const struct job *job, const struct llama_caps *caps)
 {
     json_t *req = json_object();
@@ -151,6 +176,7 @@ char *llama_request_json(const struct job *job, const struct llama_caps *caps)
     rc |= add_sampling(req, job);
     rc |= add_stop(req, job);
     rc |= add_structured_output(req, job);
+    rc |= add_steering(req, job, caps);
 
     char *text = rc == 0 ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
@@ -162,6 +188,7 @@ char *llama_request_json(const struct job *job, const struct llama_caps *caps)
 void llama_event_clear(struct llama_event *ev)
 {
     free(ev->text);
+    free(ev->logprobs);
     memset(ev, 0, sizeof(*ev));
     ev->prompt_tokens = -1;
     ev->completion_tokens = -1;
@@ -174,21 +201,6 @@ static int fail(char *msg, size_t msg_len, const char *why)
     return -1;
 }
 
-/* Copy at most cap-1 bytes of a UTF-8 string into dst, never cutting a character. */
-static void copy_utf8(char *dst, size_t cap, const char *src)
-{
-    if (cap == 0)
-        return;
-    size_t n = strlen(src);
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* "llama-server: <message> (<type>)" from an {"code","message","type"} object. */
 static void describe_error(const json_t *err, const char *prefix, char *msg, size_t msg_len)
 {
@@ -199,7 +211,7 @@ static void describe_error(const json_t *err, const char *prefix, char *msg, siz
         message = json_string_value(err);
     snprintf(text, sizeof(text), "%s%s%s%s%s", prefix, message ? message : "unspecified error",
              type ? " (" : "", type ? type : "", type ? ")" : "");
-    copy_utf8(msg, msg_len, text);
+    utf8_copy_cut(msg, msg_len, text, strlen(text));
 }
 
 static int set_text(struct llama_event *ev, const json_t *s)
@@ -235,6 +247,62 @@ static int set_finish(struct llama_event *ev, const char *finish)
     return 0;
 }
 
+/* A token of llama-server's probabilities: its bytes (the "bytes" array of
+ * ints, which keeps a character split over two tokens) and its logprob.
+ * `store` holds the bytes. -1 when the shape is wrong. */
+static int read_token(const json_t *obj, struct logprob_token *out, char *store, size_t cap)
+{
+    const json_t *bytes = json_object_get(obj, "bytes");
+    const json_t *logprob = json_object_get(obj, "logprob");
+    if (!json_is_array(bytes) || json_array_size(bytes) > cap || !json_is_number(logprob))
+        return -1;
+    for (size_t k = 0; k < json_array_size(bytes); k++) {
+        json_int_t b = json_integer_value(json_array_get(bytes, k));
+        if (b < 0 || b > 255)
+            return -1;
+        store[k] = (char)b;
+    }
+    *out = (struct logprob_token){store, json_array_size(bytes), json_number_value(logprob)};
+    return 0;
+}
+
+/* One probabilities entry {token, bytes, logprob, top_logprobs} packed. */
+static int pack_probs_entry(msgpack_sbuffer *sb, const json_t *entry)
+{
+    enum { TOKEN_BYTES_MAX = 256, TOP_MAX = JOB_LOGPROBS_MAX + 1 };
+    char store[TOP_MAX + 1][TOKEN_BYTES_MAX];
+    struct logprob_token token, top[TOP_MAX];
+    const json_t *alts = json_object_get(entry, "top_logprobs");
+    size_t n_top = json_array_size(alts);
+    if (!json_is_array(alts) || n_top > TOP_MAX ||
+        read_token(entry, &token, store[TOP_MAX], TOKEN_BYTES_MAX) != 0)
+        return -1;
+    for (size_t k = 0; k < n_top; k++)
+        if (read_token(json_array_get(alts, k), &top[k], store[k], TOKEN_BYTES_MAX) != 0)
+            return -1;
+    return logprobs_pack_entry(sb, &token, top, n_top);
+}
+
+/* An array of probabilities entries into ev->logprobs; absent is fine. */
+static int read_logprobs(const json_t *entries, struct llama_event *ev)
+{
+    if (!entries || json_is_null(entries))
+        return 0;
+    if (!json_is_array(entries))
+        return -1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (size_t k = 0; k < json_array_size(entries); k++)
+        if (pack_probs_entry(&sb, json_array_get(entries, k)) != 0) {
+            msgpack_sbuffer_destroy(&sb);
+            return -1;
+        }
+    ev->n_logprobs = json_array_size(entries);
+    ev->logprobs_len = sb.size;
+    ev->logprobs = (uint8_t *)msgpack_sbuffer_release(&sb);
+    return 0;
+}
+
 static int parse_completion(const json_t *root, struct llama_event *ev, char *msg, size_t msg_len)
 {
     const json_t *content = json_object_get(root, "content");
@@ -248,6 +316,8 @@ static int parse_completion(const json_t *root, struct llama_event *ev, char *ms
     if (read_count(root, "tokens_evaluated", &ev->prompt_tokens) != 0 ||
         read_count(root, "tokens_predicted", &ev->completion_tokens) != 0)
         return fail(msg, msg_len, "/completion event has a bad token count");
+    if (read_logprobs(json_object_get(root, "completion_probabilities"), ev) != 0)
+        return fail(msg, msg_len, "/completion event has bad \"completion_probabilities\"");
     if (json_is_true(stop)) {
         /* llama-server's own OpenAI mapping: eos and word are "stop", the rest "length". */
         const char *type = json_string_value(json_object_get(root, "stop_type"));
@@ -290,6 +360,8 @@ static int parse_chat(const json_t *root, struct llama_event *ev, char *msg, siz
         if (set_text(ev, content) != 0)
             return fail(msg, msg_len, "out of memory");
     }
+    if (read_logprobs(json_object_get(json_object_get(choice, "logprobs"), "content"), ev) != 0)
+        return fail(msg, msg_len, "chat event has bad \"logprobs\"");
     const json_t *finish = json_object_get(choice, "finish_reason");
     if (finish && !json_is_null(finish)) {
         if (!json_is_string(finish) || set_finish(ev, json_string_value(finish)) != 0)

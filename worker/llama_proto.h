@@ -20,6 +20,11 @@ enum llama_endpoint {
 struct llama_caps {
     int max_tokens;         /* the config's cap: a job asking for more gets this */
     int default_max_tokens; /* when the job gives none */
+    /* The adapters llama-server loaded (llama.lora), in --lora order: a job's
+     * lora names are sent as their index here. */
+    const char *const *lora_names;
+    size_t n_lora_names;
+    int64_t t_max_predict_ms; /* per run: the job's time left, sent when > 0 */
 };
 
 /* The endpoint a job goes to, and its path ("/completion", ...). */
@@ -30,7 +35,10 @@ const char *llama_endpoint_path(enum llama_endpoint ep);
  * string, caps applied; NULL on allocation failure or when the job holds what
  * JSON cannot carry (a string that is not UTF-8, a NaN, a json_schema_json
  * that does not parse). A job with both grammar and json_schema sends only the
- * json_schema (this llama-server's chat endpoint refuses both at once). */
+ * json_schema (this llama-server's chat endpoint refuses both at once).
+ * A job's logprobs become n_probs, its lora entries [{id, scale}] by their
+ * index in caps->lora_names (a name not there is left out: admission has
+ * refused such jobs), and caps->t_max_predict_ms is sent when set. */
 char *llama_request_json(const struct job *job, const struct llama_caps *caps);
 
 struct llama_event {
@@ -40,6 +48,11 @@ struct llama_event {
     char finish[16];           /* when final: "stop" | "length" | ... */
     int64_t prompt_tokens;     /* when known, else -1 */
     int64_t completion_tokens; /* when known, else -1 */
+    /* The tokens' log-probabilities (when the job asked for them): n_logprobs
+     * entries packed by logprobs_pack_entry (malloc'd), NULL if none. */
+    uint8_t *logprobs;
+    size_t logprobs_len;
+    size_t n_logprobs;
 };
 
 /* Decode one SSE data payload. Returns 0, 1 for the chat stream's "[DONE]"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "secrets.h"
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -16,6 +17,12 @@ void logger_init(struct logger *lg, enum log_level level, bool json, int fd)
     lg->level = level;
     lg->json = json;
     lg->fd = fd;
+    lg->secrets = NULL;
+}
+
+void logger_mask(struct logger *lg, const struct secrets *secrets)
+{
+    lg->secrets = secrets;
 }
 
 int log_level_parse(const char *name, enum log_level *out)
@@ -57,11 +64,12 @@ void log_at(const struct logger *lg, enum log_level level, const char *module, c
 {
     if (level < lg->level)
         return;
-    char msg[2048];
+    char raw[2048], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    secrets_mask(lg->secrets, raw, msg, sizeof(msg));
 
     int64_t now_ms = clock_wall_ms();
     time_t now_s = (time_t)(now_ms / 1000);

@@ -8,15 +8,22 @@
 
 #include <stdbool.h>
 
+struct secrets;
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct logger {
     enum log_level level;
     bool json;
-    int fd; /* usually 2 */
+    int fd;                        /* usually 2 */
+    const struct secrets *secrets; /* masked in every line (secrets.h); NULL: patterns only */
 };
 
+/* A logger with no secret values known yet (patterns are masked anyway). */
 void logger_init(struct logger *lg, enum log_level level, bool json, int fd);
+
+/* Mask `secrets` (borrowed: it must outlive the logger) in every line. */
+void logger_mask(struct logger *lg, const struct secrets *secrets);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))

@@ -4,7 +4,8 @@
  *   0  clean shutdown (SIGTERM/SIGINT drained), or --check-config passed
  *   1  runtime failure (a client could not be created, the loop failed)
  *   2  usage error (unknown flag, missing -c)
- *   3  configuration error (the message names file:line and key) */
+ *   3  configuration error (the message names file:line and key), or the
+ *      Kafka brokers refused the worker's SASL credentials at start */
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -17,7 +18,10 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "secrets.h"
 #include "worker.h"
+
+extern char **environ;
 
 enum exit_code { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3 };
 
@@ -45,7 +49,8 @@ static void usage(FILE *out)
             "  -V, --version       the version\n"
             "\n"
             "Environment variables override common keys (LLMQ_KAFKA_BROKERS, ...; see README).\n"
-            "Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error, 3 config error.\n");
+            "Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage error, 3 config error\n"
+            "(also: the Kafka brokers refused the SASL credentials at start).\n");
 }
 
 static void signal_readable(struct loop *loop, int fd, unsigned events, void *ctx)
@@ -154,7 +159,9 @@ static int run(const struct llmq_config *cfg, const struct logger *log)
         log_error(log, "main", "cannot start llama-server");
         goto out;
     }
-    rc = loop_run(loop) == 0 ? EXIT_OK : EXIT_RUNTIME;
+    rc = loop_run(loop) != 0                  ? EXIT_RUNTIME
+         : worker_credentials_refused(worker) ? EXIT_CONFIG
+                                              : worker_exit_code(worker);
 out:
     if (sig.fd >= 0) {
         if (loop)
@@ -174,7 +181,7 @@ int main(int argc, char **argv)
         return rc;
     struct llmq_config cfg;
     char err[512];
-    if (config_load(&cfg, flags.config_path, getenv, err, sizeof(err)) != 0) {
+    if (config_load(&cfg, flags.config_path, environ, err, sizeof(err)) != 0) {
         fprintf(stderr, "llmq-worker: %s\n", err);
         config_free(&cfg);
         return EXIT_CONFIG;
@@ -186,9 +193,17 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     struct logger log;
+    struct secrets secrets;
     logger_init(&log, cfg.logging.level, cfg.logging.json, STDERR_FILENO);
+    if (secrets_collect(&secrets, &cfg) != 0) {
+        fprintf(stderr, "llmq-worker: out of memory\n");
+        config_free(&cfg);
+        return EXIT_RUNTIME;
+    }
+    logger_mask(&log, &secrets);
     rc = run(&cfg, &log);
     log_info(&log, "main", "exit %d", rc);
+    secrets_free(&secrets);
     config_free(&cfg);
     return rc;
 }

@@ -38,10 +38,17 @@ static const struct {
                               "Time from a job's arrival to its terminal reply."},
 };
 
+#define METRICS_LANES_MAX 64
+
 struct metrics {
     char *base_labels; /* worker="...",model="...",gpu="..." */
     struct metrics_source source;
     struct histogram histograms[METRICS_HISTOGRAM_COUNT];
+    struct {
+        char *name;
+        struct histogram h;
+    } lanes[METRICS_LANES_MAX];
+    size_t n_lanes;
     struct kafka_partition_lag *lags;
     size_t n_lags;
     struct metrics_http *http; /* NULL without a listen address */
@@ -190,23 +197,73 @@ static void histogram_observe(struct histogram *h, double value)
     h->count++;
 }
 
-static void render_histogram(struct buf *t, const struct metrics *m, const char *name,
-                             const char *help, const struct histogram *h)
+/* A histogram's series, with one more label when `lane` is not NULL. */
+static void render_histogram_series(struct buf *t, const struct metrics *m, const char *name,
+                                    const char *lane, const struct histogram *h)
 {
-    family(t, name, "histogram", help);
     uint64_t cumulative = 0;
     for (size_t i = 0; i < LATENCY_BUCKETS; i++) {
         char le[40];
         format_double(le, sizeof(le), latency_bounds[i]);
         cumulative += h->counts[i];
         series_begin(t, m, name, "_bucket");
+        if (lane)
+            series_label(t, "lane", lane);
         series_label(t, "le", le);
         series_end_u64(t, cumulative);
     }
     series_begin(t, m, name, "_sum");
+    if (lane)
+        series_label(t, "lane", lane);
     series_end_double(t, h->sum);
     series_begin(t, m, name, "_count");
+    if (lane)
+        series_label(t, "lane", lane);
     series_end_u64(t, h->count);
+}
+
+static void render_histogram(struct buf *t, const struct metrics *m, const char *name,
+                             const char *help, const struct histogram *h)
+{
+    family(t, name, "histogram", help);
+    render_histogram_series(t, m, name, NULL, h);
+}
+
+/* One counter family with a label taking the values `names`. */
+static void render_labelled(struct buf *t, const struct metrics *m, const char *name,
+                            const char *help, const char *label, const char *const *names,
+                            const uint64_t *values, size_t n)
+{
+    family(t, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        series_begin(t, m, name, "");
+        series_label(t, label, names[i]);
+        series_end_u64(t, values[i]);
+    }
+}
+
+static void render_steering(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
+{
+    static const char *const results[CANCEL_RESULT_COUNT] = {"applied", "not_here", "run_mismatch",
+                                                             "invalid"};
+    static const char *const states[CANCEL_STATE_COUNT] = {"queued", "running", "on_arrival"};
+    render_labelled(t, m, "llmq_cancels_received_total",
+                    "Control-topic messages, by what they did.", "result", results, s->cancels,
+                    CANCEL_RESULT_COUNT);
+    render_labelled(t, m, "llmq_jobs_cancelled_total",
+                    "Jobs ended by a cancel, by where the job was.", "state", states,
+                    s->jobs_cancelled, CANCEL_STATE_COUNT);
+    single_u64(t, m, "llmq_cancels_forgotten_total", "counter",
+               "Remembered cancels forgotten to make room (control.remember_max).",
+               s->cancels_forgotten);
+    single_u64(t, m, "llmq_cancels_remembered", "gauge",
+               "Cancels remembered for jobs not taken yet.", s->cancels_remembered);
+    if (m->n_lanes > 0)
+        family(t, "llmq_lane_queue_wait_seconds", "histogram",
+               "Time from a job's Kafka timestamp to the start of its generation, by lane.");
+    for (size_t i = 0; i < m->n_lanes; i++)
+        render_histogram_series(t, m, "llmq_lane_queue_wait_seconds", m->lanes[i].name,
+                                &m->lanes[i].h);
 }
 
 static void render_jobs(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
@@ -252,6 +309,11 @@ static void render_kafka(struct buf *t, const struct metrics *m, const struct me
     single_u64(t, m, "llmq_kafka_producer_queue_messages", "gauge",
                "Messages in the producer's queue, not yet acknowledged by the broker.",
                s->producer_queue_messages);
+    single_u64(t, m, "llmq_kafka_commits_failed_total", "counter",
+               "Partition offset commits that failed (each is retried).", s->commits_failed);
+    single_u64(t, m, "llmq_group_leaves_total", "counter",
+               "Times the worker left its group for want of a ready llama-server or VRAM.",
+               s->group_leaves);
 }
 
 static void render_llama(struct buf *t, const struct metrics *m, const struct metrics_sample *s)
@@ -314,6 +376,7 @@ char *metrics_render(struct metrics *m, size_t *len)
     render_kafka(&t, m, &s);
     render_llama(&t, m, &s);
     render_gpu(&t, m, &s.gpu);
+    render_steering(&t, m, &s);
     single_u64(&t, m, "llmq_admission_paused", "gauge",
                "1 while intake is paused because free VRAM is under the floor.",
                s.admission_paused);
@@ -331,6 +394,21 @@ void metrics_observe(struct metrics *m, enum metrics_histogram h, double seconds
         return;
     }
     histogram_observe(&m->histograms[h], seconds < 0 ? 0 : seconds);
+}
+
+void metrics_observe_lane(struct metrics *m, const char *lane, double seconds)
+{
+    if (isnan(seconds))
+        return;
+    size_t i = 0;
+    while (i < m->n_lanes && strcmp(m->lanes[i].name, lane) != 0)
+        i++;
+    if (i == m->n_lanes) {
+        if (i == METRICS_LANES_MAX || !(m->lanes[i].name = strdup(lane)))
+            return;
+        m->n_lanes++;
+    }
+    histogram_observe(&m->lanes[i].h, seconds < 0 ? 0 : seconds);
 }
 
 void metrics_set_consumer_lag(struct metrics *m, struct kafka_partition_lag *lags, size_t n_lags)
@@ -400,6 +478,8 @@ void metrics_free(struct metrics *m)
     }
     metrics_http_stop(m->http);
     kafka_stats_lags_free(m->lags, m->n_lags);
+    for (size_t i = 0; i < m->n_lanes; i++)
+        free(m->lanes[i].name);
     free(m->base_labels);
     free(m);
 }

@@ -33,6 +33,7 @@
 #include "gpu.h"
 #include "kafka_stats.h"
 #include "log.h"
+#include "worker_stats.h"
 
 struct loop;
 struct metrics;
@@ -46,7 +47,13 @@ struct metrics_sample {
     uint64_t chunks_published;
     uint64_t dead_letters;
     uint64_t runs_retried;
+    uint64_t cancels[CANCEL_RESULT_COUNT];       /* control messages, by what they did */
+    uint64_t jobs_cancelled[CANCEL_STATE_COUNT]; /* by where the job was */
+    uint64_t cancels_forgotten;                  /* remembered ids dropped for room */
+    uint64_t cancels_remembered;
     uint64_t producer_queue_messages; /* kafka_outq_len(): produced, not acknowledged */
+    uint64_t commits_failed;          /* partitions whose offset commit failed */
+    uint64_t group_leaves;            /* the group left for want of a ready llama-server */
     bool llama_up;
     uint64_t llama_restarts;
     unsigned llama_slots_busy;
@@ -59,7 +66,8 @@ struct metrics_source {
     /* Fill *out at each /metrics scrape. NULL: everything reads zero. */
     void (*sample)(void *ctx, struct metrics_sample *out);
     /* At each /readyz: true if ready, else false and *reason (valid until
-     * the next call) says why. NULL: always ready. */
+     * the next call) says why; ready with *reason set means ready with
+     * something degraded (shown as "detail"). NULL: always ready. */
     bool (*ready)(void *ctx, const char **reason);
     void *ctx;
 };
@@ -99,6 +107,11 @@ enum metrics_histogram {
 /* Record one observation in seconds. Buckets: 0.001 s .. 600 s and +Inf.
  * Negative values (clock skew) count as 0; NAN is ignored. */
 void metrics_observe(struct metrics *m, enum metrics_histogram h, double seconds);
+
+/* Record one queue wait (seconds) of a job of lane `lane` (its jobs topic),
+ * in llmq_lane_queue_wait_seconds{lane=...}; at most 64 lanes are kept,
+ * later ones are not recorded. */
+void metrics_observe_lane(struct metrics *m, const char *lane, double seconds);
 
 /* Replace the consumer lag per partition with `lags` (sorted as
  * kafka_stats_consumer_lag gives them); takes ownership of the array. */

@@ -99,6 +99,10 @@ static enum MHD_Result serve_ready(struct metrics_http *h, struct MHD_Connection
 {
     const char *reason = NULL;
     if (h->pages.ready(h->pages.ctx, &reason)) {
+        /* Ready, with something degraded: said, without failing the probe. */
+        if (reason && reason[0])
+            return respond_json(conn, MHD_HTTP_OK,
+                                json_pack("{s:b, s:s}", "ready", 1, "detail", reason));
         return respond_json(conn, MHD_HTTP_OK, json_pack("{s:b}", "ready", 1));
     }
     json_t *body =

@@ -530,7 +530,7 @@ static int spawn(struct supervisor *sup)
     set_timer(sup, &sup->deadline_timer, (int64_t)sup->cfg->llama.startup_timeout_s * 1000,
               on_startup_deadline);
     char cmdline[2048];
-    llama_child_describe(&cmd, sup->api_key, cmdline, sizeof(cmdline));
+    llama_child_describe(&cmd, cmdline, sizeof(cmdline));
     log_info(sup->log, "supervisor", "started llama-server pid %d: %s", (int)pid, cmdline);
     llama_child_cmd_free(&cmd);
     return 0;

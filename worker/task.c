@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "clock.h"
+#include "control.h"
 #include "random_id.h"
 #include "reply.h"
 #include "supervisor.h"
@@ -44,6 +46,7 @@ struct task *task_new(struct worker *w, const struct kafka_message *msg)
     if (!t)
         return NULL;
     t->w = w;
+    msgpack_sbuffer_init(&t->logprobs);
     t->received_us = clock_mono_us();
     t->source_topic = strdup(msg->topic);
     t->source_partition = msg->partition;
@@ -89,8 +92,10 @@ void task_free(struct task *t)
     if (t->next)
         t->next->prev = t->prev;
     w->n_tasks--;
+    w->held_bytes -= t->raw_len + t->raw_key_len;
     job_free(&t->job);
     buf_free(&t->text);
+    msgpack_sbuffer_destroy(&t->logprobs);
     free(t->raw);
     free(t->raw_key);
     free(t->source_topic);
@@ -104,6 +109,7 @@ static void task_done(struct task *t)
     commits_done(w->commits, &t->ticket);
     task_free(t);
     worker_drain_check(w);
+    worker_schedule(w); /* a finishing task held room too */
 }
 
 /* Move a task to finishing: it holds no slot and no timer any more. Its
@@ -224,6 +230,8 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
                               bool dead_letter)
 {
     struct worker *w = t->w;
+    /* A run stopped for time or by a cancel says what it had generated. */
+    bool partial = t->state == TASK_RUNNING && (code == LLMQ_EXPIRED || code == LLMQ_CANCELLED);
     w->stats.jobs_error[code]++;
     log_info(w->log, "worker", "job %s: %s: %s", t->job.id ? t->job.id : "(no id)",
              llmq_code_name(code), message);
@@ -234,6 +242,8 @@ static void task_finish_error(struct task *t, enum llmq_code code, const char *m
         .code = code,
         .message = message,
         .worker = w->cfg->worker_id,
+        .partial_text = partial ? (t->text.data ? t->text.data : "") : NULL,
+        .partial_text_len = partial ? t->text.len : 0,
         .meta = t->job.meta,
         .meta_len = t->job.meta_len,
     };
@@ -258,16 +268,19 @@ static void publish_chunk(struct task *t)
 {
     struct worker *w = t->w;
     size_t len = t->text.len - t->published_len;
+    size_t n_lp = t->n_logprobs - t->published_lp_count;
     loop_timer_cancel(w->loop, t->coalesce_timer); /* a chunk due early */
     t->coalesce_timer = LOOP_TIMER_NONE;
     t->pieces_held = 0;
-    if (len == 0 || !t->job.stream)
+    if ((len == 0 && n_lp == 0) || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
+    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data + t->published_lp_len,
+                                t->logprobs.size - t->published_lp_len, n_lp};
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len) ==
-        0) {
+    if (reply_encode_chunk(&buf, t->job.id, t->run, t->seq, t->text.data + t->published_len, len,
+                           t->job.logprobs > 0 ? &lp : NULL) == 0) {
         struct kafka_header headers[2];
         struct kafka_message msg = reply_message(t, topic, "chunk", &buf, headers);
         int err = kafka_produce(w->kafka, &msg, NULL, NULL);
@@ -280,6 +293,8 @@ static void publish_chunk(struct task *t)
     msgpack_sbuffer_destroy(&buf);
     t->seq++;
     t->published_len = t->text.len;
+    t->published_lp_len = t->logprobs.size;
+    t->published_lp_count = t->n_logprobs;
 }
 
 static void coalesce_due(struct loop *loop, void *ctx)
@@ -303,15 +318,27 @@ static void run_text(void *ctx, const char *text, size_t len)
     w->stats.tokens_generated++;
     t->pieces_held++;
     /* The first piece goes out at once (time to first chunk); later ones are
-     * merged for up to coalesce_ms, or until coalesce_tokens pieces wait,
-     * whichever comes first, so that one message carries several. */
+     * merged for up to coalesce_ms (the job's chunk_ms), or until
+     * coalesce_tokens pieces wait, whichever comes first, so that one message
+     * carries several. */
+    int64_t coalesce_ms =
+        t->job.chunk_ms.set ? t->job.chunk_ms.value : (int64_t)w->cfg->chunking.coalesce_ms;
     int max_pieces = w->cfg->chunking.coalesce_tokens;
-    if (w->cfg->chunking.coalesce_ms <= 0 || t->seq == 0 ||
+    if (coalesce_ms <= 0 || t->seq == 0 ||
         (max_pieces > 0 && t->pieces_held >= (unsigned)max_pieces))
         publish_chunk(t);
     else if (t->job.stream && !loop_timer_pending(w->loop, t->coalesce_timer))
-        t->coalesce_timer =
-            loop_timer_after(w->loop, w->cfg->chunking.coalesce_ms, coalesce_due, t);
+        t->coalesce_timer = loop_timer_after(w->loop, coalesce_ms, coalesce_due, t);
+}
+
+/* The log-probabilities of the tokens of the next text piece. */
+static void run_logprobs(void *ctx, const uint8_t *entries, size_t len, size_t count)
+{
+    struct task *t = ctx;
+    if (msgpack_sbuffer_write(&t->logprobs, (const char *)entries, len) == 0)
+        t->n_logprobs += count;
+    else /* the done reply and chunks carry what fit, whole entries */
+        log_warn(t->w->log, "worker", "job %s: out of memory for logprobs", t->job.id);
 }
 
 /* A done reply's timings, the run having ended at `end_us`. */
@@ -338,13 +365,20 @@ static struct reply_timings run_timings(const struct task *t, const struct llama
 static void run_succeeded(struct task *t, const struct llama_outcome *out)
 {
     struct worker *w = t->w;
+    if (clock_wall_ms() >= t->deadline_wall_ms) {
+        /* llama-server's t_max_predict_ms ended it just as the time ran out. */
+        task_finish_error(t, LLMQ_EXPIRED, "deadline passed while generating", false);
+        return;
+    }
     publish_chunk(t);
     int64_t end_us = clock_mono_us();
+    struct reply_logprobs lp = {(const uint8_t *)t->logprobs.data, t->logprobs.size, t->n_logprobs};
     struct reply_done d = {
         .id = t->job.id,
         .run = t->run,
         .text = t->text.data ? t->text.data : "",
         .text_len = t->text.len,
+        .logprobs = t->job.logprobs > 0 ? &lp : NULL,
         .finish = out->finish,
         .usage = {out->prompt_tokens, out->completion_tokens},
         .timings = run_timings(t, out, end_us),
@@ -370,17 +404,20 @@ static void run_done(void *ctx, const struct llama_outcome *out)
     t->llama = NULL;
     if (out->code == LLMQ_OK) {
         run_succeeded(t, out);
-    } else if (out->backend_lost && t->attempts <= (unsigned)w->cfg->limits.retries) {
+    } else if (out->backend_lost && ++t->crashes <= (unsigned)w->cfg->limits.retries) {
         w->n_running--;
         w->stats.runs_retried++;
-        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again", t->job.id, t->run,
-                 out->message);
+        log_warn(w->log, "worker", "job %s: run %s lost (%s); running again, alone", t->job.id,
+                 t->run, out->message);
+        t->suspect = true;
         worker_queue_push(w, t, true);
         w->hold_until_ms = clock_mono_ms() + RETRY_HOLD_MS;
         worker_schedule(w);
     } else if (out->backend_lost) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "llama-server failed %u time(s): %s", t->attempts, out->message);
+        snprintf(msg, sizeof(msg), "llama-server died in %u run(s) of this job%s: %.200s",
+                 t->crashes, t->suspect ? ", the last ones alone (a poison job)" : "",
+                 out->message);
         task_finish_error(t, LLMQ_BACKEND_FAILED, msg, false);
     } else {
         task_finish_error(t, out->code, out->message, llmq_code_dead_letters(out->code));
@@ -413,22 +450,33 @@ static void new_run_id(char out[17])
 void task_start(struct task *t)
 {
     struct worker *w = t->w;
-    static const struct llama_run_events events = {run_text, run_done};
+    static const struct llama_run_events events = {run_text, run_done, run_logprobs};
     t->state = TASK_RUNNING;
     w->n_running++;
     t->attempts++;
     new_run_id(t->run);
     t->start_us = clock_mono_us();
-    if (t->attempts == 1)
+    if (t->attempts == 1) {
         telemetry_observe(w->telemetry, METRICS_QUEUE_WAIT,
                           (double)(t->start_us - t->received_us) / 1e6);
+        if (t->kafka_ts_ms > 0)
+            telemetry_observe_lane(w->telemetry, t->source_topic,
+                                   (double)(clock_wall_ms() - t->kafka_ts_ms) / 1e3);
+    }
     t->first_token_us = 0;
     t->seq = 0;
     t->text.len = 0;
     t->published_len = 0;
+    msgpack_sbuffer_clear(&t->logprobs);
+    t->n_logprobs = t->published_lp_len = t->published_lp_count = 0;
     w->stats.runs_started++;
     struct llama_target target = {supervisor_base_url(w->sup), supervisor_api_key(w->sup)};
-    t->llama = llama_run_start(w->http, &target, &t->job, &w->caps, &events, t);
+    /* The time left reaches llama-server, which stops by itself only at a
+     * newline (deadline_due closes the request at the limit in any case). */
+    struct llama_caps caps = w->caps;
+    int64_t left_ms = t->deadline_wall_ms - clock_wall_ms();
+    caps.t_max_predict_ms = left_ms > 0 ? left_ms : 1;
+    t->llama = llama_run_start(w->http, &target, &t->job, &caps, &events, t);
     if (!t->llama)
         task_finish_error(t, LLMQ_INTERNAL, "cannot start the request to llama-server", false);
 }
@@ -444,13 +492,29 @@ void task_admit(struct task *t, const struct kafka_message *msg)
         task_finish_error(t, code, why.message, llmq_code_dead_letters(code));
         return;
     }
+    if (control_cancelled_on_arrival(t))
+        return;
+    /* A deadline_ms never gives a job more than the worker's job timeout. */
     int64_t now_wall = clock_wall_ms();
-    t->deadline_wall_ms = t->job.deadline_ms.set
+    int64_t timeout_wall = now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+    t->deadline_wall_ms = t->job.deadline_ms.set && t->job.deadline_ms.value < timeout_wall
                               ? t->job.deadline_ms.value
-                              : now_wall + (int64_t)w->cfg->limits.job_timeout_s * 1000;
+                              : timeout_wall;
     t->deadline_timer = loop_timer_after(w->loop, t->deadline_wall_ms - now_wall, deadline_due, t);
     worker_queue_push(w, t, false);
     worker_schedule(w);
+}
+
+void task_cancel(struct task *t, const char *reason)
+{
+    char message[sizeof("cancelled: ") + CANCEL_REASON_MAX];
+    snprintf(message, sizeof(message), "cancelled%s%s", reason && reason[0] ? ": " : "",
+             reason ? reason : "");
+    if (t->llama) {
+        llama_run_cancel(t->w->http, t->llama);
+        t->llama = NULL;
+    }
+    task_finish_error(t, LLMQ_CANCELLED, message, false);
 }
 
 void task_run_lost(struct task *t, const char *reason)

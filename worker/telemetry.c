@@ -51,7 +51,13 @@ static void metrics_sample_fill(void *ctx, struct metrics_sample *out)
     out->chunks_published = st.stats->chunks_published;
     out->dead_letters = st.stats->dead_lettered;
     out->runs_retried = st.stats->runs_retried;
+    memcpy(out->cancels, st.stats->cancels, sizeof(out->cancels));
+    memcpy(out->jobs_cancelled, st.stats->jobs_cancelled, sizeof(out->jobs_cancelled));
+    out->cancels_forgotten = st.stats->cancels_forgotten;
+    out->cancels_remembered = st.stats->cancels_remembered;
     out->producer_queue_messages = (uint64_t)kafka_outq_len(t->kafka);
+    out->commits_failed = kafka_commits_failed(t->kafka);
+    out->group_leaves = st.stats->group_leaves;
     out->llama_up = st.llama_up;
     out->llama_restarts = st.llama_restarts;
     out->llama_slots_busy = st.slots_busy;
@@ -65,7 +71,7 @@ static bool metrics_ready(void *ctx, const char **reason)
     struct telemetry *t = ctx;
     struct telemetry_status st;
     status_of(t, &st);
-    *reason = st.not_ready;
+    *reason = st.not_ready ? st.not_ready : st.degraded;
     return st.not_ready == NULL;
 }
 
@@ -205,6 +211,11 @@ bool telemetry_admission_paused(const struct telemetry *t)
 void telemetry_observe(struct telemetry *t, enum metrics_histogram h, double seconds)
 {
     metrics_observe(t->metrics, h, seconds);
+}
+
+void telemetry_observe_lane(struct telemetry *t, const char *lane, double seconds)
+{
+    metrics_observe_lane(t->metrics, lane, seconds);
 }
 
 void telemetry_kafka_stats(struct telemetry *t, const char *json, size_t len)

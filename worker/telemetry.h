@@ -29,6 +29,7 @@ struct telemetry_status {
     unsigned slots_busy;
     const char *state;     /* "starting" | "ready" | "restarting" | "draining" */
     const char *not_ready; /* NULL when ready for jobs, else why not */
+    const char *degraded;  /* ready, but this is missing (NULL: nothing) */
     bool llama_up;
     unsigned llama_restarts;
 };
@@ -52,6 +53,9 @@ bool telemetry_admission_paused(const struct telemetry *t);
 
 /* One latency observation, in seconds. */
 void telemetry_observe(struct telemetry *t, enum metrics_histogram h, double seconds);
+
+/* Record a job's queue wait in its lane's histogram (metrics_observe_lane). */
+void telemetry_observe_lane(struct telemetry *t, const char *lane, double seconds);
 
 /* librdkafka's statistics JSON of the consumer (for the consumer lag). */
 void telemetry_kafka_stats(struct telemetry *t, const char *json, size_t len);

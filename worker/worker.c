@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "control.h"
 #include "supervisor.h"
 #include "telemetry.h"
 #include "worker_internal.h"
@@ -63,6 +64,22 @@ static void hold_over(struct loop *loop, void *ctx)
     worker_schedule(w);
 }
 
+/* Whether the queue's head may start now. A run lost with llama-server may
+ * have been what killed it: such a suspect reruns alone, and nothing starts
+ * beside it, until each suspect has run (the culprit crashes alone, the
+ * others complete). */
+static bool may_start(const struct worker *w)
+{
+    if (!w->backend_ready || !w->queue_head || w->n_running >= (unsigned)w->cfg->llama.slots)
+        return false;
+    if (w->queue_head->suspect && w->n_running > 0)
+        return false;
+    for (const struct task *t = w->tasks; t; t = t->next)
+        if (t->suspect && t->state == TASK_RUNNING)
+            return false;
+    return true;
+}
+
 /* Start what can start, then pause or resume consumption to match. */
 void worker_schedule(struct worker *w)
 {
@@ -71,8 +88,7 @@ void worker_schedule(struct worker *w)
         if (!loop_timer_pending(w->loop, w->hold_timer))
             w->hold_timer = loop_timer_after(w->loop, w->hold_until_ms - now, hold_over, w);
     } else {
-        while (w->backend_ready && w->queue_head && w->n_running < (unsigned)w->cfg->llama.slots) {
-            struct task *t = w->queue_head;
+        for (struct task *t = w->queue_head; t && may_start(w); t = w->queue_head) {
             w->queue_head = t->queue_next;
             if (!w->queue_head)
                 w->queue_tail = NULL;
@@ -82,7 +98,11 @@ void worker_schedule(struct worker *w)
     }
     if (!w->subscribed || w->stopped)
         return;
-    bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots;
+    /* Finishing tasks (terminal reply not yet acknowledged) hold memory too:
+     * at most `slots` more of them, and limits.max_pending_bytes in all. */
+    unsigned slots = (unsigned)w->cfg->llama.slots;
+    bool full = w->n_unfinished >= slots || w->n_tasks >= 2 * slots ||
+                w->held_bytes >= w->cfg->limits.max_pending_bytes;
     if (w->draining || !w->backend_ready || full || telemetry_admission_paused(w->telemetry))
         kafka_pause(w->kafka);
     else
@@ -99,6 +119,7 @@ static void task_link(struct worker *w, struct task *t)
     w->tasks = t;
     w->n_tasks++;
     w->n_unfinished++;
+    w->held_bytes += t->raw_len + t->raw_key_len;
     t->state = TASK_QUEUED;
 }
 
@@ -125,6 +146,12 @@ static void on_assigned(void *ctx, const struct kafka_partition *parts, size_t n
     struct worker *w = ctx;
     commits_assigned(w->commits, parts, n);
     worker_schedule(w);
+}
+
+static void on_commit_failed(void *ctx, const struct kafka_partition *parts, size_t n)
+{
+    struct worker *w = ctx;
+    commits_failed(w->commits, parts, n);
 }
 
 static bool task_in(const struct task *t, const struct kafka_partition *parts, size_t n)
@@ -155,53 +182,25 @@ static void on_revoking(void *ctx, struct kafka_partition *parts, size_t n)
     worker_schedule(w);
 }
 
-/* ---- llama-server and the topics ---- */
-
-/* The topics the worker reads and writes must exist before it takes a job:
- * a reply with nowhere to go would hold its partition's commits forever.
- * Topics named by a pattern (^...) and optional ones left empty are skipped. */
-static bool topics_ready(struct worker *w)
-{
-    const struct llmq_config *cfg = w->cfg;
-    const char *names[4 + 16];
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->kafka.n_jobs_topics && n < 16; i++)
-        if (cfg->kafka.jobs_topics[i][0] != '^')
-            names[n++] = cfg->kafka.jobs_topics[i];
-    const char *own[] = {cfg->kafka.reply_topic, cfg->kafka.dead_letter_topic,
-                         cfg->metrics.heartbeat_s > 0 ? cfg->kafka.metrics_topic : NULL};
-    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-        if (own[i] && own[i][0])
-            names[n++] = own[i];
-    char missing[200];
-    int count = kafka_topics_missing(w->kafka, names, n, 5000, missing, sizeof(missing));
-    if (count == 0) {
-        if (w->topics_missing[0])
-            log_info(w->log, "worker", "every topic exists now");
-        w->topics_missing[0] = '\0';
-        return true;
-    }
-    char why[256];
-    if (count < 0)
-        snprintf(why, sizeof(why), "cannot check the topics (%.200s)", missing);
-    else
-        snprintf(why, sizeof(why), "missing topic(s): %.200s", missing);
-    if (strcmp(why, w->topics_missing) != 0)
-        log_error(w->log, "worker", "%s; not taking jobs until they exist (checking every 5 s)",
-                  why);
-    snprintf(w->topics_missing, sizeof(w->topics_missing), "%s", why);
-    return false;
-}
-
-static void backend_ready(void *ctx);
-
-static void topic_check_due(struct loop *loop, void *ctx)
+/* A wrong password is not an outage to wait out: say so once and stop, so
+ * that an orchestrator shows a failing worker instead of one never ready. */
+static void on_auth_failed(void *ctx, const char *reason)
 {
     struct worker *w = ctx;
-    (void)loop;
-    if (w->backend_ready && !w->subscribed)
-        backend_ready(w);
+    log_error(w->log, "worker",
+              "Kafka SASL authentication failed (%s): check the credentials in kafka.properties; "
+              "exiting with code 3",
+              reason);
+    w->credentials_refused = true;
+    loop_stop(w->loop);
 }
+
+bool worker_credentials_refused(const struct worker *w)
+{
+    return w->credentials_refused;
+}
+
+/* ---- llama-server and the topics ---- */
 
 static void backend_ready(void *ctx)
 {
@@ -210,19 +209,7 @@ static void backend_ready(void *ctx)
         log_info(w->log, "worker", "llama-server ready at %s", supervisor_base_url(w->sup));
     w->backend_ready = true;
     w->backend_was_ready = true;
-    if (!w->subscribed && !w->draining) {
-        if (!topics_ready(w)) {
-            if (!loop_timer_pending(w->loop, w->topic_check_timer))
-                w->topic_check_timer = loop_timer_after(w->loop, 5000, topic_check_due, w);
-            return;
-        }
-        char err[256];
-        if (kafka_subscribe(w->kafka, err, sizeof(err)) != 0) {
-            log_error(w->log, "worker", "%s", err);
-            return;
-        }
-        w->subscribed = true;
-    }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -238,6 +225,7 @@ static void backend_down(void *ctx, const char *reason)
         if (t->state == TASK_RUNNING && t->llama)
             task_run_lost(t, reason);
     }
+    membership_update(w);
     worker_schedule(w);
 }
 
@@ -312,18 +300,23 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->state = w->backend_was_ready ? "restarting" : "starting";
     /* Why /readyz says no, first reason first. */
     const char *why = supervisor_last_error(w->sup);
+    const char *group = membership_not_ready(w);
     if (w->draining)
         out->not_ready = "draining";
+    else if (group && (w->backend_ready || !w->topics_missing[0]))
+        out->not_ready = group;
     else if (!w->backend_ready)
         out->not_ready = why && why[0] ? why : "llama-server starting";
-    else if (w->topics_missing[0])
-        out->not_ready = w->topics_missing;
+    else if (delivery_refused(w->delivery))
+        out->not_ready = delivery_refused(w->delivery);
     else if (!w->subscribed || !kafka_joined(w->kafka))
         out->not_ready = "joining the consumer group";
+    out->degraded = w->control_missing[0] ? w->control_missing : NULL;
 }
 
 static void admission_changed(void *ctx)
 {
+    membership_update(ctx);
     worker_schedule(ctx);
 }
 
@@ -334,6 +327,49 @@ static void kafka_stats(void *ctx, const char *json, size_t len)
 }
 
 /* ---- life ---- */
+
+/* The topics no reply_to may name (job_policy's own_topics). */
+static int own_topics_init(struct worker *w)
+{
+    const struct llmq_config *cfg = w->cfg;
+    size_t n = cfg->kafka.n_jobs_topics;
+    w->own_topics = calloc(n + 3, sizeof(*w->own_topics));
+    if (!w->own_topics)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        w->own_topics[i] = cfg->kafka.jobs_topics[i];
+    w->own_topics[n] = cfg->kafka.dead_letter_topic;
+    w->own_topics[n + 1] = cfg->kafka.metrics_topic;
+    w->n_own_topics = n + 2;
+    if (cfg->kafka.control_topic[0])
+        w->own_topics[w->n_own_topics++] = cfg->kafka.control_topic;
+    return 0;
+}
+
+/* The adapters' names (llama.lora's NAME=PATH entries), for admission and
+ * for the index each has in llama-server. 0, or -1 when out of memory. */
+static int lora_names_init(struct worker *w)
+{
+    size_t n = w->cfg->llama.n_lora;
+    w->lora_names = calloc(n ? n : 1, sizeof(*w->lora_names));
+    if (!w->lora_names)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *entry = w->cfg->llama.lora[i];
+        w->lora_names[i] = strndup(entry, strcspn(entry, "="));
+        if (!w->lora_names[i])
+            return -1;
+    }
+    w->policy.lora_names = w->lora_names;
+    return 0;
+}
+
+static void lora_names_free(struct worker *w)
+{
+    for (size_t i = 0; w->lora_names && i < w->cfg->llama.n_lora; i++)
+        free((char *)w->lora_names[i]);
+    free(w->lora_names);
+}
 
 struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
                           const struct logger *log, char *err, size_t err_len)
@@ -346,16 +382,36 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
     w->loop = loop;
     w->cfg = cfg;
     w->log = log;
+    if (own_topics_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
     w->policy = (struct job_policy){
         .max_prompt_bytes = cfg->limits.max_prompt_bytes,
         .reply_topics = (const char *const *)cfg->kafka.reply_allowlist,
         .n_reply_topics = cfg->kafka.n_reply_allowlist,
         .default_reply_topic = cfg->kafka.reply_topic,
         .model = cfg->llama.model_name,
+        .own_topics = w->own_topics,
+        .n_own_topics = w->n_own_topics,
+        .n_lora_names = cfg->llama.n_lora,
     };
-    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens};
-    static const struct kafka_events kafka_events = {on_message, on_assigned, on_revoking,
-                                                     kafka_stats};
+    if (lora_names_init(w) != 0 || control_init(w) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto fail;
+    }
+    w->caps = (struct llama_caps){cfg->limits.max_tokens, cfg->limits.default_max_tokens,
+                                  w->lora_names, cfg->llama.n_lora, 0};
+    static const struct kafka_events kafka_events = {
+        .on_message = on_message,
+        .on_assigned = on_assigned,
+        .on_revoking = on_revoking,
+        .on_stats = kafka_stats,
+        .on_commit_failed = on_commit_failed,
+        .on_consumer_fatal = membership_consumer_fatal,
+        .on_auth_failed = on_auth_failed,
+        .on_control = control_on_message,
+    };
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
     w->http = http_new(loop);
     if (!w->http) {
@@ -386,6 +442,11 @@ fail:
     return NULL;
 }
 
+int worker_exit_code(const struct worker *w)
+{
+    return w->exit_code;
+}
+
 int worker_start(struct worker *w)
 {
     return supervisor_start(w->sup);
@@ -414,8 +475,11 @@ void worker_free(struct worker *w)
     }
     loop_timer_cancel(w->loop, w->hold_timer);
     loop_timer_cancel(w->loop, w->drain_timer);
-    loop_timer_cancel(w->loop, w->topic_check_timer);
+    membership_free(w);
     telemetry_free(w->telemetry);
     http_free(w->http);
+    free(w->own_topics);
+    control_free(w);
+    lora_names_free(w);
     free(w);
 }

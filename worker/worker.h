@@ -13,6 +13,7 @@
 #ifndef LLMQ_WORKER_H
 #define LLMQ_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -34,6 +35,16 @@ int worker_start(struct worker *w);
  * then cancel the rest (they are not committed, so another worker reruns
  * them); commit; then stop the loop. Safe to call twice. */
 void worker_drain(struct worker *w);
+
+/* The process's exit code once the loop stopped: 0, or EXIT_KAFKA_FATAL
+ * when the consumer hit a fatal error (a service manager should restart the
+ * worker). */
+#define EXIT_KAFKA_FATAL 4
+int worker_exit_code(const struct worker *w);
+/* Whether the worker stopped the loop itself because the brokers refused
+ * its credentials before it was ever assigned partitions (a configuration
+ * error: main exits 3). */
+bool worker_credentials_refused(const struct worker *w);
 
 /* Leave the group, stop llama-server, free everything (after the loop ran). */
 void worker_free(struct worker *w);

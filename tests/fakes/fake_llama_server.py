@@ -16,8 +16,9 @@ POST /v1/chat/completions, streamed as SSE in the real server's event shapes
 text is "tok0 tok1 tok2 ...", --fake-tokens tokens long (ending as "eos"),
 cut at n_predict / max_tokens ("limit") or at a "stop" string ("word").
 At most --parallel requests generate at once; the others wait without
-headers, like the real server's queue. With --api-key, the completion
-endpoints answer 401 without "Authorization: Bearer KEY".
+headers, like the real server's queue. With --api-key (or, like the real
+server, LLAMA_API_KEY in the environment), the completion endpoints answer
+401 without "Authorization: Bearer KEY".
 
 Every --fake-* flag can also be set by the environment variable FAKE_LLAMA_*
 (e.g. FAKE_LLAMA_MODE=hang, FAKE_LLAMA_LOAD_S=2); a flag wins over the
@@ -25,6 +26,8 @@ environment. Modes (--fake-mode):
   normal             generate as described
   hang               accept completion requests and never answer them
   die-mid-stream     exit the whole process after --fake-die-after tokens
+                     (with --fake-die-on TEXT: only in a request whose prompt
+                     contains TEXT, a poison job; the others generate)
   error-500          answer completions with HTTP 500 and a server_error body
   context-exceeded   answer completions with HTTP 400 exceed_context_size_error
   slow-first-token   send headers, sleep --fake-first-token-s, then stream
@@ -70,7 +73,7 @@ def parse_args(argv):
     p.add_argument("-m", "--model", default="fake-model.gguf")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--api-key", default=None)
+    p.add_argument("--api-key", default=os.environ.get("LLAMA_API_KEY"))
     p.add_argument("-np", "--parallel", type=int, default=1)
     p.add_argument("-c", "--ctx-size", type=int, default=4096)
     p.add_argument("-ngl", "--n-gpu-layers", "--gpu-layers", default="0")
@@ -81,6 +84,7 @@ def parse_args(argv):
     p.add_argument("--fake-token-ms", type=float, default=float(fake_env("TOKEN_MS", "5")))
     p.add_argument("--fake-instant", action="store_true", default=fake_env("INSTANT", "") == "1")
     p.add_argument("--fake-die-after", type=int, default=int(fake_env("DIE_AFTER", "3")))
+    p.add_argument("--fake-die-on", default=fake_env("DIE_ON", ""))
     p.add_argument("--fake-first-token-s", type=float,
                    default=float(fake_env("FIRST_TOKEN_S", "2")))
     p.add_argument("--fake-ignore-sigterm", action="store_true",
@@ -313,7 +317,8 @@ class Handler(BaseHTTPRequestHandler):
                     "tokens_predicted": gen.n_gen,
                     "tokens_evaluated": gen.n_prompt,
                 })
-            if cfg.fake_mode == "die-mid-stream" and gen.n_gen >= cfg.fake_die_after:
+            if (cfg.fake_mode == "die-mid-stream" and gen.n_gen >= cfg.fake_die_after
+                    and cfg.fake_die_on in gen.prompt):
                 log("fake: dying mid-stream after %d tokens" % gen.n_gen)
                 os._exit(1)
         t_end = time.monotonic()

@@ -83,14 +83,15 @@ def topics(kafka):
 
 @pytest.fixture
 def start_worker(tmp_path, build_dir, llama_server_bin, tiny_model, bootstrap, topics):
-    """start_worker(**overrides) -> Worker; every worker is stopped after the test."""
+    """start_worker(**overrides) -> Worker; every worker is stopped after the test.
+    _env={...} adds environment variables for the worker."""
     workers = []
 
     def start(wait_ready=True, **overrides):
         w = Worker(tmp_path / f"worker{len(workers)}", build_dir, bootstrap, topics,
                    llama_server_bin, tiny_model, overrides)
         workers.append(w)
-        w.start()
+        w.start(overrides.get("_env"))
         if wait_ready:
             w.wait_log("assigned", timeout=60)
         return w

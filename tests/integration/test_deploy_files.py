@@ -216,6 +216,23 @@ def test_deployment_probes_and_shutdown(build_dir):
     assert os.path.dirname(dumped(dump, "model")) == mounts["models"]
 
 
+def test_kafka_secrets_come_from_a_mounted_secret(build_dir):
+    """Issue 11 point 3: no secret in the ConfigMap; the pod mounts the Secret llmq-kafka
+    (optional) where worker.cfg's "@/path" values point."""
+    dep = only(load_k8s(), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    secret = next(v for v in pod["volumes"] if "secret" in v)
+    assert secret["secret"].get("optional") is True, "a broker without SASL needs no Secret"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == secret["name"])
+    (cfg,) = [f for files in pod_config_files().values() for f in files]
+    text = cfg.read_text()
+    assert f'sasl_password = "@{mount["mountPath"]}/' in text
+    assert not re.search(r'^\s*sasl_password\s*=\s*"[^@]', text, re.M), "a password in the ConfigMap"
+    unit = UNIT.read_text()
+    assert "LLMQ_KAFKA_PROP_SASL_PASSWORD=@%d/" in unit and "LoadCredential=sasl.password:" in unit
+
+
 def test_service_and_podmonitor_scrape_the_metrics_port():
     objects = load_k8s()
     dep = only(objects, "Deployment")
@@ -246,7 +263,7 @@ def test_keda_scaler_matches_the_worker_config(build_dir):
     assert f'"{meta["topic"]}"' in jobs_topics
     assert int(meta["lagThreshold"]) == int(dumped(dump, "slots"))
     # KEDA must count a new group's lag the way the worker starts it.
-    kafka_src = (ROOT / "worker" / "kafka.c").read_text()
+    kafka_src = (ROOT / "worker" / "kafka_consumer.c").read_text()
     reset = re.search(r'"auto\.offset\.reset", "([a-z]+)"', kafka_src).group(1)
     assert meta["offsetResetPolicy"] == reset
 

@@ -186,7 +186,7 @@ def test_llama_server_dying_every_run_ends_backend_failed(bootstrap, topics, poo
     replies.wait([j["id"]], timeout=60)
     err = replies.first_terminal(j["id"])
     assert err["code"] == "backend_failed" and err["retryable"] is True, err
-    assert "3 time(s)" in err["message"], err
+    assert "died in 3 run(s)" in err["message"], err
     runs = replies.runs(j["id"])
     assert len(runs) == 3, f"1 run and 2 retries, got {runs}"
     assert err["run"] == runs[-1]

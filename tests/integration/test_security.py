@@ -3,10 +3,15 @@ with LLMQ_KAFKA_SASL=1: SCRAM-SHA-512 over TLS from a CA of its own, the Standar
 tests/run.sh starts the suite's broker so). The worker, the CLI (submit, tail, batch) and
 the Python client run jobs through it; a wrong password and a client without TLS are
 refused within a bounded time; a worker whose user may not write the dead-letter topic
-loses no job. Where today's C code falls short of issue 11, the test says so as a strict
-xfail naming the change it needs."""
+loses no job, and /readyz names the topic. The worker takes its secrets from a properties
+file, the environment and "@/path" values, and shows none of them (log, --check-config, the
+llama-server child's command line); a job's reply_to cannot name the worker's own topics,
+and one the broker refuses is given up without holding its partition. Where the C code
+still falls short of issue 11, the test says so as a strict xfail naming the change."""
 import json
+import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -48,12 +53,25 @@ class Secured:
                         for k, v in self.client_props(**changes).items())
         return {"kafka.brokers": f'"{self.bootstrap}"', "kafka.properties": f"{{ {body} }}"}
 
-    def cli_args(self, **changes):
-        # The CLI takes librdkafka properties only as -X (the password lands on its command
-        # line); a file or environment source is issue 11 point 3's C change.
+    def worker_secret_sources(self, tmp_path):
+        """start_worker overrides that keep the password out of the config file: the
+        properties file holds every property but sasl.password, which comes from
+        LLMQ_KAFKA_PROP_SASL_PASSWORD as "@" + a file holding it (a mounted Secret)."""
+        secret = tmp_path / "sasl-password"
+        secret.write_text(self.props["sasl.password"] + "\n")
+        props = tmp_path / "client.properties"
+        props.write_text("# librdkafka names\n" + "".join(
+            f"{k} = {v}\n" for k, v in self.props.items() if k != "sasl.password"))
+        return {"kafka.brokers": f'"{self.bootstrap}"',
+                "kafka.properties_file": f'"{props}"',
+                "_env": {"LLMQ_KAFKA_PROP_SASL_PASSWORD": f"@{secret}"}}
+
+    def cli_args(self, omit=(), **changes):
+        # -X for each property; one in `omit` comes another way (LLMQ_KAFKA_PROP_*).
         args = ["-b", self.bootstrap]
         for k, v in self.client_props(**changes).items():
-            args += ["-X", f"{k}={v}"]
+            if k not in omit:
+                args += ["-X", f"{k}={v}"]
         return args
 
 
@@ -89,11 +107,11 @@ def secured(kafka):
 
 @pytest.fixture
 def llmq_cli(build_dir, topics):
-    def run(*args, connection, input=None, timeout=120):
+    def run(*args, connection, input=None, timeout=120, env=None):
         command = [str(build_dir / "llmq"), *connection, "--jobs-topic", topics["jobs"],
                    "--reply-topic", topics["replies"], *args]
         return subprocess.run(command, input=input, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env={**os.environ, **(env or {})})
     return run
 
 
@@ -112,8 +130,13 @@ def test_jobs_complete_over_sasl_ssl(secured, topics, start_worker, llmq_cli, tm
         assert done.usage.completion_tokens == 8 and done.worker
 
     conn = secured.cli_args()
+    # The password off the command line: LLMQ_KAFKA_PROP_SASL_PASSWORD=@file.
+    secret = tmp_path / "sasl-password"
+    secret.write_text(secured.props["sasl.password"] + "\n")
+    no_password = secured.cli_args(omit=("sasl.password",))
     r = llmq_cli("submit", "--id", "sec-submit", "--max-tokens", "6", "--timeout", "60", "Hello",
-                 connection=conn)
+                 connection=no_password,
+                 env={"LLMQ_KAFKA_PROP_SASL_PASSWORD": f"@{secret}"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip(), "submit printed no text"
 
@@ -159,40 +182,43 @@ def test_wrong_password_cli_and_python_fail_within_bounds(secured, topics, llmq_
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "C change (worker/cli): on RD_KAFKA_RESP_ERR__AUTHENTICATION from the error callback, "
-    "llmq submit/batch/tail should stop at once (exit 4) with 'SASL authentication failed' "
-    "instead of 'cannot read the metadata of T: Local: Broker transport failure' after the "
-    "whole --timeout (tail: a fixed 30 s)"))
-def test_wrong_password_cli_names_authentication(secured, topics, llmq_cli):
+@pytest.mark.parametrize("command", [["tail", "--count", "1"], ["submit", "hello"]])
+def test_wrong_password_cli_names_authentication(secured, topics, llmq_cli, command):
+    """A refused login ends any command at once (exit 4) with one line naming
+    it, not after --connect-timeout; the password is not echoed."""
     conn = secured.cli_args(**{"sasl.password": "wrong"})
     try:
-        r, took = timed(lambda: llmq_cli("tail", "--count", "1", connection=conn, timeout=12))
+        r, took = timed(lambda: llmq_cli(*command, connection=conn, timeout=12))
     except subprocess.TimeoutExpired:
-        pytest.fail("llmq tail still runs 12 s after its authentication failed")
+        pytest.fail(f"llmq {command[0]} still runs 12 s after its authentication failed")
     assert r.returncode == 4
     assert "authentication" in r.stderr.lower(), r.stderr
-    assert took < 10, took
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "wrong" not in r.stderr
+    assert took < 5, took
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "C change (worker): an authentication failure (error callback "
-    "RD_KAFKA_RESP_ERR__AUTHENTICATION) before the first assignment should make "
-    "llmq-worker log one line naming SASL authentication and exit 3 (a configuration "
-    "error) within 15 s; today it keeps running, /readyz 503 'cannot check the topics "
-    "(cluster metadata: Local: Broker transport failure)', /healthz 200"))
 def test_wrong_password_worker_exits(secured, start_worker):
+    """An authentication failure before the first assignment is a configuration error:
+    one line from the worker naming it, exit 3 (README, exit codes), within 15 s."""
     w = start_worker(wait_ready=False, **secured.worker_settings(**{"sasl.password": "wrong"}))
     try:
         rc = w.wait_exit(timeout=15)
     except subprocess.TimeoutExpired:
         pytest.fail("llmq-worker still runs 15 s after its authentication failed")
     assert rc == 3, w.log_text()[-2000:]
-    assert "authentication" in w.log_text().lower()
+    own = [x for x in w.log_text().splitlines() if " worker " in x and "authentication" in x]
+    assert len(own) == 1, w.log_text()[-2000:]
+    assert "SASL authentication failed" in own[0] and "exiting with code 3" in own[0]
+    assert "wrong" not in w.log_text()
 
 
 def set_dead_letter_acl(kafka, topic, create):
     """User llmq may describe the topic but not write to it (the plain listener is a super user)."""
+    set_write_denied(kafka, topic, create)
+
+
+def set_write_denied(kafka, topic, create):
     kind = AclBinding if create else AclBindingFilter
     acls = [kind(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:llmq", "*", op, perm)
             for op, perm in ((AclOperation.DESCRIBE, AclPermissionType.ALLOW),
@@ -226,8 +252,98 @@ def test_dead_letter_topic_denied_loses_no_job(secured, kafka, topics, start_wor
     assert len(copies) == 1, "the invalid job's dead-letter copy never arrived"
     wait_committed(kafka.bootstrap, f"g-{topics['jobs']}", topics["jobs"], {0: 2}, timeout=30)
     replies.close()
-    if status == 503 and topics["dead"] in readyz:
-        pytest.fail(f"readyz now names the denied topic ({readyz!r}): drop this xfail")
-    pytest.xfail("C change (worker): a dead-letter produce refused with "
-                 "TOPIC_AUTHORIZATION_FAILED should make /readyz say 503 naming the topic and "
-                 f"the reason; today: {status} {readyz!r}")
+    assert status == 503, (status, readyz)
+    assert topics["dead"] in readyz and "Topic authorization failed" in readyz, readyz
+    deadline = time.monotonic() + 20  # ready again once the copy is acknowledged
+    while get(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert get(base + "/readyz")[0] == 200, get(base + "/readyz")
+
+
+def test_worker_secrets_from_file_and_env(secured, topics, start_worker, kafka, tmp_path):
+    """No secret in the config file: kafka.properties_file + LLMQ_KAFKA_PROP_SASL_PASSWORD=@file
+    (issue 11 point 3); the password shows in no log line nor in --check-config."""
+    settings = secured.worker_secret_sources(tmp_path)
+    replies = Replies(kafka, topics["replies"])
+    w = start_worker(**settings)
+    assert secured.props["sasl.password"] not in w.cfg_path.read_text()
+    j = job("Secrets from files", max_tokens=4)
+    kafka.producer.produce(topics["jobs"], msgpack.packb(j), key=j["id"])
+    assert kafka.producer.flush(30) == 0
+    assert replies.wait_terminal([j["id"]], timeout=60)[j["id"]]["type"] == "done"
+    replies.close()
+    assert secured.props["sasl.password"] not in w.log_text()
+    check = subprocess.run([str(w.build_dir / "llmq-worker"), "-c", str(w.cfg_path),
+                            "--check-config"], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, **settings["_env"]})
+    assert check.returncode == 0, check.stderr
+    assert 'sasl_password = "***";' in check.stdout, check.stdout
+    assert secured.props["sasl.password"] not in check.stdout + check.stderr
+
+
+def test_api_key_not_on_the_child_command_line(start_worker):
+    """The spawned llama-server gets its API key as LLAMA_API_KEY, never in argv, which
+    any local user reads in /proc/PID/cmdline (issue 11 point 4)."""
+    w = start_worker()
+    pid = int(re.search(r"started llama-server pid (\d+)", w.log_text()).group(1))
+    argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    env = dict(x.split(b"=", 1) for x in pathlib.Path(f"/proc/{pid}/environ").read_bytes()
+               .split(b"\0") if b"=" in x)
+    key = env.get(b"LLAMA_API_KEY", b"")
+    assert re.fullmatch(rb"[0-9a-f]{32}", key), "the child has no LLAMA_API_KEY"
+    assert b"--api-key" not in argv and key not in b" ".join(argv), argv
+    assert key.decode() not in w.log_text()
+
+
+def test_reply_to_cannot_name_the_fleet(kafka, topics, start_worker):
+    """reply_to = the jobs topic under an allowlist entry covering it ("<prefix>.*") is
+    denied like any topic off the allowlist (so no reply, a dead-letter copy with
+    reply_to_denied, the offset done), and nothing is written to the jobs topic; the same
+    for the dead-letter and metrics topics and "__*" (issue 11 point 5)."""
+    prefix = topics["jobs"].split(".")[0]
+    start_worker(**{"kafka.reply_allowlist": f'["{prefix}.*"]'})
+    targets = (topics["jobs"], topics["dead"], topics["metrics"], "__consumer_offsets")
+    for target in targets:
+        j = job("Loop", max_tokens=2, reply_to=target)
+        kafka.producer.produce(topics["jobs"], msgpack.packb(j), key=j["id"], partition=0)
+    assert kafka.producer.flush(30) == 0
+    wait_committed(kafka.bootstrap, f"g-{topics['jobs']}", topics["jobs"], {0: 4}, timeout=60)
+    dead = read_topic(kafka.bootstrap, topics["dead"], len(targets), timeout=30)
+    codes = [dict(m.headers())["llmq-error-code"].decode() for m in dead]
+    assert codes == ["reply_to_denied"] * len(targets), codes
+    assert count_messages(kafka, topics["jobs"], settle=3) == 4, "a reply went to the jobs topic"
+
+
+def count_messages(kafka, topic, settle):
+    """Every message of every partition of `topic`, until none came for `settle` s."""
+    c = kafka.consumer(topic)
+    n, quiet_since = 0, time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            n, quiet_since = n + 1, time.monotonic()
+    c.close()
+    return n
+
+
+def test_reply_to_refused_by_the_broker_is_given_up(secured, kafka, topics, start_worker):
+    """A reply_to under the allowlist that the broker refuses (TOPIC_AUTHORIZATION_FAILED)
+    is given up with a log line and the job's offset is done: it cannot hold the partition."""
+    theirs = "allowed." + topics["jobs"].split(".")[0]
+    kafka.create_topic(theirs, 1)
+    set_write_denied(kafka, theirs, create=True)
+    try:
+        replies = Replies(kafka, topics["replies"])
+        w = start_worker(**secured.worker_settings(), **{"llama.slots": "1"})
+        hostile = job("Refused", max_tokens=2, reply_to=theirs)
+        after = job("After it", max_tokens=2)
+        for j in (hostile, after):
+            kafka.producer.produce(topics["jobs"], msgpack.packb(j), key=j["id"], partition=0)
+        assert kafka.producer.flush(30) == 0
+        replies.wait_terminal([after["id"]], timeout=60)
+        wait_committed(kafka.bootstrap, f"g-{topics['jobs']}", topics["jobs"], {0: 2}, timeout=30)
+        w.wait_log(f"job {hostile['id']}: the broker will never take its message to {theirs}",
+                   timeout=10)
+        replies.close()
+    finally:
+        set_write_denied(kafka, theirs, create=False)

@@ -44,24 +44,24 @@ struct mock {
     const char *env[4][2]; /* more variables for the configuration (set before mock_open) */
 };
 
-static const struct mock *mock_env_source; /* read by mock_getenv during config_load only */
-
-static inline char *mock_getenv(const char *name)
+/* The environment the configuration is loaded with: fixed variables, the
+ * mock cluster's address and m->env's, as "NAME=value" entries in `text`. */
+static inline void mock_environment(const struct mock *m, char text[][320], char *envp[])
 {
     static const char *const fixed[][2] = {
         {"LLMQ_KAFKA_GROUP_ID", "mock-group"}, {"LLMQ_KAFKA_JOBS_TOPICS", "jobs"},
         {"LLMQ_KAFKA_REPLY_TOPIC", "replies"}, {"LLMQ_KAFKA_DEAD_LETTER_TOPIC", "dead"},
         {"LLMQ_WORKER_ID", "mock-worker"},     {"LLMQ_LLAMA_MODEL", "unused.gguf"},
     };
-    if (strcmp(name, "LLMQ_KAFKA_BROKERS") == 0)
-        return (char *)mock_env_source->bootstraps;
-    for (size_t i = 0; i < 4 && mock_env_source->env[i][0]; i++)
-        if (strcmp(name, mock_env_source->env[i][0]) == 0)
-            return (char *)mock_env_source->env[i][1];
+    size_t n = 0;
+    for (size_t i = 0; i < 4 && m->env[i][0]; i++)
+        snprintf(text[n++], 320, "%s=%s", m->env[i][0], m->env[i][1]);
+    snprintf(text[n++], 320, "LLMQ_KAFKA_BROKERS=%s", m->bootstraps);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (strcmp(name, fixed[i][0]) == 0)
-            return (char *)fixed[i][1];
-    return NULL;
+        snprintf(text[n++], 320, "%s=%s", fixed[i][0], fixed[i][1]);
+    for (size_t i = 0; i < n; i++)
+        envp[i] = text[i];
+    envp[n] = NULL;
 }
 
 /* The cluster, the configuration, the loop and kafka.c's clients with
@@ -80,10 +80,11 @@ static inline void mock_open(struct mock *m, const struct kafka_events *events, 
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         assert_int_equal(rd_kafka_mock_topic_create(m->cluster, topics[i], 1, 1), 0);
 
-    mock_env_source = m;
-    if (config_load(&m->cfg, NULL, mock_getenv, err, sizeof(err)) != 0)
+    char env_text[16][320];
+    char *envp[17];
+    mock_environment(m, env_text, envp);
+    if (config_load(&m->cfg, NULL, envp, err, sizeof(err)) != 0)
         fail_msg("config: %s", err);
-    mock_env_source = NULL;
     m->log_file = tmpfile();
     assert_non_null(m->log_file);
     logger_init(&m->log, LOG_INFO, false, fileno(m->log_file));

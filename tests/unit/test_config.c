@@ -25,16 +25,7 @@
 /* ---- a fake environment: NAME=value strings, NULL-terminated ---- */
 
 static const char *const *fake_env;
-
-static char *fake_getenv(const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *const *e = fake_env; e && *e; e++) {
-        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-            return (char *)*e + n + 1;
-    }
-    return NULL;
-}
+#define FAKE_ENV ((char *const *)fake_env)
 
 /* ---- temp files ---- */
 
@@ -60,7 +51,7 @@ static int load_text(const char *text, const char *const *env, struct llmq_confi
     temp_write(t, text);
     fake_env = env;
     err[0] = '\0';
-    int rc = config_load(cfg, t->path, fake_getenv, err, ERR_LEN);
+    int rc = config_load(cfg, t->path, FAKE_ENV, err, ERR_LEN);
     unlink(t->path);
     return rc;
 }
@@ -429,8 +420,7 @@ static void test_parse_error_and_missing_file(void **state)
 
     struct llmq_config cfg;
     char err[ERR_LEN];
-    assert_int_equal(config_load(&cfg, "/nonexistent/worker.cfg", fake_getenv, err, sizeof(err)),
-                     -1);
+    assert_int_equal(config_load(&cfg, "/nonexistent/worker.cfg", FAKE_ENV, err, sizeof(err)), -1);
     assert_string_equal(err, "/nonexistent/worker.cfg: cannot open: No such file or directory");
     config_free(&cfg);
 }
@@ -441,7 +431,7 @@ static void test_env_overrides(void **state)
     static const char *const env[] = {"LLMQ_WORKER_ID=w-env",
                                       "LLMQ_KAFKA_BROKERS=b:1",
                                       "LLMQ_KAFKA_GROUP_ID=grp",
-                                      "LLMQ_KAFKA_JOBS_TOPICS=t1,t2,^re.*",
+                                      "LLMQ_KAFKA_JOBS_TOPICS=t1,t2,^re[.].*",
                                       "LLMQ_KAFKA_REPLY_TOPIC=rep",
                                       "LLMQ_KAFKA_DEAD_LETTER_TOPIC=dl",
                                       "LLMQ_LLAMA_BINARY=/bin/ls",
@@ -467,7 +457,7 @@ static void test_env_overrides(void **state)
     assert_int_equal(cfg.kafka.n_jobs_topics, 3);
     assert_string_equal(cfg.kafka.jobs_topics[0], "t1");
     assert_string_equal(cfg.kafka.jobs_topics[1], "t2");
-    assert_string_equal(cfg.kafka.jobs_topics[2], "^re.*");
+    assert_string_equal(cfg.kafka.jobs_topics[2], "^re[.].*");
     assert_string_equal(cfg.kafka.reply_topic, "rep");
     assert_string_equal(cfg.kafka.dead_letter_topic, "dl");
     assert_string_equal(cfg.llama.binary, "/bin/ls");
@@ -566,11 +556,11 @@ static void test_no_file_env_only(void **state)
     struct llmq_config cfg;
     char err[ERR_LEN];
     fake_env = env;
-    assert_int_equal(config_load(&cfg, NULL, fake_getenv, err, sizeof(err)), 0);
+    assert_int_equal(config_load(&cfg, NULL, FAKE_ENV, err, sizeof(err)), 0);
     assert_string_equal(cfg.llama.model_name, "m");
     config_free(&cfg);
     fake_env = no_env;
-    assert_int_equal(config_load(&cfg, NULL, fake_getenv, err, sizeof(err)), -1);
+    assert_int_equal(config_load(&cfg, NULL, FAKE_ENV, err, sizeof(err)), -1);
     assert_string_equal(err, "config: llama.model: required when llama.url is not set");
     config_free(&cfg);
 }
@@ -597,7 +587,7 @@ static void test_example_file(void **state)
     struct llmq_config cfg, want;
     char err[ERR_LEN] = "";
     fake_env = no_env;
-    int rc = config_load(&cfg, path, fake_getenv, err, sizeof(err));
+    int rc = config_load(&cfg, path, FAKE_ENV, err, sizeof(err));
     if (rc != 0)
         fail_msg("%s", err);
     /* The values it shows are the defaults. */
@@ -618,6 +608,10 @@ static void test_example_file(void **state)
                                         "dead_letter_topic",
                                         "metrics_topic",
                                         "properties",
+                                        "static_membership",
+                                        "unready_leave_s",
+                                        "max_pending_bytes",
+                                        "properties_file",
                                         "binary",
                                         "url",
                                         "api_key",

@@ -1,7 +1,8 @@
 /* test_delivery.c — delivery.c on librdkafka's mock cluster: a message is
  * acknowledged and settles once; one whose report failed with an error the
  * broker may get over is produced again until acknowledged; one the broker
- * will never take is given up (settled, not acknowledged, counted, logged);
+ * will never take is given up (settled, not acknowledged, counted, logged),
+ * for a job's own reply_to on any refusal that is not retriable;
  * a done reply too large for the broker becomes a small error reply; and
  * messages caught in a producer's fatal error are acknowledged through its
  * replacement, each once on the topic. */
@@ -134,6 +135,9 @@ static void test_retried_after_a_retriable_error(void **state)
     assert_true(delivery_failures(s.d) >= 1);
     assert_true(mock_log_has(&m, "job job-2: reply to replies not acknowledged"));
     assert_int_equal(mock_read_topic(&m, "replies", NULL, NULL), 1);
+    /* /readyz named the topic while it refused, and no longer does. */
+    assert_true(mock_log_has(&m, "the broker takes messages to replies again"));
+    assert_null(delivery_refused(s.d));
     sending_close(&s);
 }
 
@@ -156,6 +160,38 @@ static void test_given_up_on_a_permanent_error(void **state)
     assert_true(mock_log_has(&m, "job job-3: the broker will never take its message to "
                                  "their.replies"));
     assert_int_equal(mock_read_topic(&m, "their.replies", NULL, NULL), 0);
+    sending_close(&s);
+}
+
+/* Any refusal that is not retriable (an invalid topic, a policy) gives up a
+ * job's own reply_to the same way; a retriable one does not. */
+static void test_reply_to_refusals(void **state)
+{
+    (void)state;
+    static const int refusals[] = {RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
+                                   RD_KAFKA_RESP_ERR_POLICY_VIOLATION};
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        static struct sending s;
+        static struct mock m;
+        sending_open(&s, &m, 1);
+        assert_int_equal(rd_kafka_mock_topic_create(m.cluster, "their.replies", 1, 1), 0);
+        rd_kafka_mock_push_request_errors(m.cluster, MOCK_API_KEY_PRODUCE, 1, refusals[i]);
+        send_one(&s, "their.replies", "job-r", "nowhere", 7, "done");
+        mock_run(&m);
+        assert_int_equal(s.acknowledged, 0);
+        assert_int_equal(delivery_failures(s.d), 1);
+        assert_true(mock_log_has(&m, "giving it up"));
+        sending_close(&s);
+    }
+    static struct sending s;
+    static struct mock m;
+    sending_open(&s, &m, 1);
+    assert_int_equal(rd_kafka_mock_topic_create(m.cluster, "their.replies", 1, 1), 0);
+    rd_kafka_mock_push_request_errors(m.cluster, MOCK_API_KEY_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    send_one(&s, "their.replies", "job-t", "later", 5, "done");
+    mock_run(&m);
+    assert_int_equal(s.acknowledged, 1);
     sending_close(&s);
 }
 
@@ -221,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_acknowledged),
         cmocka_unit_test(test_retried_after_a_retriable_error),
         cmocka_unit_test(test_given_up_on_a_permanent_error),
+        cmocka_unit_test(test_reply_to_refusals),
         cmocka_unit_test(test_oversized_done_shrinks),
         cmocka_unit_test(test_producer_replaced),
     };

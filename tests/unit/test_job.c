@@ -1203,6 +1203,42 @@ static void expect_admit(const struct job *job, const struct job_policy *p, enum
         fail_msg("message \"%s\" does not start with \"%s\"", why.message, prefix);
 }
 
+/* No allowlist entry ever names the worker's own topics nor "__*" (issue 11
+ * point 5): reply_to = "llmq.jobs" under "llmq.*" would loop its replies
+ * back in as jobs. */
+static void test_reply_topic_never_own(void **state)
+{
+    (void)state;
+    static const char *const prefix[] = {"llmq.*", "exact.jobs"};
+    static const char *const star[] = {"*"};
+    static const char *const own[] = {"llmq.jobs", "^team\\.(a|b)\\.jobs$", "llmq.dead",
+                                      "llmq.metrics"};
+    struct job_policy p = test_policy();
+    p.reply_topics = prefix;
+    p.n_reply_topics = 2;
+    p.own_topics = own;
+    p.n_own_topics = 4;
+    assert_true(job_reply_topic_allowed(&p, "llmq.replies")); /* the default */
+    assert_true(job_reply_topic_allowed(&p, "llmq.team-a"));
+    assert_false(job_reply_topic_allowed(&p, "llmq.jobs"));
+    assert_false(job_reply_topic_allowed(&p, "llmq.dead"));
+    assert_false(job_reply_topic_allowed(&p, "llmq.metrics"));
+    p.reply_topics = star;
+    p.n_reply_topics = 1;
+    assert_false(job_reply_topic_allowed(&p, "team.a.jobs")); /* by the jobs regex */
+    assert_true(job_reply_topic_allowed(&p, "team.c.jobs"));
+    assert_false(job_reply_topic_allowed(&p, "__consumer_offsets"));
+    assert_false(job_reply_topic_allowed(&p, "__transaction_state"));
+    assert_true(job_reply_topic_allowed(&p, "_one_underscore"));
+
+    struct job job;
+    memset(&job, 0, sizeof job);
+    job.reply_to = "llmq.jobs";
+    p.reply_topics = prefix;
+    p.n_reply_topics = 2;
+    expect_admit(&job, &p, LLMQ_REPLY_TO_DENIED, "reply_to: \"llmq.jobs\" is not allowed");
+}
+
 static void test_admit(void **state)
 {
     (void)state;
@@ -1302,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_rejected_job_keeps_its_address),
         cmocka_unit_test(test_job_free),
         cmocka_unit_test(test_reply_topic_allowlist),
+        cmocka_unit_test(test_reply_topic_never_own),
         cmocka_unit_test(test_reply_topic),
         cmocka_unit_test(test_admit),
         cmocka_unit_test(test_admit_order),

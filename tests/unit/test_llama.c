@@ -189,7 +189,7 @@ static const struct llama_caps caps = {.max_tokens = 64, .default_max_tokens = 8
 static void run_job(struct seen *s, int port, const struct job *job, const char *api_key,
                     bool expect_guard)
 {
-    static const struct llama_run_events events = {on_text, on_done};
+    static const struct llama_run_events events = {on_text, on_done, NULL};
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d/", port);
     struct llama_target target = {.base_url = base, .api_key = api_key};
@@ -477,7 +477,7 @@ static void test_cancel_before_answer(void **state)
     struct script sc = {0};
     script_listen(&sc); /* never accepted: the request waits, like a full llama-server */
     struct seen s = {0};
-    static const struct llama_run_events events = {on_text, on_done};
+    static const struct llama_run_events events = {on_text, on_done, NULL};
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", sc.port);
     struct llama_target target = {.base_url = base};
@@ -501,7 +501,7 @@ static void test_start_fails(void **state)
     (void)state;
     struct loop *loop = loop_new();
     struct http *http = http_new(loop);
-    static const struct llama_run_events events = {on_text, on_done};
+    static const struct llama_run_events events = {on_text, on_done, NULL};
     struct llama_target target = {.base_url = "http://127.0.0.1:1"};
     struct job bad = {.prompt = "x", .prompt_len = 1, .json_schema_json = "{not json"};
     assert_null(llama_run_start(http, &target, &bad, &caps, &events, NULL));

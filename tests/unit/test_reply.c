@@ -96,7 +96,7 @@ static void test_chunk(void **state)
     struct decoded d;
 
     msgpack_sbuffer_init(&sb);
-    assert_int_equal(reply_encode_chunk(&sb, "job-1", "run-1", 70000, "a\0b", 3), 0);
+    assert_int_equal(reply_encode_chunk(&sb, "job-1", "run-1", 70000, "a\0b", 3, NULL), 0);
     decode_all(&d, &sb);
     assert_int_equal(d.map->size, 6);
     next_uint(&d, "v", 1);
@@ -124,7 +124,7 @@ static void test_chunk_bytes(void **state)
     msgpack_sbuffer sb;
 
     msgpack_sbuffer_init(&sb);
-    assert_int_equal(reply_encode_chunk(&sb, "a", "r", 0, "x", 1), 0);
+    assert_int_equal(reply_encode_chunk(&sb, "a", "r", 0, "x", 1, NULL), 0);
     assert_int_equal(sb.size, sizeof want - 1);
     assert_memory_equal(sb.data, want, sb.size);
     msgpack_sbuffer_destroy(&sb);
@@ -137,7 +137,7 @@ static void test_chunk_empty_and_wide(void **state)
     struct decoded d;
 
     msgpack_sbuffer_init(&sb);
-    assert_int_equal(reply_encode_chunk(&sb, "j", "r", UINT64_MAX, NULL, 0), 0);
+    assert_int_equal(reply_encode_chunk(&sb, "j", "r", UINT64_MAX, NULL, 0, NULL), 0);
     decode_all(&d, &sb);
     next_uint(&d, "v", 1);
     next_str(&d, "type", "chunk");

@@ -32,7 +32,7 @@ static void test_chunk_round_trip(void **state)
     (void)state;
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    assert_int_equal(reply_encode_chunk(&buf, "job-1", "r1", 70000, "h\xc3\xa9llo", 6), 0);
+    assert_int_equal(reply_encode_chunk(&buf, "job-1", "r1", 70000, "h\xc3\xa9llo", 6, NULL), 0);
 
     struct reply_msg msg;
     char err[128];

@@ -234,6 +234,8 @@ static void test_child_env_and_args(void **state)
     setenv("LLAMA_ARG_MODEL", "/elsewhere.gguf", 1);
     setenv("CUDA_VISIBLE_DEVICES", "7,5", 1); /* llama.gpu = 1 is the scheduler's 5 */
     setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST", 1);
+    setenv("LLAMA_API_KEY", "inherited", 1);
+    setenv("LLMQ_KAFKA_PROP_SASL_PASSWORD", "worker-only", 1);
     h->cfg.llama.gpu = 1;
     add_args(h, "--fake-env-dump", h->dump_path, NULL);
     start(h);
@@ -242,6 +244,8 @@ static void test_child_env_and_args(void **state)
     unsetenv("LLAMA_ARG_MODEL");
     unsetenv("CUDA_VISIBLE_DEVICES");
     unsetenv("CUDA_DEVICE_ORDER");
+    unsetenv("LLAMA_API_KEY");
+    unsetenv("LLMQ_KAFKA_PROP_SASL_PASSWORD");
     assert_true(ready);
 
     const char *dump = read_dump(h);
@@ -256,9 +260,13 @@ static void test_child_env_and_args(void **state)
     assert_non_null(strstr(dump, "\narg -m\narg /nonexistent/fake-model.gguf\n"));
     assert_non_null(strstr(dump, "\narg --host\narg 127.0.0.1\narg --port\narg 0\n"));
     assert_non_null(strstr(dump, "\narg --parallel\narg 3\narg -c\narg 2048\narg -ngl\narg 0\n"));
-    char key_args[64];
-    snprintf(key_args, sizeof(key_args), "\narg --api-key\narg %s\n", supervisor_api_key(h->sup));
-    assert_non_null(strstr(dump, key_args));
+    /* The key reaches the child through its environment, never argv. */
+    assert_null(strstr(dump, "\narg --api-key"));
+    assert_null(strstr(dump, "\nenv LLAMA_API_KEY=inherited\n"));
+    assert_null(strstr(dump, "\nenv LLMQ_"));
+    char key_env[64];
+    snprintf(key_env, sizeof(key_env), "\nenv LLAMA_API_KEY=%s\n", supervisor_api_key(h->sup));
+    assert_non_null(strstr(dump, key_env));
 }
 
 static void test_gpu_unpinned_keeps_env(void **state)

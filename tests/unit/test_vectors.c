@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "codes.h"
 #include "job.h"
+#include "logprobs.h"
 #include "reply.h"
 
 #ifndef LLMQ_SOURCE_DIR
@@ -29,7 +31,8 @@
 
 /* The features of index.json's additions that the worker implements
  * (NULL-terminated). An addition that requires any other is not judged. */
-static const char *const worker_features[] = {NULL};
+static const char *const worker_features[] = {"cancel", "partial_text", "logprobs",
+                                              "lora",   "chunk_ms",     NULL};
 
 struct vectors {
     json_t *index;
@@ -37,6 +40,7 @@ struct vectors {
     json_t *all;  /* every vector and addition, for the checks of the files themselves */
     struct job_policy policy;
     const char *topics[8];
+    const char *lora[8];
     int64_t now_ms;
 };
 
@@ -157,6 +161,12 @@ static int load_index(void **state)
         json_string_value(json_object_get(policy, "default_reply_topic"));
     v->policy.model = json_string_value(json_object_get(policy, "model"));
     v->now_ms = json_integer_value(json_object_get(policy, "now_ms"));
+    json_t *lora = json_object_get(policy, "lora");
+    assert_true(json_array_size(lora) <= sizeof v->lora / sizeof v->lora[0]);
+    for (size_t k = 0; k < json_array_size(lora); k++)
+        v->lora[k] = json_string_value(json_array_get(lora, k));
+    v->policy.lora_names = v->lora;
+    v->policy.n_lora_names = json_array_size(lora);
     assert_non_null(v->policy.default_reply_topic);
     assert_non_null(v->policy.model);
     *state = v;
@@ -432,16 +442,47 @@ static enum llmq_code code_named(const char *name)
     return LLMQ_INTERNAL;
 }
 
+/* A [token, logprob] pair of a JSON meaning. */
+static struct logprob_token token_at(const json_t *pair)
+{
+    const json_t *token = json_array_get(pair, 0);
+    return (struct logprob_token){json_string_value(token), json_string_length(token),
+                                  json_number_value(json_array_get(pair, 1))};
+}
+
+/* Pack a JSON logprobs array's entries with logprobs.c into `sb`. */
+static void pack_logprobs(msgpack_sbuffer *sb, const json_t *entries, struct reply_logprobs *lp)
+{
+    size_t k, j;
+    json_t *entry, *alt;
+    json_array_foreach(entries, k, entry)
+    {
+        struct logprob_token top[JOB_LOGPROBS_MAX + 1];
+        const json_t *alts = json_array_get(entry, 2);
+        assert_true(json_array_size(alts) <= JOB_LOGPROBS_MAX + 1);
+        json_array_foreach(alts, j, alt) top[j] = token_at(alt);
+        struct logprob_token token = token_at(entry);
+        assert_int_equal(logprobs_pack_entry(sb, &token, top, json_array_size(alts)), 0);
+    }
+    *lp = (struct reply_logprobs){(const uint8_t *)sb->data, sb->size, json_array_size(entries)};
+}
+
 /* Encode the values of a reply's JSON meaning with reply.c. */
 static void encode_reply(msgpack_sbuffer *out, const json_t *r)
 {
     const char *type = json_string_value(json_object_get(r, "type"));
     const json_t *text = json_object_get(r, "text");
     const json_t *meta_json = json_object_get(r, "meta");
-    msgpack_sbuffer meta;
+    const json_t *logprobs_json = json_object_get(r, "logprobs");
+    const json_t *partial = json_object_get(r, "partial_text");
+    msgpack_sbuffer meta, lp_buf;
     msgpack_packer pk;
+    struct reply_logprobs lp;
     int rc;
 
+    msgpack_sbuffer_init(&lp_buf);
+    if (logprobs_json)
+        pack_logprobs(&lp_buf, logprobs_json, &lp);
     msgpack_sbuffer_init(&meta);
     msgpack_packer_init(&pk, &meta, msgpack_sbuffer_write);
     if (meta_json)
@@ -449,7 +490,8 @@ static void encode_reply(msgpack_sbuffer *out, const json_t *r)
 
     if (strcmp(type, "chunk") == 0) {
         rc = reply_encode_chunk(out, str_at(r, "id"), str_at(r, "run"), (uint64_t)int_at(r, "seq"),
-                                json_string_value(text), json_string_length(text));
+                                json_string_value(text), json_string_length(text),
+                                logprobs_json ? &lp : NULL);
     } else if (strcmp(type, "done") == 0) {
         const json_t *usage = json_object_get(r, "usage");
         const json_t *timings = json_object_get(r, "timings");
@@ -458,6 +500,7 @@ static void encode_reply(msgpack_sbuffer *out, const json_t *r)
             .run = str_at(r, "run"),
             .text = json_string_value(text),
             .text_len = json_string_length(text),
+            .logprobs = logprobs_json ? &lp : NULL,
             .finish = str_at(r, "finish"),
             .usage = {int_at(usage, "prompt_tokens"), int_at(usage, "completion_tokens")},
             .timings = {num_at(timings, "queue_ms"), num_at(timings, "ttft_ms"),
@@ -475,6 +518,8 @@ static void encode_reply(msgpack_sbuffer *out, const json_t *r)
             .code = code_named(str_at(r, "code")),
             .message = str_at(r, "message"),
             .worker = str_at(r, "worker"),
+            .partial_text = json_string_value(partial),
+            .partial_text_len = json_string_length(partial),
             .meta = (const uint8_t *)meta.data,
             .meta_len = meta.size,
         };
@@ -484,6 +529,7 @@ static void encode_reply(msgpack_sbuffer *out, const json_t *r)
     }
     assert_int_equal(rc, 0);
     msgpack_sbuffer_destroy(&meta);
+    msgpack_sbuffer_destroy(&lp_buf);
 }
 
 static void test_reply_vectors_match_the_encoder(void **state)
@@ -498,6 +544,10 @@ static void test_reply_vectors_match_the_encoder(void **state)
         if (!json_is_true(json_object_get(entry, "valid")) ||
             (strcmp(kind, "chunk") != 0 && strcmp(kind, "done") != 0 && strcmp(kind, "error") != 0))
             continue;
+        if (!str_at(entry, "json")) { /* a bin token: unit-tested in test_reply.c */
+            assert_string_equal(str_at(entry, "name"), "chunk_logprobs_split_char");
+            continue;
+        }
         size_t len;
         uint8_t *want = read_vector(str_at(entry, "file"), &len);
         json_t *meaning = read_json(str_at(entry, "json"));
@@ -515,12 +565,43 @@ static void test_reply_vectors_match_the_encoder(void **state)
     assert_true(checked >= 9);
 }
 
+static void test_cancel_vectors_get_their_verdict(void **state)
+{
+    struct vectors *v = *state;
+    size_t k, checked = 0;
+    json_t *entry;
+
+    json_array_foreach(v->list, k, entry)
+    {
+        if (strcmp(str_at(entry, "kind"), "cancel") != 0)
+            continue;
+        size_t len;
+        uint8_t *buf = read_vector(str_at(entry, "file"), &len);
+        struct cancel_msg msg;
+        char why[128];
+        bool valid = json_is_true(json_object_get(entry, "valid"));
+        int rc = cancel_decode(buf, len, &msg, why, sizeof(why));
+        if (valid != (rc == 0))
+            fail_msg("%s: cancel_decode says %s", str_at(entry, "name"), rc == 0 ? "ok" : why);
+        if (valid) {
+            json_t *meaning = read_json(str_at(entry, "json"));
+            assert_string_equal(msg.id, str_at(meaning, "id"));
+            assert_string_equal(msg.run, str_at(meaning, "run") ? str_at(meaning, "run") : "");
+            json_decref(meaning);
+        }
+        free(buf);
+        checked++;
+    }
+    assert_true(checked >= 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_msgpack_means_its_json),
         cmocka_unit_test(test_job_vectors_get_their_verdict),
         cmocka_unit_test(test_reply_vectors_match_the_encoder),
+        cmocka_unit_test(test_cancel_vectors_get_their_verdict),
     };
     return cmocka_run_group_tests(tests, load_index, free_index);
 }

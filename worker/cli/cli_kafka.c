@@ -10,7 +10,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "kafka_props.h"
 #include "random_id.h"
+
+extern char **environ;
 
 #define WAIT_SLICE_MS 100 /* the longest a blocking librdkafka call runs at once */
 
@@ -19,6 +22,7 @@
 struct client_state {
     bool verbose;
     bool consumer; /* its events are served by rd_kafka_consumer_poll() */
+    bool refused;  /* the brokers refused the credentials or the TLS handshake */
     char last_error[512];
 };
 
@@ -49,6 +53,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     /* "n/n brokers are down" follows the reason why: keep that one. */
     if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !st->last_error[0])
         snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
+    /* Waiting does not mend wrong credentials or a TLS mismatch: stop now. */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)
+        st->refused = true;
     if (st->verbose)
         fprintf(stderr, "llmq: kafka: %s (%s)\n", reason, rd_kafka_err2name(err));
 }
@@ -63,8 +70,30 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return -1;
 }
 
+/* LLMQ_KAFKA_PROP_* variables ("@/path" values read from the file), so a
+ * secret need not be on the command line (worker/util/kafka_props.h). */
+static int conf_set_env(rd_kafka_conf_t *conf, char *err, size_t err_len)
+{
+    for (size_t i = 0; environ[i]; i++) {
+        char name[KAFKA_PROPS_NAME_MAX], why[256];
+        const char *raw = kafka_props_env(environ[i], name, sizeof(name));
+        if (!raw)
+            continue;
+        char *value = name[0] ? kafka_props_value(raw, why, sizeof(why)) : NULL;
+        int rc = value ? conf_set(conf, name, value, err, err_len) : -1;
+        if (!value)
+            snprintf(err, err_len, "%.*s: %s", (int)strcspn(environ[i], "="), environ[i],
+                     name[0] ? why : "names no property");
+        free(value);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* A configuration: the brokers, then `defaults` (pairs, NULL-terminated),
- * then the user's -X properties, which win over both. */
+ * then LLMQ_KAFKA_PROP_* variables, then the user's -X properties ("@/path"
+ * values read from the file), which win over all. */
 static rd_kafka_conf_t *make_conf(const struct cli_global *g, const char *const *defaults,
                                   char *err, size_t err_len)
 {
@@ -73,11 +102,16 @@ static rd_kafka_conf_t *make_conf(const struct cli_global *g, const char *const 
     rc = rc ? rc : conf_set(conf, "client.id", "llmq-cli", err, err_len);
     for (size_t i = 0; defaults && defaults[i] && rc == 0; i += 2)
         rc = conf_set(conf, defaults[i], defaults[i + 1], err, err_len);
+    rc = rc ? rc : conf_set_env(conf, err, err_len);
     for (size_t i = 0; i < g->n_props && rc == 0; i++) {
         const char *eq = strchr(g->props[i], '=');
-        char name[256];
+        char name[256], why[256];
         snprintf(name, sizeof(name), "%.*s", (int)(eq - g->props[i]), g->props[i]);
-        rc = conf_set(conf, name, eq + 1, err, err_len);
+        char *value = kafka_props_value(eq + 1, why, sizeof(why));
+        if (!value)
+            snprintf(err, err_len, "-X %s: %s", name, why);
+        rc = value ? conf_set(conf, name, value, err, err_len) : -1;
+        free(value);
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
@@ -128,19 +162,24 @@ static void serve_errors(rd_kafka_t *rk, const struct client_state *st)
 }
 
 /* The brokers' metadata (of `rkt`, or of no topic when NULL) into *md,
- * waiting at most until `deadline`. On failure, "no broker answered" (or
- * nothing when a stop signal came) is said in err. */
+ * waiting at most until `deadline`, or until the brokers refused the
+ * credentials or the TLS handshake. On failure, why (or nothing when a stop
+ * signal came) is said in err. */
 static rd_kafka_resp_err_t await_metadata(struct cli_global *g, rd_kafka_t *rk,
                                           const struct client_state *st, rd_kafka_topic_t *rkt,
                                           int64_t deadline, const struct rd_kafka_metadata **md,
                                           char *err, size_t err_len)
 {
     rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    for (int slice; rc != RD_KAFKA_RESP_ERR_NO_ERROR && (slice = next_slice(g, deadline)) > 0;) {
+    for (int slice; rc != RD_KAFKA_RESP_ERR_NO_ERROR && !st->refused &&
+                    (slice = next_slice(g, deadline)) > 0;) {
         rc = rd_kafka_metadata(rk, 0, rkt, md, slice);
         serve_errors(rk, st);
     }
-    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && !g->stopped_by)
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && st->refused)
+        snprintf(err, err_len, "the Kafka broker at %s refused the connection: %s", g->brokers,
+                 st->last_error);
+    else if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && !g->stopped_by)
         snprintf(err, err_len, "no Kafka broker answered at %s within %g s (--connect-timeout): %s",
                  g->brokers, g->connect_timeout_s,
                  st->last_error[0] ? st->last_error : rd_kafka_err2str(rc));

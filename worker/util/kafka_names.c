@@ -1,6 +1,7 @@
-/* kafka_names.c — Kafka's topic name rules. */
+/* kafka_names.c — Kafka's topic name rules, and what a subscription names. */
 #include "kafka_names.h"
 
+#include <regex.h>
 #include <string.h>
 
 bool kafka_topic_valid(const char *s, size_t n)
@@ -15,4 +16,21 @@ bool kafka_topic_valid(const char *s, size_t n)
             return false;
     }
     return true;
+}
+
+bool kafka_subscription_matches(const char *subscription, const char *topic)
+{
+    if (subscription[0] != '^')
+        return strcmp(subscription, topic) == 0;
+    regex_t re;
+    if (regcomp(&re, subscription, REG_EXTENDED | REG_NOSUB) != 0)
+        return false;
+    bool match = regexec(&re, topic, 0, NULL, 0) == 0;
+    regfree(&re);
+    return match;
+}
+
+bool kafka_topic_internal(const char *topic)
+{
+    return strncmp(topic, "__", 2) == 0;
 }

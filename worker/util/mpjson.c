@@ -7,6 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+void utf8_copy_cut(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (cap == 0)
+        return;
+    size_t n = len;
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 bool utf8_text_valid(const char *s, size_t len)
 {
     const uint8_t *p = (const uint8_t *)s;

@@ -30,4 +30,8 @@ json_t *mpjson_from_msgpack(const msgpack_object *o, enum mpjson_mode mode, cons
  * U+10FFFF) without NUL bytes. */
 bool utf8_text_valid(const char *s, size_t len);
 
+/* Copy at most cap-1 bytes of the UTF-8 text src[0..len) into dst, never
+ * cutting a character; dst is NUL-terminated. */
+void utf8_copy_cut(char *dst, size_t cap, const char *src, size_t len);
+
 #endif

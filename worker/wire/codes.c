@@ -20,6 +20,7 @@ static const struct {
     [LLMQ_BACKEND_ERROR] = {"backend_error", true, false},
     [LLMQ_BACKEND_FAILED] = {"backend_failed", true, false},
     [LLMQ_INTERNAL] = {"internal", true, false},
+    [LLMQ_CANCELLED] = {"cancelled", false, false},
 };
 
 const char *llmq_code_name(enum llmq_code code)

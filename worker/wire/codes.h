@@ -24,6 +24,7 @@ enum llmq_code {
     LLMQ_BACKEND_ERROR,       /* llama-server answered an error for this job */
     LLMQ_BACKEND_FAILED,      /* llama-server died; retries used up */
     LLMQ_INTERNAL,            /* a bug or resource failure in the worker */
+    LLMQ_CANCELLED,           /* a cancel on the control topic named the job */
     LLMQ_CODE_COUNT
 };
 

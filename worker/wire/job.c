@@ -44,6 +44,9 @@ enum field {
     F_DEADLINE_MS,
     F_MODEL,
     F_META,
+    F_LOGPROBS,
+    F_LORA,
+    F_CHUNK_MS,
     F_COUNT
 };
 
@@ -67,6 +70,9 @@ static const char *const field_names[F_COUNT] = {
     [F_DEADLINE_MS] = "deadline_ms",
     [F_MODEL] = "model",
     [F_META] = "meta",
+    [F_LOGPROBS] = "logprobs",
+    [F_LORA] = "lora",
+    [F_CHUNK_MS] = "chunk_ms",
 };
 
 /* The known fields of one job map: where each value is, and which were given twice. */
@@ -306,20 +312,25 @@ static void decode_input(const struct fields *fs, struct job *job, struct job_ve
     }
 }
 
-/* An optional integer field >= min (INT64_MIN: any signed 64-bit value). */
-static void decode_int(const struct fields *fs, enum field f, int64_t min, struct job_opt_int *dst,
-                       struct job_verdict *why)
+/* An optional integer field in [min, max] (INT64_MIN..INT64_MAX: any signed
+ * 64-bit value). */
+static void decode_int(const struct fields *fs, enum field f, int64_t min, int64_t max,
+                       struct job_opt_int *dst, struct job_verdict *why)
 {
     const msgpack_object *o = field(fs, f, why);
     int64_t v;
     if (!o)
         return;
-    if (!int_value(o, &v) || v < min) {
+    if (!int_value(o, &v) || v < min || v > max) {
         if (min == INT64_MIN)
             reject(why, LLMQ_INVALID_FIELD, "%s: must be a signed 64-bit integer", field_names[f]);
-        else
+        else if (max == INT64_MAX)
             reject(why, LLMQ_INVALID_FIELD, "%s: must be an integer >= %" PRId64, field_names[f],
                    min);
+        else
+            reject(why, LLMQ_INVALID_FIELD,
+                   "%s: must be an integer between %" PRId64 " and %" PRId64, field_names[f], min,
+                   max);
         return;
     }
     dst->set = true;
@@ -464,6 +475,67 @@ static void decode_meta(const struct fields *fs, struct job *job, struct job_ver
     job->meta = (uint8_t *)msgpack_sbuffer_release(&sb);
 }
 
+/* One lora entry: a map with a non-empty str name and an optional number
+ * scale; other keys are ignored. */
+static bool decode_lora_entry(const msgpack_object *o, uint32_t index, struct job_lora *dst,
+                              struct job_verdict *why)
+{
+    const msgpack_object *name = NULL, *scale = NULL;
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "]: must be a map {name, scale}", index);
+        return false;
+    }
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key;
+        if (str_equals(key, "name"))
+            name = &o->via.map.ptr[k].val;
+        else if (str_equals(key, "scale"))
+            scale = &o->via.map.ptr[k].val;
+    }
+    const char *problem = name ? text_problem(name, true) : "missing";
+    if (problem) {
+        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: %s", index, problem);
+        return false;
+    }
+    dst->scale = 1.0;
+    if (scale && !real_value(scale, &dst->scale)) {
+        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].scale: must be a number", index);
+        return false;
+    }
+    dst->name = text_copy(name, why);
+    return dst->name != NULL;
+}
+
+/* lora: at most JOB_LORA_MAX entries, no name twice. */
+static void decode_lora(const msgpack_object *o, struct job *job, struct job_verdict *why)
+{
+    if (!o)
+        return;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > JOB_LORA_MAX) {
+        reject(why, LLMQ_INVALID_FIELD, "lora: must be an array of at most %d maps {name, scale}",
+               JOB_LORA_MAX);
+        return;
+    }
+    if (o->via.array.size == 0)
+        return;
+    job->lora = calloc(o->via.array.size, sizeof *job->lora);
+    if (!job->lora) {
+        reject(why, LLMQ_INTERNAL, "out of memory");
+        return;
+    }
+    for (uint32_t k = 0; k < o->via.array.size; k++) {
+        if (!decode_lora_entry(&o->via.array.ptr[k], k, &job->lora[k], why))
+            return;
+        job->n_lora = k + 1;
+        for (uint32_t j = 0; j < k; j++)
+            if (strcmp(job->lora[j].name, job->lora[k].name) == 0) {
+                reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: \"%s\" given twice", k,
+                       job->lora[k].name);
+                return;
+            }
+    }
+}
+
 /* Every field, in the order of the field table in spec.md. All of them are
  * decoded even after a failure, so an error reply can still be addressed. */
 static void decode_fields(const struct fields *fs, struct job *job, struct job_verdict *why)
@@ -471,12 +543,12 @@ static void decode_fields(const struct fields *fs, struct job *job, struct job_v
     decode_version(fs, why);
     decode_id(fs, job, why);
     decode_input(fs, job, why);
-    decode_int(fs, F_MAX_TOKENS, 1, &job->max_tokens, why);
+    decode_int(fs, F_MAX_TOKENS, 1, INT64_MAX, &job->max_tokens, why);
     decode_real(fs, F_TEMPERATURE, 0, INFINITY, &job->temperature, why);
     decode_real(fs, F_TOP_P, 0, 1, &job->top_p, why);
-    decode_int(fs, F_TOP_K, 0, &job->top_k, why);
+    decode_int(fs, F_TOP_K, 0, INT64_MAX, &job->top_k, why);
     decode_real(fs, F_MIN_P, 0, 1, &job->min_p, why);
-    decode_int(fs, F_SEED, INT64_MIN, &job->seed, why);
+    decode_int(fs, F_SEED, INT64_MIN, INT64_MAX, &job->seed, why);
     decode_real(fs, F_REPEAT_PENALTY, 0, INFINITY, &job->repeat_penalty, why);
     decode_stop(fs, job, why);
     decode_text(fs, F_GRAMMAR, false, &job->grammar, why);
@@ -485,9 +557,14 @@ static void decode_fields(const struct fields *fs, struct job *job, struct job_v
         reject(why, LLMQ_INVALID_INPUT, "grammar, json_schema: give one, not both");
     decode_stream(fs, job, why);
     decode_reply_to(fs, job, why);
-    decode_int(fs, F_DEADLINE_MS, INT64_MIN, &job->deadline_ms, why);
+    decode_int(fs, F_DEADLINE_MS, INT64_MIN, INT64_MAX, &job->deadline_ms, why);
     decode_text(fs, F_MODEL, true, &job->model, why);
     decode_meta(fs, job, why);
+    struct job_opt_int logprobs = {0};
+    decode_int(fs, F_LOGPROBS, 0, JOB_LOGPROBS_MAX, &logprobs, why);
+    job->logprobs = (int)logprobs.value;
+    decode_lora(field(fs, F_LORA, why), job, why);
+    decode_int(fs, F_CHUNK_MS, 0, JOB_CHUNK_MS_MAX, &job->chunk_ms, why);
 }
 
 enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct job_verdict *why)
@@ -535,6 +612,11 @@ bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic)
         return false;
     if (policy->default_reply_topic && strcmp(topic, policy->default_reply_topic) == 0)
         return true;
+    if (kafka_topic_internal(topic))
+        return false;
+    for (size_t k = 0; k < policy->n_own_topics; k++)
+        if (kafka_subscription_matches(policy->own_topics[k], topic))
+            return false;
     for (size_t k = 0; k < policy->n_reply_topics; k++) {
         const char *entry = policy->reply_topics[k];
         size_t n = strlen(entry);
@@ -552,6 +634,14 @@ static size_t prompt_bytes(const struct job *job)
     for (size_t k = 0; k < job->n_messages; k++)
         n += job->messages[k].content ? strlen(job->messages[k].content) : 0;
     return n;
+}
+
+static bool lora_known(const struct job_policy *policy, const char *name)
+{
+    for (size_t k = 0; k < policy->n_lora_names; k++)
+        if (strcmp(policy->lora_names[k], name) == 0)
+            return true;
+    return false;
 }
 
 enum llmq_code job_admit(const struct job *job, const struct job_policy *policy, int64_t now_ms,
@@ -573,6 +663,11 @@ enum llmq_code job_admit(const struct job *job, const struct job_policy *policy,
     if (job->model && policy->model && strcmp(job->model, policy->model) != 0)
         return reject(why, LLMQ_MODEL_MISMATCH, "model: this worker serves \"%s\", not \"%s\"",
                       policy->model, job->model);
+    for (size_t k = 0; k < job->n_lora; k++)
+        if (!lora_known(policy, job->lora[k].name))
+            return reject(why, LLMQ_INVALID_FIELD,
+                          "lora[%zu].name: \"%s\" is not an adapter of this worker", k,
+                          job->lora[k].name);
     if (job->deadline_ms.set && job->deadline_ms.value <= now_ms)
         return reject(why, LLMQ_EXPIRED, "deadline_ms: passed %" PRIu64 " ms ago",
                       (uint64_t)now_ms - (uint64_t)job->deadline_ms.value);
@@ -596,5 +691,8 @@ void job_free(struct job *job)
     free(job->reply_to);
     free(job->model);
     free(job->meta);
+    for (size_t k = 0; k < job->n_lora; k++)
+        free(job->lora[k].name);
+    free(job->lora);
     memset(job, 0, sizeof *job);
 }

@@ -36,6 +36,16 @@ struct job_opt_real {
     double value;
 };
 
+#define JOB_LOGPROBS_MAX 20
+#define JOB_LORA_MAX     16
+#define JOB_CHUNK_MS_MAX 60000
+
+/* One adapter a job asks for, by its name in the worker's llama.lora. */
+struct job_lora {
+    char *name;
+    double scale; /* default 1.0 */
+};
+
 struct job {
     char *id;     /* 1..JOB_ID_MAX bytes; NULL when unreadable */
     char *prompt; /* raw completion; NULL for a chat job */
@@ -55,6 +65,11 @@ struct job {
     struct job_opt_int deadline_ms; /* absolute Unix ms */
     char *model;                    /* NULL: any */
 
+    int logprobs;          /* 0..JOB_LOGPROBS_MAX alternatives per token; 0 = none */
+    struct job_lora *lora; /* adapters asked for (n_lora), NULL for the base model */
+    size_t n_lora;
+    struct job_opt_int chunk_ms; /* coalescing override, 0..60000 */
+
     uint8_t *meta; /* the meta map as raw msgpack bytes, echoed verbatim; NULL if absent */
     size_t meta_len;
 };
@@ -71,6 +86,14 @@ struct job_policy {
     size_t n_reply_topics;           /* 0: only default_reply_topic is allowed */
     const char *default_reply_topic;
     const char *model; /* the model this worker serves; NULL: skip the check */
+    /* The worker's own topics (jobs subscriptions, "^regex" ones included,
+     * dead-letter, metrics, control): no allowlist entry ever matches them,
+     * nor a topic starting with "__", so a job cannot aim its replies at the
+     * fleet. */
+    const char *const *own_topics;
+    size_t n_own_topics;
+    const char *const *lora_names; /* the worker's adapters (llama.lora), by name */
+    size_t n_lora_names;
 };
 
 /* Decode one job message. Returns LLMQ_OK or the rejection code (also in
@@ -78,14 +101,15 @@ struct job_policy {
 enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct job_verdict *why);
 
 /* Policy checks on a decoded job, in a fixed order: reply_to, prompt size,
- * model, deadline. `now_ms` is the Unix time in ms. */
+ * model, lora names, deadline. `now_ms` is the Unix time in ms. */
 enum llmq_code job_admit(const struct job *job, const struct job_policy *policy, int64_t now_ms,
                          struct job_verdict *why);
 
 /* The reply topic a job's replies go to (its reply_to or the default). */
 const char *job_reply_topic(const struct job *job, const struct job_policy *policy);
 
-/* Whether `topic` passes the allowlist of `policy`. */
+/* Whether `topic` passes the allowlist of `policy`: the default reply topic,
+ * or a topic an entry names that is neither one of own_topics nor "__*". */
 bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic);
 
 void job_free(struct job *job);

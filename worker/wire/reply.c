@@ -75,16 +75,28 @@ static int pack_kv_double(msgpack_packer *pk, const char *key, double value)
     return rc | msgpack_pack_double(pk, value);
 }
 
+/* logprobs: an array of entries packed beforehand. */
+static int pack_logprobs(msgpack_sbuffer *out, msgpack_packer *pk, const struct reply_logprobs *lp)
+{
+    int rc = pack_cstr(pk, "logprobs");
+    rc |= msgpack_pack_array(pk, lp->count);
+    if (lp->len)
+        rc |= msgpack_sbuffer_write(out, (const char *)lp->data, lp->len);
+    return rc;
+}
+
 int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, uint64_t seq,
-                       const char *text, size_t text_len)
+                       const char *text, size_t text_len, const struct reply_logprobs *logprobs)
 {
     size_t start = out->size;
     msgpack_packer pk;
-    int rc = pack_head(&pk, out, 6, "chunk", id, run);
+    int rc = pack_head(&pk, out, logprobs ? 7 : 6, "chunk", id, run);
     rc |= pack_cstr(&pk, "seq");
     rc |= msgpack_pack_uint64(&pk, seq);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, text, text_len);
+    if (logprobs)
+        rc |= pack_logprobs(out, &pk, logprobs);
     return finish(out, &pk, start, rc, NULL, 0);
 }
 
@@ -93,9 +105,12 @@ int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
     size_t start = out->size;
     bool has_meta = done->meta && done->meta_len;
     msgpack_packer pk;
-    int rc = pack_head(&pk, out, has_meta ? 10 : 9, "done", done->id, done->run);
+    size_t n_fields = 9 + (has_meta ? 1 : 0) + (done->logprobs ? 1 : 0);
+    int rc = pack_head(&pk, out, n_fields, "done", done->id, done->run);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, done->text, done->text_len);
+    if (done->logprobs)
+        rc |= pack_logprobs(out, &pk, done->logprobs);
     rc |= pack_kv_str(&pk, "finish", done->finish);
 
     rc |= pack_cstr(&pk, "usage");
@@ -119,11 +134,16 @@ int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err)
     size_t start = out->size;
     bool has_meta = err->meta && err->meta_len;
     msgpack_packer pk;
-    int rc = pack_head(&pk, out, has_meta ? 9 : 8, "error", err->id, err->run);
+    size_t n_fields = 8 + (has_meta ? 1 : 0) + (err->partial_text ? 1 : 0);
+    int rc = pack_head(&pk, out, n_fields, "error", err->id, err->run);
     rc |= pack_kv_str(&pk, "code", llmq_code_name(err->code));
     rc |= pack_kv_str(&pk, "message", err->message);
     rc |= pack_cstr(&pk, "retryable");
     rc |= llmq_code_retryable(err->code) ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     rc |= pack_kv_str(&pk, "worker", err->worker);
+    if (err->partial_text) {
+        rc |= pack_cstr(&pk, "partial_text");
+        rc |= pack_str(&pk, err->partial_text, err->partial_text_len);
+    }
     return finish(out, &pk, start, rc, err->meta, err->meta_len);
 }

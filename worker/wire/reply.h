@@ -25,12 +25,21 @@ struct reply_timings {
     double tokens_per_s;
 };
 
+/* A run's log-probabilities: `count` entries, each already packed as
+ * msgpack by logprobs_pack_entry() and concatenated in `data`. */
+struct reply_logprobs {
+    const uint8_t *data;
+    size_t len;
+    size_t count;
+};
+
 struct reply_done {
     const char *id;
     const char *run;
     const char *text;
     size_t text_len;
-    const char *finish; /* "stop", "length", ... */
+    const struct reply_logprobs *logprobs; /* NULL: no logprobs field */
+    const char *finish;                    /* "stop", "length", ... */
     struct reply_usage usage;
     struct reply_timings timings;
     const char *worker;
@@ -44,12 +53,16 @@ struct reply_error {
     enum llmq_code code;
     const char *message;
     const char *worker;
+    const char *partial_text; /* NULL: no partial_text field (the job was not generating) */
+    size_t partial_text_len;
     const uint8_t *meta;
     size_t meta_len;
 };
 
+/* `logprobs` NULL: the chunk has no logprobs field. */
 int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, uint64_t seq,
-                       const char *text, size_t text_len);
+                       const char *text, size_t text_len, const struct reply_logprobs *logprobs);
+/* Each returns 0, or -1 with nothing appended. */
 int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done);
 int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err);
 
