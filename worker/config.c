@@ -398,8 +398,9 @@ static int load_properties(struct load_ctx *ctx, const struct key_spec *k,
         if (kv[filled].key == NULL || kv[filled].value == NULL) {
             char path[PATH_LEN];
             snprintf(path, sizeof(path), "%s.%s", k->path, config_setting_name(s));
+            bool no_memory = kv[filled].key == NULL;
             config_free_properties(kv, filled + 1);
-            return setting_error(ctx, s, path, kv[filled].key ? reason : "out of memory");
+            return setting_error(ctx, s, path, no_memory ? "out of memory" : reason);
         }
         for (char *c = kv[filled].key; *c; c++) {
             if (*c == '_')

@@ -87,7 +87,9 @@ struct llmq_config {
     } limits;
 
     struct {
-        int coalesce_ms; /* chunking.coalesce_ms: 0 = one chunk per token event, default 0 */
+        int coalesce_ms;     /* chunking.coalesce_ms: 0 = one chunk per token event, default 100 */
+        int coalesce_tokens; /* chunking.coalesce_tokens: send once this many pieces wait,
+                                default 8; 0 = by time only */
     } chunking;
 
     struct {

@@ -84,7 +84,9 @@ const struct key_spec config_keys[CONFIG_KEY_COUNT] = {
     {"limits.retries", KIND_INT, FIELD(limits.retries), 0, 0, 100, 0, NULL, "2"},
     {"limits.drain_timeout_s", KIND_INT, FIELD(limits.drain_timeout_s), 0, 0, 3600, 0, NULL, "30"},
 
-    {"chunking.coalesce_ms", KIND_INT, FIELD(chunking.coalesce_ms), 0, 0, 60000, 0, NULL, "0"},
+    {"chunking.coalesce_ms", KIND_INT, FIELD(chunking.coalesce_ms), 0, 0, 60000, 0, NULL, "100"},
+    {"chunking.coalesce_tokens", KIND_INT, FIELD(chunking.coalesce_tokens), 0, 0, 65536, 0, NULL,
+     "8"},
 
     {"metrics.listen", KIND_STRING, FIELD(metrics.listen), 0, 0, 0, EMPTY_OK, check_listen,
      "127.0.0.1:9464"},

@@ -40,7 +40,7 @@ struct key_spec {
     const char *default_text; /* in environment syntax; NULL: NULL / computed */
 };
 
-#define CONFIG_KEY_COUNT 43
+#define CONFIG_KEY_COUNT 44
 
 /* Every key, grouped and ordered as in the file and the dump. */
 extern const struct key_spec config_keys[CONFIG_KEY_COUNT];

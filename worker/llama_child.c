@@ -112,7 +112,10 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
     };
     /* clang-format on */
     size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
-    size_t n_lora = cfg->llama.n_lora ? 2 * cfg->llama.n_lora + 1 : 0;
+    /* --lora PATH each, --lora-init-without-apply, and --cache-ram 0: the
+     * server-wide prompt cache is keyed by tokens, not adapters, so a slot
+     * could reuse a prompt computed under another job's adapters. */
+    size_t n_lora = cfg->llama.n_lora ? 2 * cfg->llama.n_lora + 3 : 0;
     c->argv = calloc(n_fixed + n_lora + cfg->llama.n_extra_args + 1, sizeof(*c->argv));
     if (!c->argv)
         snprintf(err, err_len, "out of memory");
@@ -127,8 +130,11 @@ int llama_child_cmd_init(struct llama_child_cmd *c, const struct llmq_config *cf
         c->argv[n_fixed + 2 * i] = "--lora";
         c->argv[n_fixed + 2 * i + 1] = strchr(cfg->llama.lora[i], '=') + 1;
     }
-    if (n_lora)
-        c->argv[n_fixed + n_lora - 1] = "--lora-init-without-apply";
+    if (n_lora) {
+        c->argv[n_fixed + n_lora - 3] = "--lora-init-without-apply";
+        c->argv[n_fixed + n_lora - 2] = "--cache-ram";
+        c->argv[n_fixed + n_lora - 1] = "0";
+    }
     for (size_t i = 0; i < cfg->llama.n_extra_args; i++)
         c->argv[n_fixed + n_lora + i] = cfg->llama.extra_args[i];
     return 0;

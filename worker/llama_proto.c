@@ -127,6 +127,28 @@ static int add_messages(json_t *req, const struct job *job)
     return 0;
 }
 
+/* lora: every adapter llama-server loaded, by index, at the job's scale or 0.
+ * Not just the job's own: this llama-server gives a request without lora the
+ * adapters' start scales (1.0 even with --lora-init-without-apply) and keeps
+ * the slot's cached prompt; a full list makes a job without lora the base
+ * model, and a change of adapters clears the slot's cache. */
+static json_t *lora_json(const struct job *job, const struct llama_caps *caps)
+{
+    json_t *lora = json_array();
+    for (size_t id = 0; lora && id < caps->n_lora_names; id++) {
+        double scale = 0.0;
+        for (size_t k = 0; k < job->n_lora; k++)
+            if (strcmp(caps->lora_names[id], job->lora[k].name) == 0)
+                scale = job->lora[k].scale;
+        json_t *entry = json_pack("{sIsf}", "id", (json_int_t)id, "scale", scale);
+        if (!entry || json_array_append_new(lora, entry) != 0) {
+            json_decref(lora);
+            return NULL;
+        }
+    }
+    return lora;
+}
+
 /* n_probs, lora and t_max_predict_ms: what a job steers beyond sampling. */
 static int add_steering(json_t *req, const struct job *job, const struct llama_caps *caps)
 {
@@ -135,17 +157,8 @@ static int add_steering(json_t *req, const struct job *job, const struct llama_c
         rc |= set_new(req, "n_probs", json_integer(job->logprobs));
     if (caps->t_max_predict_ms > 0)
         rc |= set_new(req, "t_max_predict_ms", json_integer(caps->t_max_predict_ms));
-    if (job->n_lora == 0)
-        return rc;
-    json_t *lora = json_array();
-    rc |= set_new(req, "lora", lora);
-    for (size_t k = 0; lora && k < job->n_lora; k++)
-        for (size_t id = 0; id < caps->n_lora_names; id++) {
-            if (strcmp(caps->lora_names[id], job->lora[k].name) != 0)
-                continue;
-            json_t *entry = json_pack("{sIsf}", "id", (json_int_t)id, "scale", job->lora[k].scale);
-            rc |= entry ? json_array_append_new(lora, entry) : -1;
-        }
+    if (caps->n_lora_names > 0)
+        rc |= set_new(req, "lora", lora_json(job, caps));
     return rc;
 }
 

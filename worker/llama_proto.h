@@ -36,9 +36,10 @@ const char *llama_endpoint_path(enum llama_endpoint ep);
  * JSON cannot carry (a string that is not UTF-8, a NaN, a json_schema_json
  * that does not parse). A job with both grammar and json_schema sends only the
  * json_schema (this llama-server's chat endpoint refuses both at once).
- * A job's logprobs become n_probs, its lora entries [{id, scale}] by their
- * index in caps->lora_names (a name not there is left out: admission has
- * refused such jobs), and caps->t_max_predict_ms is sent when set. */
+ * A job's logprobs become n_probs; when caps->lora_names is not empty, lora
+ * is [{id, scale}] for every adapter there, by index, at the scale the job
+ * gives its name or 0 (a job name not there is left out: admission has
+ * refused such jobs); caps->t_max_predict_ms is sent when set. */
 char *llama_request_json(const struct job *job, const struct llama_caps *caps);
 
 struct llama_event {

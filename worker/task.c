@@ -287,6 +287,9 @@ static void publish_chunk(struct task *t)
     struct worker *w = t->w;
     size_t len = t->text.len - t->published_len;
     size_t n_lp = t->n_logprobs - t->published_lp_count;
+    loop_timer_cancel(w->loop, t->coalesce_timer); /* a chunk due early */
+    t->coalesce_timer = LOOP_TIMER_NONE;
+    t->pieces_held = 0;
     if ((len == 0 && n_lp == 0) || !t->job.stream)
         return;
     const char *topic = task_reply_topic(t);
@@ -336,11 +339,16 @@ static void run_text(void *ctx, const char *text, size_t len)
     }
     w->stats.tokens_generated++;
     t->pieces++;
+    t->pieces_held++;
     /* The first piece goes out at once (time to first chunk); later ones are
-     * merged for up to coalesce_ms, so that one message carries several. */
+     * merged for up to coalesce_ms (the job's chunk_ms), or until
+     * coalesce_tokens pieces wait, whichever comes first, so that one message
+     * carries several. */
     int64_t coalesce_ms =
         t->job.chunk_ms.set ? t->job.chunk_ms.value : (int64_t)w->cfg->chunking.coalesce_ms;
-    if (coalesce_ms <= 0 || t->seq == 0)
+    int max_pieces = w->cfg->chunking.coalesce_tokens;
+    if (coalesce_ms <= 0 || t->seq == 0 ||
+        (max_pieces > 0 && t->pieces_held >= (unsigned)max_pieces))
         publish_chunk(t);
     else if (t->job.stream && !loop_timer_pending(w->loop, t->coalesce_timer))
         t->coalesce_timer = loop_timer_after(w->loop, coalesce_ms, coalesce_due, t);

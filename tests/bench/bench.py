@@ -11,6 +11,10 @@ models and the broker). Stages (--stages):
               with the tiny model and the real one (Gemma 3 270M).
   latency     one job at a time: produce -> first chunk consumed, minus llama-server's
               own time to first token; p50/p95/p99 (the method is printed with it).
+  paced       the Python fake streaming at GPU-like rates per slot: reply messages per
+              generated token and worker CPU per token, for several chunking settings.
+  pickup      jobs one at a time after idle gaps: how long an idle worker takes to pick
+              a job up (produce -> first chunk).
   ceiling     llmq-worker pinned to CPU 0 against tests/tools/fast_fake_llama.c (pinned
               to CPU 1) streaming instantly: jobs/s, chunks/s, worker CPU per 1,000
               chunks, VmRSS across the run; the same for python_worker.py on fewer jobs.
@@ -75,12 +79,13 @@ class Bench:
         self.runs += 1
         return self.out / "runs" / f"{self.runs:03d}-{name}"
 
-    def start_worker(self, kind, topics, url, slots, cpus=None):
+    def start_worker(self, kind, topics, url, slots, cpus=None, extra=()):
         if kind == "llmq":
             props = " ".join(f"{k.replace('.', '_')} = \"{v}\";" for k, v in
                              (p.split("=", 1) for p in self.args.llmq_property))
             settings = {"kafka.properties": f"{{ {props} }}"} if props else {}
             settings.update(p.split("=", 1) for p in self.args.llmq_setting)
+            settings.update(p.split("=", 1) for p in extra)
             return rig.LlmqWorker(self.workdir("llmq"), self.args.build_dir, self.args.bootstrap,
                                   topics, url, slots, cpus, settings)
         return rig.PyWorker(self.workdir("python"), self.args.bootstrap, topics, url, slots, cpus)
@@ -123,11 +128,11 @@ class Bench:
         return {"mode": "direct", "jobs": len(jobs), "tokens": tokens, "wall_s": wall,
                 "tok_s": tokens / wall, "cpu": cpu}
 
-    def run_kafka(self, kind, server, jobs, slots):
+    def run_kafka(self, kind, server, jobs, slots, extra=()):
         """Produce the N jobs at once to a fresh topic; consume replies until all are done."""
         parts = self.args.partitions
         with rig.Topics(self.kafka, parts) as topics:
-            worker = self.start_worker(kind, topics, server.url, slots)
+            worker = self.start_worker(kind, topics, server.url, slots, extra=extra)
             replies = rig.Replies(self.args.bootstrap, topics["replies"], parts)
             try:
                 # Warm-up: connections, topic metadata (a producer's first message to a new
@@ -135,6 +140,7 @@ class Bench:
                 warm = make_jobs(f"warm-{kind}", slots, 4)
                 rig.produce_jobs(self.producer, topics["jobs"], warm)
                 replies.wait([j["id"] for j in warm], 60)
+                messages0 = replies.messages
                 with rig.CpuMeter({"llama": server.pid, "worker": worker.pid,
                                    "broker": rig.broker_pid()}) as meter:
                     t0 = rig.now()
@@ -151,8 +157,12 @@ class Bench:
         bad = [r for r in measured if r["type"] != "done"]
         if bad:
             raise RuntimeError(f"{kind}: {len(bad)} error replies, e.g. {bad[0]}")
+        stream_rates = [r["timings"]["tokens_per_s"] for r in measured]
         return {"mode": kind, "jobs": len(jobs), "tokens": tokens, "wall_s": wall,
-                "tok_s": tokens / wall, "cpu": cpu, "reply_messages": replies.messages}
+                "tok_s": tokens / wall, "cpu": cpu,
+                "reply_messages": replies.messages - messages0,
+                "messages_per_token": (replies.messages - messages0) / tokens,
+                "stream_tok_s_p50": pct(stream_rates, 50)}
 
     def throughput(self, model_name, model_path, n_jobs, max_tokens, slots, reps):
         log(f"throughput [{model_name}]: {n_jobs} jobs x {max_tokens} tokens, "
@@ -211,6 +221,19 @@ class Bench:
             ttft.append((first[0] - t0) * 1e3)
         return ttft
 
+    def one_job(self, topics, replies, job, timeout, poll_s, what):
+        """Produce one job and wait for its done reply: (t0 on the bench clock, done)."""
+        t0 = rig.now()
+        rig.produce_jobs(self.producer, topics["jobs"], [job])
+        deadline = t0 + timeout
+        while job["id"] not in replies.done and rig.now() < deadline:
+            replies.poll(poll_s)
+        self.producer.poll(0)
+        done = replies.done.get(job["id"])
+        if not done or done["type"] != "done" or job["id"] not in replies.first:
+            raise RuntimeError(f"{what}: job {job['id']} got {done}")
+        return t0, done
+
     def latency_kafka(self, kind, server, jobs, warmup):
         """Sequential jobs: produce one, wait for its done reply, then the next."""
         parts = self.args.partitions
@@ -220,15 +243,7 @@ class Bench:
             e2e, per_job = [], []
             try:
                 for i, job in enumerate(warmup + jobs):
-                    t0 = rig.now()
-                    rig.produce_jobs(self.producer, topics["jobs"], [job])
-                    deadline = t0 + 60
-                    while job["id"] not in replies.done and rig.now() < deadline:
-                        replies.poll(0.05)
-                    self.producer.poll(0)
-                    done = replies.done.get(job["id"])
-                    if not done or done["type"] != "done" or job["id"] not in replies.first:
-                        raise RuntimeError(f"{kind}: job {job['id']} got {done}")
+                    t0, done = self.one_job(topics, replies, job, 60, 0.05, kind)
                     if i < len(warmup):
                         continue
                     first_ms = (replies.first[job["id"]] - t0) * 1e3
@@ -298,6 +313,76 @@ class Bench:
             json.dump(res, f)
         log("  " + json.dumps({k: v for k, v in summary.items() if isinstance(v, dict)}))
 
+    # ---- reply messages at GPU-like token rates ----
+
+    def paced(self):
+        """The Python fake streams one token every --paced-token-ms per slot (100 tokens/s
+        per stream at 10 ms: a 3B model's rate per stream on a GPU with 16 slots), so the
+        chunking rules meet GPU-like rates: reply messages per generated token and the
+        worker's CPU per 1,000 tokens, for each --paced-setting ("default" = the worker's
+        own defaults; else GROUP.KEY=VALUE pairs joined by "+")."""
+        slots, n, tokens = self.args.paced_slots, self.args.paced_jobs, self.args.paced_tokens
+        fake = rig.ROOT / "tests" / "fakes" / "fake_llama_server.py"
+        for token_ms in [float(x) for x in self.args.paced_token_ms.split(",")]:
+            argv = [sys.executable, str(fake), "--port", "0", "-np", str(slots),
+                    "--fake-tokens", str(tokens), "--fake-token-ms", str(token_ms)]
+            with rig.Server(argv, self.out / f"paced-{token_ms:g}.log") as server:
+                for setting in self.args.paced_settings.split(";"):
+                    extra = [] if setting == "default" else setting.split("+")
+                    jobs = make_jobs(f"paced-{token_ms:g}", n, tokens)
+                    r = self.run_kafka("llmq", server, jobs, slots, extra=extra)
+                    r.update({"setting": setting, "token_ms": token_ms})
+                    log(f"  paced {token_ms:g} ms/token [{setting}]: "
+                        f"{r['messages_per_token']:.3f} messages/token, stream "
+                        f"{r['stream_tok_s_p50']:.0f} tok/s, worker "
+                        f"{r['cpu'].get('worker', 0) * 1e6 / r['tokens']:.0f} ms/1k tokens")
+                    self.results.setdefault("paced", []).append(r)
+
+    # ---- pick-up on an idle worker ----
+
+    def pickup(self):
+        """Jobs one at a time with idle gaps between them (cycling through --pickup-gaps
+        seconds) against the instant fake: produce -> first chunk consumed, per gap. The
+        latency stage sends the next job as soon as the last is done, so it never sees
+        the consumer's idle cycle (its long-poll fetch expiring, fetch.wait.max.ms)."""
+        gaps = [float(g) for g in self.args.pickup_gaps.split(",")]
+        n = self.args.pickup_jobs
+        log(f"pickup: {n} jobs, idle gaps {gaps} s")
+        if self.args.pickup_backend == "fake":
+            argv = [str(pathlib.Path(self.args.build_dir) / "fast_fake_llama"), "--port", "0",
+                    "--tokens", "4", "--exit-after-s", str(self.args.run_timeout * 4)]
+        else:
+            argv = rig.llama_server_argv(self.args.llama_server, self.args.tiny_model,
+                                         self.args.slots, self.args.context)
+        res = {"jobs": n, "gaps_s": gaps, "backend": self.args.pickup_backend,
+               "first_chunk_ms": {}, "queue_ms": {}}
+        with rig.Server(argv, self.out / "pickup-server.log") as server, \
+                rig.Topics(self.kafka, self.args.partitions) as topics:
+            worker = self.start_worker("llmq", topics, server.url, self.args.slots)
+            replies = rig.Replies(self.args.bootstrap, topics["replies"], self.args.partitions)
+            try:
+                for i, job in enumerate(make_jobs("pickup", n + 3, 4)):
+                    gap = gaps[i % len(gaps)]
+                    time.sleep(gap)
+                    t0, done = self.one_job(topics, replies, job, 10, 0.01, "pickup")
+                    if i < 3:
+                        continue  # warm-up
+                    key = f"{gap:g}"
+                    res["first_chunk_ms"].setdefault(key, []).append(
+                        (replies.first[job["id"]] - t0) * 1e3)
+                    res["queue_ms"].setdefault(key, []).append(done["timings"]["queue_ms"])
+            finally:
+                worker.stop()
+                replies.close()
+        summary = {"jobs": n, "backend": self.args.pickup_backend, "by_gap": {
+            g: {"n": len(v), "p50": pct(v, 50), "max": max(v),
+                "over_100ms": sum(1 for x in v if x > 100)}
+            for g, v in res["first_chunk_ms"].items()}}
+        self.results["pickup"] = summary
+        with open(self.out / "pickup-samples.json", "w") as f:
+            json.dump(res, f)
+        log("  " + json.dumps(summary))
+
     # ---- ceiling ----
 
     def ceiling_run(self, kind, n_jobs, tokens, slots, fake):
@@ -317,12 +402,15 @@ class Bench:
                 broker = rig.broker_pid()
                 deadline = rig.now() + self.args.ceiling_timeout
                 sys0 = rig.system_cpu()
-                per_job = tokens + 1  # the fake's pieces as chunks, then one done reply
                 while rig.now() < deadline:
-                    replies = progress.reply_count()
-                    done = replies // per_job
-                    samples.append({"t": rig.now(), "done": done, "replies": replies,
-                                    "committed": progress.committed(),
+                    # Jobs done = committed offsets (the worker commits a job's offset
+                    # once its done reply is acknowledged, within 200 ms): with
+                    # coalescing, a job's number of chunk messages varies.
+                    done = progress.committed()
+                    ctx = rig.ctx_switches(worker.pid) or (0, 0)
+                    samples.append({"t": rig.now(), "done": done,
+                                    "replies": progress.reply_count(), "committed": done,
+                                    "ctx_vol": ctx[0], "ctx_invol": ctx[1],
                                     "cpu": rig.cpu_seconds(worker.pid),
                                     "rss_kb": rig.rss_kb(worker.pid),
                                     "fake_cpu": rig.cpu_seconds(fake.pid),
@@ -355,8 +443,8 @@ class Bench:
 
 def summarize_ceiling(kind, n_jobs, tokens, slots, samples, machine_busy):
     """Rates over the steady part of the run: from 10% to 90% of the jobs answered.
-    Progress is read from the reply topic's end offsets (every job ends with exactly
-    `tokens` chunks and one done reply), not from the worker's commits."""
+    Jobs done are read from the group's committed offsets, reply messages from the
+    reply topic's end offsets (a job's chunk count depends on the chunking)."""
     answered = samples[-1]["done"] if samples else 0
     if len(samples) < 2 or answered == 0:
         raise RuntimeError(f"ceiling {kind}: {answered} of {n_jobs} jobs answered in time")
@@ -380,6 +468,10 @@ def summarize_ceiling(kind, n_jobs, tokens, slots, samples, machine_busy):
         "jobs_per_cpu_s": jobs / cpu if cpu else None,
         "chunks_per_cpu_s": chunks / cpu if cpu else None,
         "worker_cpu_ms_per_1k_chunks": cpu * 1e3 / chunks * 1000 if chunks else None,
+        "messages_per_job": (hi["replies"] - lo["replies"]) / jobs if jobs else None,
+        "ctx_switches_per_job": ((hi["ctx_vol"] + hi["ctx_invol"]) -
+                                 (lo["ctx_vol"] + lo["ctx_invol"])) / jobs if jobs else None,
+        "involuntary_ctx_per_job": (hi["ctx_invol"] - lo["ctx_invol"]) / jobs if jobs else None,
         "fake_cpu_frac": (hi["fake_cpu"] - lo["fake_cpu"]) / dt,
         "broker_cpu_frac": (hi["broker_cpu"] - lo["broker_cpu"]) / dt,
         "machine_busy_frac": machine_busy,
@@ -437,6 +529,18 @@ def main():
     p.add_argument("--latency-tokens", type=int, default=4)
     p.add_argument("--latency-backends", default="tiny,fake",
                    help="tiny: llama-server with the tiny model; fake: fast_fake_llama")
+    p.add_argument("--paced-token-ms", default="20,10,5",
+                   help="the paced stage's ms per token per stream (50, 100, 200 tokens/s)")
+    p.add_argument("--paced-settings",
+                   default="chunking.coalesce_ms=0;chunking.coalesce_ms=20+chunking.coalesce_tokens=0;"
+                           "chunking.coalesce_ms=50+chunking.coalesce_tokens=0;default")
+    p.add_argument("--paced-slots", type=int, default=16)
+    p.add_argument("--paced-jobs", type=int, default=32)
+    p.add_argument("--paced-tokens", type=int, default=128)
+    p.add_argument("--pickup-jobs", type=int, default=40)
+    p.add_argument("--pickup-backend", default="fake", choices=("fake", "tiny"))
+    p.add_argument("--pickup-gaps", default="0.05,0.3,0.7,1.3",
+                   help="idle seconds before each pickup job, cycled")
     p.add_argument("--ceiling-jobs", type=int, default=100_000)
     p.add_argument("--ceiling-py-jobs", type=int, default=30_000)
     p.add_argument("--ceiling-tokens", type=int, default=10)
@@ -460,6 +564,10 @@ def main():
         if "latency" in args.stages:
             for backend in args.latency_backends.split(","):
                 bench.latency(backend)
+        if "paced" in args.stages:
+            bench.paced()
+        if "pickup" in args.stages:
+            bench.pickup()
         if "ceiling" in args.stages:
             bench.ceiling()
     finally:

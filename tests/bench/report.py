@@ -60,6 +60,8 @@ def render(res):
                                 if k not in ("wall", "machine_busy_frac", "others_cores"))
                 out.append(f"- {s['model']} rep {r['rep']} {r['mode']}: {r['tokens']} tokens, "
                            f"{r['wall_s']:.2f} s, {r['tok_s']:.1f} tok/s; CPU s: {cpu}; "
+                           + (f"{r['messages_per_token']:.3f} reply messages per token; "
+                              if "messages_per_token" in r else "") +
                            f"machine busy {r['cpu']['machine_busy_frac'] * 100:.0f}%, "
                            f"other users {r['cpu']['others_cores']:.2f} cores")
         out.append("")
@@ -85,13 +87,33 @@ def render(res):
     if res.get("latency"):
         out += [LATENCY_METHOD, ""]
 
+    paced = res.get("paced", [])
+    if paced:
+        out += ["### Reply messages per generated token at GPU-like rates (Python fake, paced)", "",
+                "| ms per token | stream tok/s (p50) | chunking | messages per token "
+                "| worker CPU ms per 1k tokens | first chunk: see the latency stage |",
+                "|---|---|---|---|---|---|"]
+        for r in paced:
+            cpu = r["cpu"].get("worker", 0) * 1e6 / r["tokens"]
+            out.append(f"| {r['token_ms']:g} | {r['stream_tok_s_p50']:.0f} | {r['setting']} "
+                       f"| {r['messages_per_token']:.3f} | {cpu:.0f} | |")
+        out.append("")
+    pick = res.get("pickup")
+    if pick:
+        out += [f"### Pick-up after idle gaps ({pick.get('backend', 'fake')}; produce -> first chunk, ms)", "",
+                "| idle gap s | jobs | p50 | max | over 100 ms |", "|---|---|---|---|---|"]
+        for gap, v in pick["by_gap"].items():
+            out.append(f"| {gap} | {v['n']} | {v['p50']:.1f} | {v['max']:.1f} "
+                       f"| {v['over_100ms']} |")
+        out.append("")
+
     ceil = res.get("ceiling", [])
     if ceil:
         out += ["### Worker ceiling against the instant C fake (worker pinned to CPU 0)", "",
                 "| worker | jobs x chunks | slots | jobs/s | chunks/s | worker CPU (cores) "
                 "| jobs per CPU-s | chunks per CPU-s | CPU ms per 1k chunks | fake / broker CPU "
-                "| RSS first / last / max (MiB) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| RSS first / last / max (MiB) | messages per job | context switches per job |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in ceil:
             r = c["rss_kb"]
             out.append(
@@ -102,8 +124,10 @@ def render(res):
                 f"| {f(c['worker_cpu_frac'], 2)} | {f(c['jobs_per_cpu_s'], 0)} "
                 f"| {f(c['chunks_per_cpu_s'], 0)} | {f(c['worker_cpu_ms_per_1k_chunks'], 1)} "
                 f"| {f(c['fake_cpu_frac'], 2)} / {f(c['broker_cpu_frac'], 2)} "
-                f"| {r['first'] / 1024:.1f} / {r['last'] / 1024:.1f} / {r['max'] / 1024:.1f} |")
-        out += ["", "Rates over the steady window (10% to 90% of the jobs answered, read from the reply topic); "
+                f"| {r['first'] / 1024:.1f} / {r['last'] / 1024:.1f} / {r['max'] / 1024:.1f} "
+                f"| {f(c.get('messages_per_job'), 2)} | {f(c.get('ctx_switches_per_job'), 2)} |")
+        out += ["", "Rates over the steady window (10% to 90% of the jobs answered, read from the "
+                "group's committed offsets); "
                 "\"per CPU-s\" divides by the worker's own CPU time (utime+stime), i.e. what "
                 "one core would sustain. CPU 0 also runs whatever the scheduler puts there "
                 "(the broker is not pinned: it is shared with other users).", ""]

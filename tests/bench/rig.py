@@ -47,6 +47,26 @@ def rss_kb(pid):
     return None
 
 
+def ctx_switches(pid):
+    """(voluntary, involuntary) context switches summed over a process's live threads."""
+    vol = invol = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            text = pathlib.Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # a thread that just ended
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                vol += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                invol += int(line.split()[1])
+    return vol, invol
+
+
 def system_cpu():
     """(busy, total) jiffies over all CPUs, from /proc/stat."""
     v = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -54,14 +54,25 @@ def llama_server_bin():
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
-    path = os.environ.get("LLMQ_TINY_MODEL") or subprocess.run(
-        ["bash", str(ROOT / "deploy/local/models.sh"), "tiny"],
+def _model(env, target):
+    """$env, else what `models.sh target` makes; a missing file fails the test."""
+    path = os.environ.get(env) or subprocess.run(
+        ["bash", str(ROOT / "deploy/local/models.sh"), target],
         check=True, capture_output=True, text=True).stdout.strip()
     if not os.path.exists(path):
-        pytest.fail(f"tiny model missing: {path}", pytrace=False)
+        pytest.fail(f"{target} model missing: {path}", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return _model("LLMQ_TINY_MODEL", "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora():
+    """The tiny model's random LoRA adapter (make_tiny_model.py --lora-out)."""
+    return _model("LLMQ_TINY_LORA", "tiny-lora")
 
 
 @pytest.fixture

@@ -123,7 +123,8 @@ def test_submit_invalid_job_is_not_sent(llmq):
 
 
 def test_tail(kafka, topics, start_worker, llmq):
-    start_worker()
+    # One chunk per token, so that the 4-token job below makes 4 chunks.
+    start_worker(**{"chunking.coalesce_ms": "0"})
     # From the end: started first, it sees the job submitted after it.
     tail = subprocess.Popen(llmq.command("tail", "--type", "done", "--count", "1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -191,7 +191,7 @@ def test_batch_steering_defaults_and_line_checks(llmq, kafka, topics, tmp_path):
     results = {x["id"]: x for x in read_jsonl(out)}
     assert results["b-3"]["status"] == "invalid"
     assert results["b-3"]["message"].startswith("logprobs: must be an integer")
-    assert results["b-4"]["message"] == "lora[1]: adapter given twice"
+    assert results["b-4"]["message"] == 'lora[1].name: "x" given twice'  # the worker's words
     sent = {job["id"]: job for _, _, job in messages(kafka, lane, 2)}
     assert (sent["b-1"]["logprobs"], sent["b-1"]["chunk_ms"]) == (5, 20)
     assert (sent["b-2"]["logprobs"], sent["b-2"]["chunk_ms"]) == (0, 500)  # the line wins

@@ -145,3 +145,33 @@ def test_coalesced_chunks_carry_several_tokens(kafka, topics, start_worker):
     check_stream(replies, j["id"])
     chunks = replies.chunks(j["id"], term["run"])
     assert 2 <= len(chunks) < term["usage"]["completion_tokens"]
+
+
+def test_coalesced_chunks_by_count(kafka, topics, start_worker):
+    # chunking.coalesce_tokens sends a chunk once that many pieces wait, before
+    # coalesce_ms (here far away) is up; the first piece still goes alone.
+    start_worker(**{"chunking.coalesce_ms": "60000", "chunking.coalesce_tokens": "4"})
+    replies = Replies(kafka, topics["replies"])
+    j = job("Count these", max_tokens=41, seed=3)
+    kafka.submit(topics["jobs"], j)
+    term = replies.wait_terminal([j["id"]], timeout=60)[j["id"]]
+    check_stream(replies, j["id"])
+    chunks = replies.chunks(j["id"], term["run"])
+    tokens = term["usage"]["completion_tokens"]
+    assert tokens >= 17, term
+    # At most 1 + (tokens - 1) / 4 (each token one streamed piece); fewer when
+    # llama-server holds a piece back (an incomplete UTF-8 character). Without
+    # the count rule it would be 2: the first piece, then the rest at the end.
+    assert 3 <= len(chunks) <= 1 + -(-(tokens - 1) // 4), [c["text"] for c in chunks]
+
+
+def test_default_chunking_merges_tokens(kafka, topics, start_worker):
+    # The defaults (100 ms or 8 pieces) send far fewer chunks than tokens.
+    start_worker()
+    replies = Replies(kafka, topics["replies"])
+    j = job("Default merge", max_tokens=64, seed=5)
+    kafka.submit(topics["jobs"], j)
+    term = replies.wait_terminal([j["id"]], timeout=60)[j["id"]]
+    check_stream(replies, j["id"])
+    chunks = replies.chunks(j["id"], term["run"])
+    assert 2 <= len(chunks) <= 1 + term["usage"]["completion_tokens"] // 4, len(chunks)

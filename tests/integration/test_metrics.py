@@ -46,7 +46,8 @@ def sample_value(fams, family, name=None, **labels):
 
 
 def test_prometheus_endpoint_after_jobs(kafka, topics, start_worker):
-    w = start_worker(**{"metrics.listen": '"127.0.0.1:0"'})
+    # One chunk per token (coalesce_ms 0), so that chunks published = tokens.
+    w = start_worker(**{"metrics.listen": '"127.0.0.1:0"', "chunking.coalesce_ms": "0"})
     base = metrics_url(w)
     replies = Replies(kafka, topics["replies"])
     jobs = [job(f"metric job {i}", max_tokens=6) for i in range(5)]

@@ -126,6 +126,7 @@ static void assert_config_equal(const struct llmq_config *a, const struct llmq_c
     assert_int_equal(a->limits.retries, b->limits.retries);
     assert_int_equal(a->limits.drain_timeout_s, b->limits.drain_timeout_s);
     assert_int_equal(a->chunking.coalesce_ms, b->chunking.coalesce_ms);
+    assert_int_equal(a->chunking.coalesce_tokens, b->chunking.coalesce_tokens);
     assert_string_equal(a->metrics.listen, b->metrics.listen);
     assert_int_equal(a->metrics.heartbeat_s, b->metrics.heartbeat_s);
     assert_int_equal(a->metrics.vram_floor_bytes, b->metrics.vram_floor_bytes);
@@ -205,7 +206,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.limits.job_timeout_s, 600);
     assert_int_equal(cfg.limits.retries, 2);
     assert_int_equal(cfg.limits.drain_timeout_s, 30);
-    assert_int_equal(cfg.chunking.coalesce_ms, 0);
+    assert_int_equal(cfg.chunking.coalesce_ms, 100);
+    assert_int_equal(cfg.chunking.coalesce_tokens, 8);
     assert_string_equal(cfg.metrics.listen, "127.0.0.1:9464");
     assert_int_equal(cfg.metrics.heartbeat_s, 10);
     assert_int_equal(cfg.metrics.vram_floor_bytes, 0);
@@ -629,6 +631,7 @@ static void test_example_file(void **state)
                                         "retries",
                                         "drain_timeout_s",
                                         "coalesce_ms",
+                                        "coalesce_tokens",
                                         "listen",
                                         "heartbeat_s",
                                         "vram_floor_mb",

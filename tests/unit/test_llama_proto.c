@@ -324,6 +324,32 @@ static void test_request_unbuildable(void **state)
     assert_null(llama_request_json(&bad_utf8, &caps));
 }
 
+static void test_lora_lists_every_adapter(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"tiny", "style"};
+    struct llama_caps c = caps;
+    c.lora_names = names;
+    c.n_lora_names = 2;
+    struct job_lora style = {.name = "style", .scale = 0.5};
+    struct job with = {.prompt = "x", .prompt_len = 1, .lora = &style, .n_lora = 1};
+    struct job without = {.prompt = "x", .prompt_len = 1};
+    /* without lora, every adapter at 0: this llama-server would apply them at 1.0 */
+    static const char *const want[] = {"[{\"id\":0,\"scale\":0.0},{\"id\":1,\"scale\":0.5}]",
+                                       "[{\"id\":0,\"scale\":0.0},{\"id\":1,\"scale\":0.0}]"};
+    const struct job *jobs[] = {&with, &without};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *req = request_of(jobs[i], &c);
+        json_t *expect = json_loads(want[i], 0, NULL);
+        assert_true(json_equal(json_object_get(req, "lora"), expect));
+        json_decref(expect);
+        json_decref(req);
+    }
+    json_t *req = request_of(&without, &caps); /* no adapters: no lora */
+    assert_null(json_object_get(req, "lora"));
+    json_decref(req);
+}
+
 /* ---- events ---- */
 
 static void test_completion_stream(void **state)
@@ -535,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_chat_request),
         cmocka_unit_test(test_schema_wins_over_grammar),
         cmocka_unit_test(test_request_unbuildable),
+        cmocka_unit_test(test_lora_lists_every_adapter),
         cmocka_unit_test(test_completion_stream),
         cmocka_unit_test(test_completion_stop_types),
         cmocka_unit_test(test_chat_stream),

@@ -1,7 +1,6 @@
 /* cli_job.c — complete a JSON job object, pack it as msgpack and run the
- * worker's job_decode() on the bytes (then cli_steer_check() for logprobs,
- * lora and chunk_ms), so that a job the worker would reject is reported
- * here, with the worker's words, and never sent. */
+ * worker's job_decode() on the bytes, so that a job the worker would reject
+ * is reported here, with the worker's words, and never sent. */
 #include "cli_job.h"
 
 #include <stdio.h>
@@ -9,7 +8,6 @@
 #include <string.h>
 
 #include "cli_json.h"
-#include "cli_steer.h"
 
 #define JOB_VERSION 1
 
@@ -63,8 +61,6 @@ enum llmq_code cli_job_build(json_t *obj, const char *default_id, const char *re
 
     struct job job;
     enum llmq_code code = job_decode(out->wire.data, out->wire.size, &job, why);
-    if (code == LLMQ_OK) /* the fields job_decode() does not know yet, last in the table */
-        code = cli_steer_check(obj, why);
     if (code == LLMQ_OK) {
         out->id = strdup(job.id);
         if (!out->id)
