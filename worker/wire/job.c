@@ -4,8 +4,10 @@
  *
  * When several rules fail, the verdict is the first failure in the order of
  * the field table in spec.md (v, id, prompt/messages, sampling, ...), not the
- * order of the keys in the message: the same job always gets the same code. */
+ * order of the keys in the message: the same job always gets the same code.
+ * Admission is in job_admit.c. */
 #include "job.h"
+#include "job_verdict.h"
 
 #include "kafka_names.h"
 #include "mpjson.h"
@@ -81,13 +83,7 @@ struct fields {
     bool repeated[F_COUNT];
 };
 
-/* Record a rejection unless one is already recorded (the first failure wins).
- * Returns the verdict's code. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static enum llmq_code
-reject(struct job_verdict *why, enum llmq_code code, const char *fmt, ...)
+enum llmq_code job_reject(struct job_verdict *why, enum llmq_code code, const char *fmt, ...)
 {
     if (why->code == LLMQ_OK) {
         va_list ap;
@@ -101,7 +97,7 @@ reject(struct job_verdict *why, enum llmq_code code, const char *fmt, ...)
     return why->code;
 }
 
-static void verdict_clear(struct job_verdict *why)
+void job_verdict_clear(struct job_verdict *why)
 {
     why->code = LLMQ_OK;
     why->message[0] = '\0';
@@ -133,7 +129,7 @@ static char *text_copy(const msgpack_object *o, struct job_verdict *why)
 {
     char *s = malloc((size_t)o->via.str.size + 1);
     if (!s) {
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
         return NULL;
     }
     if (o->via.str.size)
@@ -185,7 +181,7 @@ static bool fields_index(const msgpack_object_map *map, struct fields *fs, struc
     for (uint32_t k = 0; k < map->size; k++) {
         const msgpack_object *key = &map->ptr[k].key;
         if (key->type != MSGPACK_OBJECT_STR) {
-            reject(why, LLMQ_MALFORMED, "job map keys must be strings");
+            job_reject(why, LLMQ_MALFORMED, "job map keys must be strings");
             return false;
         }
         for (int f = 0; f < F_COUNT; f++) {
@@ -203,7 +199,7 @@ static bool fields_index(const msgpack_object_map *map, struct fields *fs, struc
 static const msgpack_object *field(const struct fields *fs, enum field f, struct job_verdict *why)
 {
     if (fs->repeated[f]) {
-        reject(why, LLMQ_INVALID_FIELD, "%s: given more than once", field_names[f]);
+        job_reject(why, LLMQ_INVALID_FIELD, "%s: given more than once", field_names[f]);
         return NULL;
     }
     return fs->value[f];
@@ -214,9 +210,10 @@ static void decode_version(const struct fields *fs, struct job_verdict *why)
     const msgpack_object *o = field(fs, F_V, why);
     int64_t v;
     if (!o)
-        reject(why, LLMQ_UNSUPPORTED_VERSION, "v: missing; this worker speaks v %d", JOB_VERSION);
+        job_reject(why, LLMQ_UNSUPPORTED_VERSION, "v: missing; this worker speaks v %d",
+                   JOB_VERSION);
     else if (!int_value(o, &v) || v != JOB_VERSION)
-        reject(why, LLMQ_UNSUPPORTED_VERSION, "v: must be the integer %d", JOB_VERSION);
+        job_reject(why, LLMQ_UNSUPPORTED_VERSION, "v: must be the integer %d", JOB_VERSION);
 }
 
 static void decode_id(const struct fields *fs, struct job *job, struct job_verdict *why)
@@ -224,12 +221,12 @@ static void decode_id(const struct fields *fs, struct job *job, struct job_verdi
     const msgpack_object *o = field(fs, F_ID, why);
     const char *problem;
     if (!o) {
-        reject(why, LLMQ_INVALID_ID, "id: missing");
+        job_reject(why, LLMQ_INVALID_ID, "id: missing");
     } else if ((problem = text_problem(o, true))) {
-        reject(why, LLMQ_INVALID_ID, "id: %s", problem);
+        job_reject(why, LLMQ_INVALID_ID, "id: %s", problem);
     } else if (o->via.str.size > JOB_ID_MAX) {
-        reject(why, LLMQ_INVALID_ID, "id: must be at most %d bytes (got %" PRIu32 ")", JOB_ID_MAX,
-               o->via.str.size);
+        job_reject(why, LLMQ_INVALID_ID, "id: must be at most %d bytes (got %" PRIu32 ")",
+                   JOB_ID_MAX, o->via.str.size);
     } else {
         job->id = text_copy(o, why);
     }
@@ -243,7 +240,7 @@ static bool decode_message(const msgpack_object *o, uint32_t index, struct job_m
     const char *problem;
 
     if (o->type != MSGPACK_OBJECT_MAP) {
-        reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "]: must be a map", index);
+        job_reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "]: must be a map", index);
         return false;
     }
     for (uint32_t k = 0; k < o->via.map.size; k++) {
@@ -252,21 +249,21 @@ static bool decode_message(const msgpack_object *o, uint32_t index, struct job_m
                                       : str_equals(key, "content") ? &content
                                                                    : NULL;
         if (slot && *slot) {
-            reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].%s: given more than once", index,
-                   slot == &role ? "role" : "content");
+            job_reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].%s: given more than once",
+                       index, slot == &role ? "role" : "content");
             return false;
         }
         if (slot)
             *slot = &o->via.map.ptr[k].val;
     }
     if (!role || (problem = text_problem(role, true))) {
-        reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].role: %s", index,
-               role ? problem : "missing");
+        job_reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].role: %s", index,
+                   role ? problem : "missing");
         return false;
     }
     if (!content || (problem = text_problem(content, false))) {
-        reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].content: %s", index,
-               content ? problem : "missing");
+        job_reject(why, LLMQ_INVALID_INPUT, "messages[%" PRIu32 "].content: %s", index,
+                   content ? problem : "missing");
         return false;
     }
     msg->role = text_copy(role, why);
@@ -277,12 +274,12 @@ static bool decode_message(const msgpack_object *o, uint32_t index, struct job_m
 static void decode_messages(const msgpack_object *o, struct job *job, struct job_verdict *why)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0) {
-        reject(why, LLMQ_INVALID_INPUT, "messages: must be a non-empty array of maps");
+        job_reject(why, LLMQ_INVALID_INPUT, "messages: must be a non-empty array of maps");
         return;
     }
     job->messages = calloc(o->via.array.size, sizeof *job->messages);
     if (!job->messages) {
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
         return;
     }
     job->n_messages = o->via.array.size;
@@ -299,10 +296,10 @@ static void decode_input(const struct fields *fs, struct job *job, struct job_ve
     const char *problem;
 
     if (prompt && messages) {
-        reject(why, LLMQ_INVALID_INPUT, "prompt, messages: give one, not both");
+        job_reject(why, LLMQ_INVALID_INPUT, "prompt, messages: give one, not both");
     } else if (prompt) {
         if ((problem = text_problem(prompt, false))) {
-            reject(why, LLMQ_INVALID_INPUT, "prompt: %s", problem);
+            job_reject(why, LLMQ_INVALID_INPUT, "prompt: %s", problem);
         } else {
             job->prompt = text_copy(prompt, why);
             job->prompt_len = prompt->via.str.size;
@@ -310,7 +307,7 @@ static void decode_input(const struct fields *fs, struct job *job, struct job_ve
     } else if (messages) {
         decode_messages(messages, job, why);
     } else {
-        reject(why, LLMQ_INVALID_INPUT, "prompt, messages: one of them is required");
+        job_reject(why, LLMQ_INVALID_INPUT, "prompt, messages: one of them is required");
     }
 }
 
@@ -325,14 +322,15 @@ static void decode_int(const struct fields *fs, enum field f, int64_t min, int64
         return;
     if (!int_value(o, &v) || v < min || v > max) {
         if (min == INT64_MIN)
-            reject(why, LLMQ_INVALID_FIELD, "%s: must be a signed 64-bit integer", field_names[f]);
+            job_reject(why, LLMQ_INVALID_FIELD, "%s: must be a signed 64-bit integer",
+                       field_names[f]);
         else if (max == INT64_MAX)
-            reject(why, LLMQ_INVALID_FIELD, "%s: must be an integer >= %" PRId64, field_names[f],
-                   min);
+            job_reject(why, LLMQ_INVALID_FIELD, "%s: must be an integer >= %" PRId64,
+                       field_names[f], min);
         else
-            reject(why, LLMQ_INVALID_FIELD,
-                   "%s: must be an integer between %" PRId64 " and %" PRId64, field_names[f], min,
-                   max);
+            job_reject(why, LLMQ_INVALID_FIELD,
+                       "%s: must be an integer between %" PRId64 " and %" PRId64, field_names[f],
+                       min, max);
         return;
     }
     dst->set = true;
@@ -349,10 +347,10 @@ static void decode_real(const struct fields *fs, enum field f, double min, doubl
         return;
     if (!real_value(o, &v) || v < min || v > max) {
         if (isinf(max))
-            reject(why, LLMQ_INVALID_FIELD, "%s: must be a number >= %g", field_names[f], min);
+            job_reject(why, LLMQ_INVALID_FIELD, "%s: must be a number >= %g", field_names[f], min);
         else
-            reject(why, LLMQ_INVALID_FIELD, "%s: must be a number between %g and %g",
-                   field_names[f], min, max);
+            job_reject(why, LLMQ_INVALID_FIELD, "%s: must be a number between %g and %g",
+                       field_names[f], min, max);
         return;
     }
     dst->set = true;
@@ -365,18 +363,18 @@ static void decode_stop(const struct fields *fs, struct job *job, struct job_ver
     if (!o)
         return;
     if (o->type != MSGPACK_OBJECT_ARRAY) {
-        reject(why, LLMQ_INVALID_FIELD, "stop: must be an array of strings");
+        job_reject(why, LLMQ_INVALID_FIELD, "stop: must be an array of strings");
         return;
     }
     if (o->via.array.size > JOB_STOP_MAX) {
-        reject(why, LLMQ_INVALID_FIELD, "stop: at most %d strings (got %" PRIu32 ")", JOB_STOP_MAX,
-               o->via.array.size);
+        job_reject(why, LLMQ_INVALID_FIELD, "stop: at most %d strings (got %" PRIu32 ")",
+                   JOB_STOP_MAX, o->via.array.size);
         return;
     }
     for (uint32_t k = 0; k < o->via.array.size; k++) {
         const char *problem = text_problem(&o->via.array.ptr[k], true);
         if (problem) {
-            reject(why, LLMQ_INVALID_FIELD, "stop[%" PRIu32 "]: %s", k, problem);
+            job_reject(why, LLMQ_INVALID_FIELD, "stop[%" PRIu32 "]: %s", k, problem);
             return;
         }
     }
@@ -384,7 +382,7 @@ static void decode_stop(const struct fields *fs, struct job *job, struct job_ver
         return;
     job->stop = calloc(o->via.array.size, sizeof *job->stop);
     if (!job->stop) {
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
         return;
     }
     job->n_stop = o->via.array.size;
@@ -401,7 +399,7 @@ static void decode_text(const struct fields *fs, enum field f, bool non_empty, c
     if (!o)
         return;
     if ((problem = text_problem(o, non_empty)))
-        reject(why, LLMQ_INVALID_FIELD, "%s: %s", field_names[f], problem);
+        job_reject(why, LLMQ_INVALID_FIELD, "%s: %s", field_names[f], problem);
     else
         *dst = text_copy(o, why);
 }
@@ -414,21 +412,21 @@ static void decode_json_schema(const struct fields *fs, struct job *job, struct 
     if (!o)
         return;
     if (o->type != MSGPACK_OBJECT_MAP) {
-        reject(why, LLMQ_INVALID_FIELD, "json_schema: must be a map");
+        job_reject(why, LLMQ_INVALID_FIELD, "json_schema: must be a map");
         return;
     }
     schema = mpjson_from_msgpack(o, MPJSON_EXACT, &problem);
     if (!schema) {
         if (problem)
-            reject(why, LLMQ_INVALID_FIELD, "json_schema: %s", problem);
+            job_reject(why, LLMQ_INVALID_FIELD, "json_schema: %s", problem);
         else
-            reject(why, LLMQ_INTERNAL, "out of memory");
+            job_reject(why, LLMQ_INTERNAL, "out of memory");
         return;
     }
     job->json_schema_json = json_dumps(schema, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(schema);
     if (!job->json_schema_json)
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
 }
 
 static void decode_stream(const struct fields *fs, struct job *job, struct job_verdict *why)
@@ -437,7 +435,7 @@ static void decode_stream(const struct fields *fs, struct job *job, struct job_v
     if (!o)
         return;
     if (o->type != MSGPACK_OBJECT_BOOLEAN)
-        reject(why, LLMQ_INVALID_FIELD, "stream: must be a boolean");
+        job_reject(why, LLMQ_INVALID_FIELD, "stream: must be a boolean");
     else
         job->stream = o->via.boolean;
 }
@@ -452,8 +450,9 @@ static void decode_reply_to(const struct fields *fs, struct job *job, struct job
         return;
     if (o->type != MSGPACK_OBJECT_STR || !kafka_topic_valid(o->via.str.ptr, o->via.str.size)) {
         job->reply_to_unusable = true;
-        reject(why, LLMQ_INVALID_FIELD,
-               "reply_to: must be a Kafka topic name (1..%d of [a-zA-Z0-9._-])", KAFKA_TOPIC_MAX);
+        job_reject(why, LLMQ_INVALID_FIELD,
+                   "reply_to: must be a Kafka topic name (1..%d of [a-zA-Z0-9._-])",
+                   KAFKA_TOPIC_MAX);
     } else {
         job->reply_to = text_copy(o, why);
     }
@@ -468,14 +467,14 @@ static void decode_meta(const struct fields *fs, struct job *job, struct job_ver
     if (!o)
         return;
     if (o->type != MSGPACK_OBJECT_MAP) {
-        reject(why, LLMQ_INVALID_FIELD, "meta: must be a map");
+        job_reject(why, LLMQ_INVALID_FIELD, "meta: must be a map");
         return;
     }
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (msgpack_pack_object(&pk, *o) != 0) {
         msgpack_sbuffer_destroy(&sb);
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
         return;
     }
     job->meta_len = sb.size;
@@ -489,7 +488,8 @@ static bool decode_lora_entry(const msgpack_object *o, uint32_t index, struct jo
 {
     const msgpack_object *name = NULL, *scale = NULL;
     if (o->type != MSGPACK_OBJECT_MAP) {
-        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "]: must be a map {name, scale}", index);
+        job_reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "]: must be a map {name, scale}",
+                   index);
         return false;
     }
     for (uint32_t k = 0; k < o->via.map.size; k++) {
@@ -501,12 +501,12 @@ static bool decode_lora_entry(const msgpack_object *o, uint32_t index, struct jo
     }
     const char *problem = name ? text_problem(name, true) : "missing";
     if (problem) {
-        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: %s", index, problem);
+        job_reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: %s", index, problem);
         return false;
     }
     dst->scale = 1.0;
     if (scale && !real_value(scale, &dst->scale)) {
-        reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].scale: must be a number", index);
+        job_reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].scale: must be a number", index);
         return false;
     }
     dst->name = text_copy(name, why);
@@ -519,15 +519,15 @@ static void decode_lora(const msgpack_object *o, struct job *job, struct job_ver
     if (!o)
         return;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > JOB_LORA_MAX) {
-        reject(why, LLMQ_INVALID_FIELD, "lora: must be an array of at most %d maps {name, scale}",
-               JOB_LORA_MAX);
+        job_reject(why, LLMQ_INVALID_FIELD,
+                   "lora: must be an array of at most %d maps {name, scale}", JOB_LORA_MAX);
         return;
     }
     if (o->via.array.size == 0)
         return;
     job->lora = calloc(o->via.array.size, sizeof *job->lora);
     if (!job->lora) {
-        reject(why, LLMQ_INTERNAL, "out of memory");
+        job_reject(why, LLMQ_INTERNAL, "out of memory");
         return;
     }
     for (uint32_t k = 0; k < o->via.array.size; k++) {
@@ -536,8 +536,8 @@ static void decode_lora(const msgpack_object *o, struct job *job, struct job_ver
         job->n_lora = k + 1;
         for (uint32_t j = 0; j < k; j++)
             if (strcmp(job->lora[j].name, job->lora[k].name) == 0) {
-                reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: \"%s\" given twice", k,
-                       job->lora[k].name);
+                job_reject(why, LLMQ_INVALID_FIELD, "lora[%" PRIu32 "].name: \"%s\" given twice", k,
+                           job->lora[k].name);
                 return;
             }
     }
@@ -561,7 +561,7 @@ static void decode_fields(const struct fields *fs, struct job *job, struct job_v
     decode_text(fs, F_GRAMMAR, false, &job->grammar, why);
     decode_json_schema(fs, job, why);
     if (fs->value[F_GRAMMAR] && fs->value[F_JSON_SCHEMA])
-        reject(why, LLMQ_INVALID_INPUT, "grammar, json_schema: give one, not both");
+        job_reject(why, LLMQ_INVALID_INPUT, "grammar, json_schema: give one, not both");
     decode_stream(fs, job, why);
     decode_reply_to(fs, job, why);
     decode_int(fs, F_DEADLINE_MS, INT64_MIN, INT64_MAX, &job->deadline_ms, why);
@@ -583,107 +583,27 @@ enum llmq_code job_decode(const void *buf, size_t len, struct job *job, struct j
 
     if (!why)
         why = &scratch;
-    verdict_clear(why);
+    job_verdict_clear(why);
     memset(job, 0, sizeof *job);
     job->stream = true;
 
     if (!buf || !msgpack_skip(buf, len, &end, JOB_NESTING_MAX))
-        return reject(
+        return job_reject(
             why, LLMQ_MALFORMED,
             "not one complete msgpack value (cut short, byte 0xc1, or nested over %d deep)",
             JOB_NESTING_MAX);
     if (end != len)
-        return reject(why, LLMQ_MALFORMED, "%zu trailing byte(s) after the job map", len - end);
+        return job_reject(why, LLMQ_MALFORMED, "%zu trailing byte(s) after the job map", len - end);
 
     msgpack_unpacked_init(&msg);
     if (msgpack_unpack_next(&msg, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
-        reject(why, LLMQ_MALFORMED, "not a msgpack value");
+        job_reject(why, LLMQ_MALFORMED, "not a msgpack value");
     else if (msg.data.type != MSGPACK_OBJECT_MAP)
-        reject(why, LLMQ_MALFORMED, "a job must be a msgpack map");
+        job_reject(why, LLMQ_MALFORMED, "a job must be a msgpack map");
     else if (fields_index(&msg.data.via.map, &fs, why))
         decode_fields(&fs, job, why);
     msgpack_unpacked_destroy(&msg);
     return why->code;
-}
-
-/* ---- admission ---------------------------------------------------------- */
-
-const char *job_reply_topic(const struct job *job, const struct job_policy *policy)
-{
-    if (job->reply_to_unusable)
-        return NULL;
-    return job->reply_to ? job->reply_to : policy->default_reply_topic;
-}
-
-bool job_reply_topic_allowed(const struct job_policy *policy, const char *topic)
-{
-    if (!topic)
-        return false;
-    if (policy->default_reply_topic && strcmp(topic, policy->default_reply_topic) == 0)
-        return true;
-    if (kafka_topic_internal(topic))
-        return false;
-    for (size_t k = 0; k < policy->n_own_topics; k++)
-        if (kafka_subscription_matches(policy->own_topics[k], topic))
-            return false;
-    for (size_t k = 0; k < policy->n_reply_topics; k++) {
-        const char *entry = policy->reply_topics[k];
-        size_t n = strlen(entry);
-        if (n > 0 && entry[n - 1] == '*' ? strncmp(topic, entry, n - 1) == 0
-                                         : strcmp(topic, entry) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* The prompt's size: the prompt's bytes, or the sum of the messages' role
- * and content bytes. */
-static size_t prompt_bytes(const struct job *job)
-{
-    size_t n = job->prompt_len;
-    for (size_t k = 0; k < job->n_messages; k++) {
-        n += job->messages[k].role ? strlen(job->messages[k].role) : 0;
-        n += job->messages[k].content ? strlen(job->messages[k].content) : 0;
-    }
-    return n;
-}
-
-static bool lora_known(const struct job_policy *policy, const char *name)
-{
-    for (size_t k = 0; k < policy->n_lora_names; k++)
-        if (strcmp(policy->lora_names[k], name) == 0)
-            return true;
-    return false;
-}
-
-enum llmq_code job_admit(const struct job *job, const struct job_policy *policy, int64_t now_ms,
-                         struct job_verdict *why)
-{
-    struct job_verdict scratch;
-    const char *topic = job_reply_topic(job, policy);
-    size_t size = prompt_bytes(job);
-
-    if (!why)
-        why = &scratch;
-    verdict_clear(why);
-    if (!job_reply_topic_allowed(policy, topic))
-        return reject(why, LLMQ_REPLY_TO_DENIED, "reply_to: \"%s\" is not allowed on this worker",
-                      topic ? topic : "");
-    if (size > policy->max_prompt_bytes)
-        return reject(why, LLMQ_PROMPT_TOO_LARGE, "%s: %zu bytes, over this worker's limit of %zu",
-                      job->prompt ? "prompt" : "messages", size, policy->max_prompt_bytes);
-    if (job->model && policy->model && strcmp(job->model, policy->model) != 0)
-        return reject(why, LLMQ_MODEL_MISMATCH, "model: this worker serves \"%s\", not \"%s\"",
-                      policy->model, job->model);
-    for (size_t k = 0; k < job->n_lora; k++)
-        if (!lora_known(policy, job->lora[k].name))
-            return reject(why, LLMQ_INVALID_FIELD,
-                          "lora[%zu].name: \"%s\" is not an adapter of this worker", k,
-                          job->lora[k].name);
-    if (job->deadline_ms.set && job->deadline_ms.value <= now_ms)
-        return reject(why, LLMQ_EXPIRED, "deadline_ms: passed %" PRIu64 " ms ago",
-                      (uint64_t)now_ms - (uint64_t)job->deadline_ms.value);
-    return LLMQ_OK;
 }
 
 void job_drop_input(struct job *job)
