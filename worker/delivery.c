@@ -30,7 +30,8 @@ struct item {
     char *job_id;      /* NULL when unknown */
     char *run;         /* NULL: none ran */
     char reply_type[16];
-    bool shrunk; /* replaced by a small error reply: the broker refused its size */
+    bool trimmed; /* sent again without its optional bulk (logprobs, partial_text) */
+    bool shrunk;  /* replaced by a small error reply: the broker refused its size */
     loop_timer_id retry;
     delivery_settled_fn on_settled;
     void *ctx;
@@ -141,6 +142,72 @@ static bool permanent(const struct item *it, int err)
     }
 }
 
+static bool is_key(const msgpack_object *k, const char *key, size_t klen)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+           memcmp(k->via.str.ptr, key, klen) == 0;
+}
+
+/* Re-encode the msgpack map in it->payload without its top-level `key`.
+ * Returns whether the key was there (and the payload now lacks it). */
+static bool drop_key(struct item *it, const char *key)
+{
+    msgpack_unpacked top;
+    msgpack_unpacked_init(&top);
+    bool dropped = false;
+    if (msgpack_unpack_next(&top, it->payload.data, it->payload.size, NULL) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        top.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *map = &top.data.via.map;
+        size_t klen = strlen(key), keep = 0;
+        for (uint32_t i = 0; i < map->size; i++)
+            keep += !is_key(&map->ptr[i].key, key, klen);
+        if (keep < map->size) {
+            msgpack_sbuffer out;
+            msgpack_sbuffer_init(&out);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+            int rc = msgpack_pack_map(&pk, keep);
+            for (uint32_t i = 0; i < map->size; i++) {
+                const msgpack_object *k = &map->ptr[i].key;
+                if (is_key(k, key, klen))
+                    continue;
+                rc |= msgpack_pack_object(&pk, *k);
+                rc |= msgpack_pack_object(&pk, map->ptr[i].val);
+            }
+            dropped = rc == 0;
+            if (dropped) {
+                msgpack_sbuffer_destroy(&it->payload);
+                it->payload = out; /* the unpacked objects point into the old one: done with */
+            } else {
+                msgpack_sbuffer_destroy(&out);
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&top);
+    return dropped;
+}
+
+/* First answer to a terminal reply too large for the broker (spec.md):
+ * send it again without its logprobs (done) or partial_text (error), which
+ * the reader can do without. Returns whether it did. */
+static bool trim(struct item *it, int err)
+{
+    if (kafka_error_kind(err) != KAFKA_ERR_TOO_LARGE || it->trimmed || !it->reply_type[0] ||
+        !it->job_id)
+        return false;
+    it->trimmed = true;
+    const char *bulk = strcmp(it->reply_type, "done") == 0 ? "logprobs" : "partial_text";
+    size_t before = it->payload.size;
+    if (!drop_key(it, bulk))
+        return false;
+    gave_up(it->d->gave_up, it->d->log, GAVE_UP_REPLY_TRIMMED, it->job_id, it->topic,
+            "the %.16s reply (%zu bytes) is larger than the broker accepts (%s); "
+            "sending it again without %s (%zu bytes)",
+            it->reply_type, before, kafka_error_str(err), bulk, it->payload.size);
+    return true;
+}
+
 /* A terminal reply the broker refuses for its size (a huge meta, a long
  * text) becomes a small `internal` error reply, so the producer still learns
  * how its job ended. Returns whether it did (once per message). */
@@ -236,7 +303,7 @@ static void delivered(void *opaque, int err)
                 kafka_error_str(err));
         return;
     }
-    if (err && shrink(it, err)) {
+    if (err && (trim(it, err) || shrink(it, err))) {
         produce(it);
     } else if (err && permanent(it, err)) {
         give_up(it, err);
@@ -268,7 +335,7 @@ static void produce(struct item *it)
         .n_headers = it->n_headers,
     };
     int err = kafka_produce(d->kafka, &msg, delivered, it);
-    if (err && shrink(it, err)) {
+    if (err && (trim(it, err) || shrink(it, err))) {
         it->retry = loop_timer_after(d->loop, 0, retry_due, it);
     } else if (err && permanent(it, err)) {
         give_up(it, err);

@@ -13,6 +13,7 @@ static const struct gave_up_labels labels[GAVE_UP_COUNT] = {
     [GAVE_UP_NOT_KEPT] = {"message", "out_of_memory"},
     [GAVE_UP_REPLY_NEVER_TAKEN] = {"reply", "broker_never_takes"},
     [GAVE_UP_DEAD_NEVER_TAKEN] = {"dead_letter", "broker_never_takes"},
+    [GAVE_UP_REPLY_TRIMMED] = {"reply", "too_large_trimmed"},
     [GAVE_UP_REPLY_TOO_LARGE] = {"reply", "too_large_replaced"},
     [GAVE_UP_UNACKED_AT_SHUTDOWN] = {"message", "unacknowledged_at_shutdown"},
     [GAVE_UP_TEXT_OUT_OF_MEMORY] = {"text", "out_of_memory"},

@@ -19,6 +19,7 @@ enum gave_up_kind {
     GAVE_UP_NOT_KEPT,            /* terminal or dead-letter message: no memory to keep it */
     GAVE_UP_REPLY_NEVER_TAKEN,   /* terminal reply the broker will never take */
     GAVE_UP_DEAD_NEVER_TAKEN,    /* dead-letter copy the broker will never take */
+    GAVE_UP_REPLY_TRIMMED,       /* terminal reply sent without its logprobs/partial_text */
     GAVE_UP_REPLY_TOO_LARGE,     /* terminal reply replaced by a small internal error */
     GAVE_UP_UNACKED_AT_SHUTDOWN, /* terminal or dead-letter message failed while stopping */
     GAVE_UP_TEXT_OUT_OF_MEMORY,  /* generated text or logprobs not kept for the done */

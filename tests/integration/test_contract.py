@@ -37,7 +37,7 @@ def test_a_chat_stream_without_usage_gets_counts_from_the_stream(bootstrap, topi
     metrics = scrape(w)
     assert re.search(r'llmq_gave_up_total\{[^}]*what="dead_letter",reason="broker_never_takes"'
                      r'[^}]*\} 0', metrics), metrics
-    assert metrics.count("llmq_gave_up_total{") == 12
+    assert metrics.count("llmq_gave_up_total{") == 13
     w.stop()
     assert w.proc.returncode == 0
     replies.close()

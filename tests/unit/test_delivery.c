@@ -231,6 +231,45 @@ static void test_oversized_done_shrinks(void **state)
     sending_close(&s);
 }
 
+/* A done reply too large only for its logprobs goes again without them
+ * (spec.md), still a done, before any error reply is considered. */
+static void test_oversized_logprobs_trimmed(void **state)
+{
+    (void)state;
+    static struct sending s;
+    static struct mock m;
+    sending_open(&s, &m, 1);
+    msgpack_sbuffer done;
+    msgpack_sbuffer_init(&done);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &done, msgpack_sbuffer_write);
+    const char *fields[][2] = {{"type", "done"}, {"id", "job-6"}, {"text", "the text"}};
+    msgpack_pack_map(&pk, 4);
+    for (size_t i = 0; i < 3; i++) {
+        msgpack_pack_str_with_body(&pk, fields[i][0], strlen(fields[i][0]));
+        msgpack_pack_str_with_body(&pk, fields[i][1], strlen(fields[i][1]));
+    }
+    size_t big = 2u << 20;
+    char *bulk = calloc(1, big);
+    assert_non_null(bulk);
+    msgpack_pack_str_with_body(&pk, "logprobs", 8);
+    msgpack_pack_bin_with_body(&pk, bulk, big);
+    free(bulk);
+    send_one(&s, "replies", "job-6", done.data, done.size, "done");
+    msgpack_sbuffer_destroy(&done);
+    mock_run(&m);
+    assert_int_equal(s.acknowledged, 1);
+    assert_int_equal(delivery_failures(s.d), 0);
+    assert_true(mock_log_has(&m, "sending it again without logprobs"));
+    struct seen seen = {0};
+    assert_int_equal(mock_read_topic(&m, "replies", record, &seen), 1);
+    assert_string_equal(seen.type, "done");
+    assert_true(seen.payload_len < 100);
+    assert_non_null(memmem(seen.payload, seen.payload_len, "the text", 8));
+    assert_null(memmem(seen.payload, seen.payload_len, "logprobs", 8));
+    sending_close(&s);
+}
+
 /* A sequence error on the first Produce request is fatal to the idempotent
  * producer: kafka.c replaces it, and every message goes again through the
  * new one, each once on the topic. */
@@ -265,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_given_up_on_a_permanent_error),
         cmocka_unit_test(test_reply_to_refusals),
         cmocka_unit_test(test_oversized_done_shrinks),
+        cmocka_unit_test(test_oversized_logprobs_trimmed),
         cmocka_unit_test(test_producer_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
