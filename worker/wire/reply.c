@@ -103,10 +103,9 @@ int reply_encode_chunk(msgpack_sbuffer *out, const char *id, const char *run, ui
 int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
 {
     size_t start = out->size;
-    bool has_meta = done->meta && done->meta_len;
-    msgpack_packer pk;
-    size_t n_fields = 9 + (has_meta ? 1 : 0) + (done->logprobs ? 1 : 0);
-    int rc = pack_head(&pk, out, n_fields, "done", done->id, done->run);
+    msgpack_packer pk; /* 9 fields, then meta and logprobs when there */
+    int rc = pack_head(&pk, out, 9 + (done->meta && done->meta_len) + (done->logprobs != NULL),
+                       "done", done->id, done->run);
     rc |= pack_cstr(&pk, "text");
     rc |= pack_str(&pk, done->text, done->text_len);
     if (done->logprobs)
@@ -132,10 +131,9 @@ int reply_encode_done(msgpack_sbuffer *out, const struct reply_done *done)
 int reply_encode_error(msgpack_sbuffer *out, const struct reply_error *err)
 {
     size_t start = out->size;
-    bool has_meta = err->meta && err->meta_len;
-    msgpack_packer pk;
-    size_t n_fields = 8 + (has_meta ? 1 : 0) + (err->partial_text ? 1 : 0);
-    int rc = pack_head(&pk, out, n_fields, "error", err->id, err->run);
+    msgpack_packer pk; /* 8 fields, then meta and partial_text when there */
+    int rc = pack_head(&pk, out, 8 + (err->meta && err->meta_len) + (err->partial_text != NULL),
+                       "error", err->id, err->run);
     rc |= pack_kv_str(&pk, "code", llmq_code_name(err->code));
     rc |= pack_kv_str(&pk, "message", err->message);
     rc |= pack_cstr(&pk, "retryable");
