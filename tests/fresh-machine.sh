@@ -18,7 +18,9 @@
 #
 # Usage: tests/fresh-machine.sh [--keep] [--only STEP[,STEP]]
 #   --keep          leave the root in place (its path is printed) for a look
-#   --only STEPS    run only these steps (stack-cold,stack-warm,suite-cold,suite-warm)
+#   --only STEPS    run only these steps (stack-cold,stack-warm,suite-cold,suite-warm),
+#                   or `deps`: deploy/local/deps.sh alone (minutes: a check of the install
+#                   step after deps.sh changed, not instead of the full run)
 # Needs root and about 15 GB of free disk. The broker inside listens on
 # LLMQ_FRESH_KAFKA_PORT (default 39092) so it can run beside the host's rig.
 set -uo pipefail
@@ -130,6 +132,7 @@ run_step() { # NAME CACHE CMD
   mkdir -p "$REPO/build/fresh-machine" && cp "$FRESH/$name.log" "$REPO/build/fresh-machine/"
 }
 stack_cycle='./deploy/local/stack.sh up; rc=$?; ./deploy/local/stack.sh down; exit $rc'
+run_step deps /root/.cache/llmq 'bash deploy/local/deps.sh && go version && javac -version && node --version'
 run_step stack-cold /root/.cache/llmq "$stack_cycle"
 run_step stack-warm /root/.cache/llmq "$stack_cycle"
 run_step suite-cold /root/.cache/llmq-suite ./tests/run.sh
