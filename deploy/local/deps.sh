@@ -48,8 +48,9 @@ install_apt() {
 # 1.19; bookworm-backports (Debian's own archive) has 1.23, so that suite is
 # added; apt takes nothing from backports unless asked (-t), so only Go comes from it.
 install_go() {
-  local v
-  v=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  local v=""
+  # (no go at all is the usual case on a new machine: pipefail must not stop us here)
+  command -v go >/dev/null && v=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
   if [ -n "$v" ] && [ "$v" -ge 21 ]; then log "go: $(go env GOVERSION) present"; return; fi
   . /etc/os-release
   [ "${VERSION_CODENAME:-}" = bookworm ] ||
