@@ -50,9 +50,10 @@ RSS_GROWTH_BOUND_KIB = (2 * HELD_BYTES + PREFETCH_BYTES + 16 * MIB) // 1024
 
 
 def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
