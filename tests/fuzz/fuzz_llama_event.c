@@ -39,8 +39,8 @@ static void check_fast_agrees(enum llama_endpoint ep, const char *data, size_t s
     }
     if (llama_parse_event_tree(ep, data, size, &tree, msg, sizeof(msg)) != 0 || tree.final ||
         tree.logprobs || !fast.text != !tree.text ||
-        (fast.text && (fast.text_len != tree.text_len ||
-                       memcmp(fast.text, tree.text, fast.text_len) != 0)) ||
+        (fast.text &&
+         (fast.text_len != tree.text_len || memcmp(fast.text, tree.text, fast.text_len) != 0)) ||
         fast.prompt_tokens != tree.prompt_tokens ||
         fast.completion_tokens != tree.completion_tokens)
         abort();

@@ -509,7 +509,8 @@ static enum llama_fast_result fast(enum llama_endpoint ep, const char *data)
         /* what it takes, the full parser decodes the same way */
         struct llama_event tree;
         char msg[128] = "";
-        assert_int_equal(llama_parse_event_tree(ep, data, strlen(data), &tree, msg, sizeof(msg)), 0);
+        assert_int_equal(llama_parse_event_tree(ep, data, strlen(data), &tree, msg, sizeof(msg)),
+                         0);
         assert_int_equal(!ev.text, !tree.text);
         if (ev.text) {
             assert_int_equal(ev.text_len, tree.text_len);
@@ -548,28 +549,45 @@ static void test_fast_reader_declines_the_rest(void **state)
     (void)state;
     static const char *const completion_declined[] = {
         /* for the full parser to decode or refuse */
-        "{\"content\":\"a\\nb\",\"stop\":false}", "{\"content\":\"a\",\"stop\":true}",
-        "{\"stop\":false,\"error\":{}}", "{\"stop\":false,\"completion_probabilities\":[]}",
-        "{\"stop\":false,\"timings\":{}}", "{\"stop\":false,\"stop\":false}",
-        "{\"content\":1,\"stop\":false}", "{\"stop\":false,\"tokens_predicted\":-0}",
-        "{\"stop\":false,\"tokens_predicted\":1.0}", "{\"stop\":false,\"x\":1e5}",
-        "{\"stop\":false,\"x\":12345678901234567890}", "{\"stop\":false,\"x\":01}",
-        "{\"stop\":false,\"x\":\"\x01\"}", "{\"stop\":false,\"x\":\"\xc3\"}",
+        "{\"content\":\"a\\nb\",\"stop\":false}",
+        "{\"content\":\"a\",\"stop\":true}",
+        "{\"stop\":false,\"error\":{}}",
+        "{\"stop\":false,\"completion_probabilities\":[]}",
+        "{\"stop\":false,\"timings\":{}}",
+        "{\"stop\":false,\"stop\":false}",
+        "{\"content\":1,\"stop\":false}",
+        "{\"stop\":false,\"tokens_predicted\":-0}",
+        "{\"stop\":false,\"tokens_predicted\":1.0}",
+        "{\"stop\":false,\"x\":1e5}",
+        "{\"stop\":false,\"x\":12345678901234567890}",
+        "{\"stop\":false,\"x\":01}",
+        "{\"stop\":false,\"x\":\"\x01\"}",
+        "{\"stop\":false,\"x\":\"\xc3\"}",
         /* not JSON, though jsmn alone would take some */
-        "{\"content\":\"a\",\"stop\":false,}", "{\"content\" \"a\",\"stop\":false}",
-        "{\"content\":\"a\" \"stop\":false}", "{\"stop\":false,\"x\":[1,]}",
-        "{\"stop\":false,\"x\":[1 2]}", "{\"stop\":false,,\"x\":1}", "{\"stop\":false}x",
-        "{\"stop\":false}{}", "{\"stop\":false,\"x\":tru}", "{\"stop\":false,\"x\":-}",
-        "{\"stop\":false,\"x\":1.}", "{\"stop\":false,\"x\":{\"a\"}}", "{\"stop\":false",
+        "{\"content\":\"a\",\"stop\":false,}",
+        "{\"content\" \"a\",\"stop\":false}",
+        "{\"content\":\"a\" \"stop\":false}",
+        "{\"stop\":false,\"x\":[1,]}",
+        "{\"stop\":false,\"x\":[1 2]}",
+        "{\"stop\":false,,\"x\":1}",
+        "{\"stop\":false}x",
+        "{\"stop\":false}{}",
+        "{\"stop\":false,\"x\":tru}",
+        "{\"stop\":false,\"x\":-}",
+        "{\"stop\":false,\"x\":1.}",
+        "{\"stop\":false,\"x\":{\"a\"}}",
+        "{\"stop\":false",
     };
     for (size_t i = 0; i < sizeof(completion_declined) / sizeof(completion_declined[0]); i++)
         if (fast(LLAMA_COMPLETION, completion_declined[i]) != LLAMA_FAST_DECLINED)
             fail_msg("taken: %s", completion_declined[i]);
     static const char *const chat_declined[] = {
-        "{\"choices\":[],\"usage\":{}}", "{\"choices\":[{},{}]}",
+        "{\"choices\":[],\"usage\":{}}",
+        "{\"choices\":[{},{}]}",
         "{\"choices\":[{\"finish_reason\":\"stop\"}]}",
         "{\"choices\":[{\"logprobs\":{\"content\":[]}}]}",
-        "{\"choices\":[{\"delta\":{\"content\":\"\\\"\"}}]}", "{\"choices\":[{\"delta\":[]}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\\"\"}}]}",
+        "{\"choices\":[{\"delta\":[]}]}",
         "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}",
     };
     for (size_t i = 0; i < sizeof(chat_declined) / sizeof(chat_declined[0]); i++)
