@@ -296,11 +296,20 @@ static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
      * produce requests. */
     bool user_linger =
         kafka_user_property(k, "linger.ms") || kafka_user_property(k, "queue.buffering.max.ms");
+    /* queue.buffering.max.messages 1000 per slot, at least 10000 (librdkafka's
+     * 100000 is ~10 MiB of replies held while the broker is slow): intake
+     * pauses at half of it (kafka_producer_backlogged), so RSS stays flat. */
+    char max_queued[32];
+    int slots = k->cfg->llama.slots;
+    snprintf(max_queued, sizeof(max_queued), "%d", slots < 10 ? 10000 : 1000 * slots);
+    bool user_queue = kafka_user_property(k, "queue.buffering.max.messages");
     /* allow.auto.create.topics false: a job's reply_to (under a prefix entry
      * of the allowlist) can never create a topic on a broker that allows it. */
     if (kafka_set_conf(conf, "enable.idempotence", "true", err, err_len) ||
         kafka_set_conf(conf, "allow.auto.create.topics", "false", err, err_len) ||
-        (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len))) {
+        (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len)) ||
+        (!user_queue &&
+         kafka_set_conf(conf, "queue.buffering.max.messages", max_queued, err, err_len))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -10,7 +10,7 @@ set -euo pipefail
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   librdkafka-dev libcurl4-openssl-dev libmsgpack-dev librocm-smi-dev libconfig-dev
-  libjansson-dev libmicrohttpd-dev libcmocka-dev
+  libjansson-dev libjsmn-dev libmicrohttpd-dev libcmocka-dev
   clang clang-format clang-tidy
   openjdk-17-jdk-headless maven
   python3 python3-venv python3-pip nodejs npm
