@@ -114,14 +114,23 @@ static inline void mock_close(struct mock *m)
     rd_kafka_destroy(m->rk);
 }
 
-/* Whether the log written so far contains `needle`. */
-static inline bool mock_log_has(const struct mock *m, const char *needle)
+/* How many times the log written so far contains `needle`. */
+static inline unsigned mock_log_count(const struct mock *m, const char *needle)
 {
     static char text[1 << 20];
     fflush(m->log_file);
     size_t n = (size_t)pread(fileno(m->log_file), text, sizeof(text) - 1, 0);
     text[n < sizeof(text) ? n : 0] = '\0';
-    return strstr(text, needle) != NULL;
+    unsigned count = 0;
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        count++;
+    return count;
+}
+
+/* Whether the log written so far contains `needle`. */
+static inline bool mock_log_has(const struct mock *m, const char *needle)
+{
+    return mock_log_count(m, needle) > 0;
 }
 
 static inline void mock_give_up(struct loop *loop, void *ctx)
