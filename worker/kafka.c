@@ -233,9 +233,10 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
     struct delivery *d = msg->_private;
     (void)rk;
     if (d) {
+        /* Its owner logs what it does about it. */
         if (msg->err)
-            log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-                     rd_kafka_err2str(msg->err));
+            log_debug(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                      rd_kafka_err2str(msg->err));
         d->fn(d->opaque, (int)msg->err);
         free(d);
     } else if (msg->err && k->events.on_lost) {
