@@ -11,6 +11,12 @@ void log_repeats_init(struct log_repeats *r, int64_t window_ms)
     r->window_ms = window_ms;
 }
 
+/* When a window opened at now_ms ends (INT64_MAX at the latest). */
+static int64_t window_end(const struct log_repeats *r, int64_t now_ms)
+{
+    return now_ms > INT64_MAX - r->window_ms ? INT64_MAX : now_ms + r->window_ms;
+}
+
 /* The slot of `key`, or a free one (or one whose window is over and holds
  * no count) for it; NULL when every slot is busy with other problems. */
 static struct log_repeats_slot *slot_for(struct log_repeats *r, int key, int64_t now_ms)
@@ -37,7 +43,7 @@ bool log_repeats_note(struct log_repeats *r, int key, const char *text, int64_t 
     if (!s->used || (s->repeats == 0 && now_ms >= s->window_end_ms)) {
         s->used = true;
         s->key = key;
-        s->window_end_ms = now_ms + r->window_ms;
+        s->window_end_ms = window_end(r, now_ms);
         s->repeats = 0;
         return true;
     }
@@ -68,7 +74,7 @@ bool log_repeats_due(struct log_repeats *r, int64_t now_ms, int *key, unsigned l
         *count = s->repeats;
         snprintf(last, last_len, "%s", s->last);
         s->repeats = 0;
-        s->window_end_ms = now_ms + r->window_ms; /* still failing: a new window */
+        s->window_end_ms = window_end(r, now_ms); /* still failing: a new window */
         return true;
     }
     return false;

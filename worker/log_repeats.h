@@ -44,7 +44,8 @@ bool log_repeats_note(struct log_repeats *r, int key, const char *text, int64_t 
 int64_t log_repeats_next_due(const struct log_repeats *r);
 
 /* Take one summary due by now_ms: its key, count and latest text (cut to
- * last_len). Returns false when none is due. Call until false. */
+ * last_len). Returns false when none is due. Call until false; now_ms =
+ * INT64_MAX takes every count (at the end). */
 bool log_repeats_due(struct log_repeats *r, int64_t now_ms, int *key, unsigned long *count,
                      char *last, size_t last_len);
 

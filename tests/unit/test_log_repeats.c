@@ -44,6 +44,12 @@ static void test_said_once_then_summed_up(void **state)
 
     /* A window that ends quiet closes: the next one is said again. */
     assert_true(log_repeats_note(&r, -195, "refused later", 1000 + 3 * WINDOW));
+
+    /* At the end every count is taken, whatever its window. */
+    assert_false(log_repeats_note(&r, -195, "refused at the end", 1000 + 3 * WINDOW + 1));
+    assert_true(log_repeats_due(&r, INT64_MAX, &key, &count, last, sizeof(last)));
+    assert_int_equal(count, 1);
+    assert_false(log_repeats_due(&r, INT64_MAX, &key, &count, last, sizeof(last)));
 }
 
 static void test_problems_apart_and_full_table(void **state)
