@@ -112,7 +112,7 @@ if [ "$unit_only" -eq 0 ]; then
       # from) are copied: libFuzzer writes what it finds into the corpus.
       local corpus="$RESULTS/fuzz/corpus-$name"
       mkdir -p "$corpus"
-      [ -d "$ROOT/tests/fuzz/seeds/$name" ] && cp "$ROOT/tests/fuzz/seeds/$name"/* "$corpus"/
+      if [ -d "$ROOT/tests/fuzz/seeds/$name" ]; then cp "$ROOT/tests/fuzz/seeds/$name"/* "$corpus"/; fi
       if "$f" -max_total_time="${LLMQ_FUZZ_SECONDS:-30}" -print_final_stats=0 \
           -artifact_prefix="$RESULTS/fuzz/" "$corpus" \
           >"$RESULTS/fuzz/$name.log" 2>&1; then
