@@ -7,6 +7,7 @@
  *   3  configuration error (the message names file:line and key), or the
  *      Kafka brokers refused the worker's SASL credentials at start */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -173,8 +174,16 @@ out:
     return rc;
 }
 
+/* glibc raises its mmap threshold each time a large block is freed, so
+ * librdkafka's fetch and request buffers (up to a few hundred KiB) end up
+ * in its threads' arenas, which grow and rarely shrink: RSS at the ceiling
+ * crept from 20 to 27-30 MiB. A fixed threshold keeps such buffers mmap'd
+ * and returned on free (FINDINGS.md, "The worker's cost per job, cut"). */
+enum { MMAP_THRESHOLD_BYTES = 128 * 1024 };
+
 int main(int argc, char **argv)
 {
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
     struct flags flags;
     int rc = parse_flags(argc, argv, &flags);
     if (rc >= 0)
