@@ -110,13 +110,28 @@ class Runs:
                 and r["terminal"][1] == worker and start <= r["terminal"][0] <= end}
 
 
-def end_ages_ms(kills, runs, job_ids):
-    """For jobs in job_ids, how long before its worker's kill each ended there."""
+def end_ages_ms(kills, runs, firsts):
+    """How long before its worker's kill each of these first terminal replies
+    (id -> run) came."""
     ages = []
     for what, at, worker in kills.events:
-        ages += [round((at - r["terminal"][0]) * 1000) for r in runs.runs.values()
-                 if r["id"] in job_ids and r["terminal"] and r["terminal"][1] == worker]
+        ages += [round((at - r["terminal"][0]) * 1000) for run, r in runs.runs.items()
+                 if firsts.get(r["id"]) == run and r["terminal"][1] == worker
+                 and r["terminal"][0] <= at]
     return sorted(ages)
+
+
+def story(job_ids, kills, runs, placed):
+    """What happened to each job, in time relative to the first kill (s)."""
+    t0 = kills.events[0][1]
+    lines = [f"kills: {[(w, round(at - t0, 3), who) for w, at, who in kills.events]}; "
+             f"committed after each worker kill: {kills.committed_after}"]
+    for job_id in sorted(job_ids):
+        mine = [(round(r["first"] - t0, 3), round(r["last"] - t0, 3),
+                 r["terminal"] and (round(r["terminal"][0] - t0, 3), r["terminal"][1]))
+                for r in runs.runs.values() if r["id"] == job_id]
+        lines.append(f"{job_id} at {placed[job_id]}: runs {sorted(mine)}")
+    return "\n".join(lines)
 
 
 def bound_of(kills, runs):
@@ -215,12 +230,13 @@ def numbers(replies, ids, kills, placed, workers, elapsed):
            "bound_runs": len(may_rerun), "bound_ends": len(may_end_twice),
            "in_flight": [len(runs.in_flight(a, b)) for a, b in zip(
                [0.0] + [e[1] for e in kills.events], [e[1] for e in kills.events])],
-           "uncommitted_ends": len(late), "ages_ms": end_ages_ms(kills, runs, ended_twice), "chunk_gaps": len(gaps),
+           "uncommitted_ends": len(late), "ages_ms": end_ages_ms(kills, runs, {i: replies.first_terminal(i)["run"] for i in ended_twice}), "chunk_gaps": len(gaps),
            "chunks_given_up": len(lost_ids)}
     print(f"\nrerun bound: {got}")
     assert counted_last == logged_last, "the last worker's chunk give-ups: metric != log"
     assert ended_twice <= late, f"ended twice though committed: {sorted(ended_twice - late)}"
-    assert ran_twice <= may_rerun, f"ran twice beyond the bound: {sorted(ran_twice - may_rerun)}"
+    assert ran_twice <= may_rerun, \
+        f"ran twice beyond the bound:\n{story(ran_twice - may_rerun, kills, runs, placed)}"
     assert ended_twice <= may_end_twice, \
         f"ended twice beyond the bound: {sorted(ended_twice - may_end_twice)}"
     return got
