@@ -239,17 +239,25 @@ static bool shrink(struct item *it, int err)
     return true;
 }
 
-/* A configured topic the broker refuses (its ACLs, say): its messages wait,
- * and /readyz names it until one is acknowledged. */
-static void note_refusal(struct item *it, int err)
+/* A configured topic the broker refuses (deleted, its ACLs): its messages
+ * wait, and /readyz names it until one is acknowledged. The first refusal
+ * is a warning; each message's later ones (every second, for every message
+ * waiting) go to the debug log. Returns the level for this one's line. */
+static enum log_level note_refusal(struct item *it, int err)
 {
     struct delivery *d = it->d;
     enum kafka_error kind = kafka_error_kind(err);
     if (kind != KAFKA_ERR_NO_TOPIC && kind != KAFKA_ERR_REFUSED)
-        return;
+        return LOG_WARN;
+    if (strcmp(d->refused_topic, it->topic) == 0)
+        return LOG_DEBUG;
     snprintf(d->refused_topic, sizeof(d->refused_topic), "%s", it->topic);
     snprintf(d->refused, sizeof(d->refused), "the broker refuses messages to %s (%s)", it->topic,
              kafka_error_str(err));
+    log_warn(d->log, "delivery",
+             "%s: its messages wait, each produced again every second, until it takes one",
+             d->refused);
+    return LOG_WARN;
 }
 
 static void note_acknowledged(struct item *it)
@@ -312,9 +320,9 @@ static void delivered(void *opaque, int err)
         /* librdkafka already retried for message.timeout.ms; the message
          * must not be lost, so keep trying while the worker runs. */
         d->failures++;
-        note_refusal(it, err);
-        log_warn(d->log, "delivery", "job %s: reply to %s not acknowledged (%s); producing again",
-                 job_name(it), it->topic, kafka_error_str(err));
+        log_at(d->log, note_refusal(it, err), "delivery",
+               "job %s: reply to %s not acknowledged (%s); producing again", job_name(it),
+               it->topic, kafka_error_str(err));
         it->retry = loop_timer_after(d->loop, REPRODUCE_DELAY_MS, retry_due, it);
     } else {
         note_acknowledged(it);
@@ -342,9 +350,9 @@ static void produce(struct item *it)
         /* Not now: delivery_send promises no callback from within. */
         it->retry = loop_timer_after(d->loop, 0, abandon_due, it);
     } else if (err) {
-        note_refusal(it, err);
-        log_warn(d->log, "delivery", "job %s: cannot produce to %s (%s); trying again",
-                 job_name(it), it->topic, kafka_error_str(err));
+        log_at(d->log, note_refusal(it, err), "delivery",
+               "job %s: cannot produce to %s (%s); trying again", job_name(it), it->topic,
+               kafka_error_str(err));
         it->retry = loop_timer_after(d->loop, REPRODUCE_DELAY_MS, retry_due, it);
     }
 }

@@ -192,7 +192,7 @@ struct gpu *gpu_open(const char *backend, int gpu, const struct logger *log, cha
 {
     struct gpu_visible vis;
     gpu_visible_from_environ(&vis);
-    const struct gpu_libs libs = {.rsmi = gpu_rsmi_system(), .nvml = NULL};
+    const struct gpu_libs libs = {.rsmi = NULL, .nvml = NULL};
     return gpu_open_with(backend, gpu, &vis, &libs, log, err, err_len);
 }
 

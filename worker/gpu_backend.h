@@ -35,9 +35,9 @@ int gpu_card_in_pci_order(const uint64_t *bdf, unsigned n, unsigned index);
 struct rsmi_api;
 struct nvml_api;
 
-/* The vendor libraries gpu_open_with uses. rsmi: the rocm-smi-lib table
- * (gpu_rsmi_system() is the real one). nvml: a table of NVML functions, or
- * NULL to dlopen libnvidia-ml.so.1 when the nvml backend is tried. */
+/* The vendor libraries gpu_open_with uses: each a table of the library's
+ * functions (a test's fakes), or NULL to dlopen the real one when its
+ * backend is tried (rsmi: librocm_smi64.so.1, nvml: libnvidia-ml.so.1). */
 struct gpu_libs {
     const struct rsmi_api *rsmi;
     const struct nvml_api *nvml;

@@ -6,6 +6,8 @@
  * nvidia-smi shows); junction and memory stay NAN. */
 #include "gpu_nvml.h"
 
+#include "dl_table.h"
+
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,10 +25,7 @@ struct nvml_state {
 };
 
 /* Each table entry and the versioned symbol it is. */
-static const struct {
-    const char *symbol;
-    size_t offset;
-} nvml_symbols[] = {
+static const struct dl_symbol nvml_symbols[] = {
     {"nvmlInit_v2", offsetof(struct nvml_api, init)},
     {"nvmlShutdown", offsetof(struct nvml_api, shutdown)},
     {"nvmlErrorString", offsetof(struct nvml_api, error_string)},
@@ -40,30 +39,6 @@ static const struct {
     {"nvmlDeviceGetPowerUsage", offsetof(struct nvml_api, device_get_power_usage)},
     {"nvmlDeviceGetUtilizationRates", offsetof(struct nvml_api, device_get_utilization_rates)},
 };
-
-/* dlopen libnvidia-ml.so.1 and fill `api` from it. Returns the handle, or
- * NULL with a message in err. */
-static void *load_library(struct nvml_api *api, char *err, size_t err_len)
-{
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        const char *why = dlerror();
-        snprintf(err, err_len, "cannot load libnvidia-ml.so.1 (%s)", why ? why : "not found");
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof(nvml_symbols) / sizeof(nvml_symbols[0]); i++) {
-        void *fn = dlsym(lib, nvml_symbols[i].symbol);
-        if (!fn) {
-            snprintf(err, err_len, "libnvidia-ml.so.1 has no %s (driver too old?)",
-                     nvml_symbols[i].symbol);
-            dlclose(lib);
-            return NULL;
-        }
-        /* POSIX: a dlsym result converts to the function pointer it names. */
-        memcpy((char *)api + nvml_symbols[i].offset, &fn, sizeof(fn));
-    }
-    return lib;
-}
 
 static const char *describe(const struct nvml_api *api, nvmlReturn_t rc)
 {
@@ -153,7 +128,9 @@ int gpu_nvml_open(const struct nvml_api *api, const char *card, void **state, ch
     }
     if (api) {
         s->api = *api;
-    } else if (!(s->library = load_library(&s->api, err, err_len))) {
+    } else if (!(s->library = dl_table_load("libnvidia-ml.so.1", nvml_symbols,
+                                            sizeof(nvml_symbols) / sizeof(nvml_symbols[0]), &s->api,
+                                            "driver too old?", err, err_len))) {
         free(s);
         return GPU_OPEN_UNUSABLE;
     }

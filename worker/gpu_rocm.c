@@ -4,6 +4,10 @@
  * Celsius, watts and percent. */
 #include "gpu_rocm.h"
 
+#include "dl_table.h"
+
+#include <dlfcn.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,30 +16,35 @@
 enum { MAX_DEVICES = 64 };
 
 struct rocm_state {
-    const struct rsmi_api *rsmi;
-    uint32_t index; /* rocm-smi's device index of the card */
+    struct rsmi_api api; /* the table in use */
+    void *library;       /* the dlopen handle; NULL for a table the caller owns */
+    uint32_t index;      /* rocm-smi's device index of the card */
     char name[128];
     char pci_bus_id[20];
 };
 
-static const struct rsmi_api rsmi_system = {
-    .init = rsmi_init,
-    .shut_down = rsmi_shut_down,
-    .num_monitor_devices = rsmi_num_monitor_devices,
-    .dev_pci_id_get = rsmi_dev_pci_id_get,
-    .dev_unique_id_get = rsmi_dev_unique_id_get,
-    .dev_name_get = rsmi_dev_name_get,
-    .dev_memory_total_get = rsmi_dev_memory_total_get,
-    .dev_memory_usage_get = rsmi_dev_memory_usage_get,
-    .dev_temp_metric_get = rsmi_dev_temp_metric_get,
-    .dev_power_ave_get = rsmi_dev_power_ave_get,
-    .dev_busy_percent_get = rsmi_dev_busy_percent_get,
-    .status_string = rsmi_status_string,
+/* Each table entry and its symbol in librocm_smi64.so.1. */
+static const struct dl_symbol rsmi_symbols[] = {
+    {"rsmi_init", offsetof(struct rsmi_api, init)},
+    {"rsmi_shut_down", offsetof(struct rsmi_api, shut_down)},
+    {"rsmi_num_monitor_devices", offsetof(struct rsmi_api, num_monitor_devices)},
+    {"rsmi_dev_pci_id_get", offsetof(struct rsmi_api, dev_pci_id_get)},
+    {"rsmi_dev_unique_id_get", offsetof(struct rsmi_api, dev_unique_id_get)},
+    {"rsmi_dev_name_get", offsetof(struct rsmi_api, dev_name_get)},
+    {"rsmi_dev_memory_total_get", offsetof(struct rsmi_api, dev_memory_total_get)},
+    {"rsmi_dev_memory_usage_get", offsetof(struct rsmi_api, dev_memory_usage_get)},
+    {"rsmi_dev_temp_metric_get", offsetof(struct rsmi_api, dev_temp_metric_get)},
+    {"rsmi_dev_power_ave_get", offsetof(struct rsmi_api, dev_power_ave_get)},
+    {"rsmi_dev_busy_percent_get", offsetof(struct rsmi_api, dev_busy_percent_get)},
+    {"rsmi_status_string", offsetof(struct rsmi_api, status_string)},
 };
 
-const struct rsmi_api *gpu_rsmi_system(void)
+int gpu_rsmi_load(struct rsmi_api *api, void **library, char *err, size_t err_len)
 {
-    return &rsmi_system;
+    *library =
+        dl_table_load(GPU_RSMI_SONAME, rsmi_symbols, sizeof(rsmi_symbols) / sizeof(rsmi_symbols[0]),
+                      api, "rocm-smi-lib too old?", err, err_len);
+    return *library ? 0 : -1;
 }
 
 static void describe_status(const struct rsmi_api *rsmi, rsmi_status_t status, char *buf,
@@ -84,41 +93,59 @@ static int find_card(const struct rsmi_api *rsmi, uint32_t devices, const char *
     return found;
 }
 
-int gpu_rocm_open(const struct rsmi_api *rsmi, const char *card, void **state, char *err,
-                  size_t err_len)
+/* rsmi_init, then the card's device index (its PCI bus id in *bdf), or -1
+ * with a message in err (rocm-smi shut down again). */
+static int open_device(const struct rsmi_api *rsmi, const char *card, uint64_t *bdf, char *err,
+                       size_t err_len)
 {
     char why[160];
     rsmi_status_t status = rsmi->init(0);
     if (status != RSMI_STATUS_SUCCESS) {
         describe_status(rsmi, status, why, sizeof(why));
         snprintf(err, err_len, "rsmi_init failed: %s", why);
-        return GPU_OPEN_UNUSABLE;
+        return -1;
     }
     uint32_t devices = 0;
     status = rsmi->num_monitor_devices(&devices);
-    int rc = GPU_OPEN_UNUSABLE, index = -1;
-    uint64_t bdf = 0;
+    int index = -1;
     if (status != RSMI_STATUS_SUCCESS) {
         describe_status(rsmi, status, why, sizeof(why));
         snprintf(err, err_len, "rsmi_num_monitor_devices failed: %s", why);
     } else if (devices == 0) {
         snprintf(err, err_len, "rocm-smi found no GPU");
     } else {
-        index = find_card(rsmi, devices, card, &bdf, err, err_len);
+        index = find_card(rsmi, devices, card, bdf, err, err_len);
     }
-    struct rocm_state *s = index >= 0 ? calloc(1, sizeof(*s)) : NULL;
-    if (index >= 0 && !s) {
-        snprintf(err, err_len, "out of memory");
-        rc = GPU_OPEN_NO_MEMORY;
-    }
-    if (!s) {
+    if (index < 0)
         rsmi->shut_down();
-        return rc;
+    return index;
+}
+
+int gpu_rocm_open(const struct rsmi_api *rsmi, const char *card, void **state, char *err,
+                  size_t err_len)
+{
+    struct rocm_state *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return GPU_OPEN_NO_MEMORY;
     }
-    s->rsmi = rsmi;
+    if (rsmi) {
+        s->api = *rsmi;
+    } else if (gpu_rsmi_load(&s->api, &s->library, err, err_len) != 0) {
+        free(s);
+        return GPU_OPEN_UNUSABLE;
+    }
+    uint64_t bdf = 0;
+    int index = open_device(&s->api, card, &bdf, err, err_len);
+    if (index < 0) {
+        if (s->library)
+            dlclose(s->library);
+        free(s);
+        return GPU_OPEN_UNUSABLE;
+    }
     s->index = (uint32_t)index;
     gpu_bdf_format(bdf, s->pci_bus_id, sizeof(s->pci_bus_id));
-    if (rsmi->dev_name_get(s->index, s->name, sizeof(s->name)) != RSMI_STATUS_SUCCESS) {
+    if (s->api.dev_name_get(s->index, s->name, sizeof(s->name)) != RSMI_STATUS_SUCCESS) {
         s->name[0] = '\0';
     }
     s->name[sizeof(s->name) - 1] = '\0';
@@ -130,7 +157,7 @@ int gpu_rocm_open(const struct rsmi_api *rsmi, const char *card, void **state, c
 static double read_temperature(const struct rocm_state *s, rsmi_temperature_type_t sensor)
 {
     int64_t millidegrees = 0;
-    if (s->rsmi->dev_temp_metric_get(s->index, sensor, RSMI_TEMP_CURRENT, &millidegrees) !=
+    if (s->api.dev_temp_metric_get(s->index, sensor, RSMI_TEMP_CURRENT, &millidegrees) !=
         RSMI_STATUS_SUCCESS) {
         return NAN;
     }
@@ -140,7 +167,7 @@ static double read_temperature(const struct rocm_state *s, rsmi_temperature_type
 static int rocm_read(void *state, struct gpu_reading *out)
 {
     const struct rocm_state *s = state;
-    const struct rsmi_api *rsmi = s->rsmi;
+    const struct rsmi_api *rsmi = &s->api;
     out->present = true;
     snprintf(out->name, sizeof(out->name), "%s", s->name);
     snprintf(out->pci_bus_id, sizeof(out->pci_bus_id), "%s", s->pci_bus_id);
@@ -174,7 +201,9 @@ static int rocm_read(void *state, struct gpu_reading *out)
 static void rocm_close(void *state)
 {
     struct rocm_state *s = state;
-    s->rsmi->shut_down();
+    s->api.shut_down();
+    if (s->library)
+        dlclose(s->library);
     free(s);
 }
 

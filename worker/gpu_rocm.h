@@ -31,12 +31,17 @@ struct rsmi_api {
     rsmi_status_t (*status_string)(rsmi_status_t status, const char **status_string);
 };
 
-/* The real rocm-smi-lib. */
-const struct rsmi_api *gpu_rsmi_system(void);
+#define GPU_RSMI_SONAME "librocm_smi64.so.1"
+
+/* Load the real rocm-smi-lib (dlopen GPU_RSMI_SONAME) into *api. Returns 0
+ * with the handle in *library (dlclose it when done), or -1 with a message
+ * in err. */
+int gpu_rsmi_load(struct rsmi_api *api, void **library, char *err, size_t err_len);
 
 extern const struct gpu_ops gpu_rocm_ops;
 
-/* Initialise rocm-smi and find `card` (a host index, counted in PCI bus
+/* Initialise rocm-smi (`rsmi`: a table, e.g. a test's fakes, or NULL to load
+ * the real library) and find `card` (a host index, counted in PCI bus
  * order, or "GPU-<hex>", ROCr's form of the device's unique id). Returns
  * GPU_OPEN_OK and the backend's state in *state, or another gpu_open_rc
  * with a message in err. */

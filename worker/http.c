@@ -35,9 +35,15 @@ struct http_req {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Easy handles kept for the next request: curl_easy_reset is much cheaper
+ * than a fresh curl_easy_init (tests/bench's ceiling runs one per job). */
+enum { SPARE_HANDLES_MAX = 32 };
+
 struct http {
     struct loop *loop;
     CURLM *multi;
+    CURL *spare[SPARE_HANDLES_MAX];
+    size_t n_spare;
     loop_timer_id timer; /* curl's requested timeout */
     struct http_req *live;
     size_t live_count;
@@ -84,7 +90,12 @@ static void req_destroy(struct http *http, struct http_req *req)
 {
     if (req->easy) {
         curl_multi_remove_handle(http->multi, req->easy); /* no-op if never added */
-        curl_easy_cleanup(req->easy);
+        if (http->n_spare < SPARE_HANDLES_MAX) {
+            curl_easy_reset(req->easy);
+            http->spare[http->n_spare++] = req->easy;
+        } else {
+            curl_easy_cleanup(req->easy);
+        }
     }
     curl_slist_free_all(req->headers);
     free(req);
@@ -276,6 +287,8 @@ void http_free(struct http *http)
         live_remove(http, req); // NOLINT(clang-analyzer-unix.Malloc)
         req_destroy(http, req);
     }
+    while (http->n_spare > 0)
+        curl_easy_cleanup(http->spare[--http->n_spare]);
     curl_multi_cleanup(http->multi);
     loop_timer_cancel(http->loop, http->timer);
     free(http);
@@ -363,7 +376,7 @@ struct http_req *http_start(struct http *http, const struct http_req_opts *opts,
     }
     req->cb = *cb;
     req->ctx = ctx;
-    req->easy = curl_easy_init();
+    req->easy = http->n_spare > 0 ? http->spare[--http->n_spare] : curl_easy_init();
     if (!req->easy || configure(req, opts, post) != 0) {
         req_destroy(http, req);
         return NULL;

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "kafka_private.h"
 
 /* What a produced message carries to its delivery report. */
@@ -117,9 +119,19 @@ const char *kafka_error_str(int err)
     return rd_kafka_err2str((rd_kafka_resp_err_t)err);
 }
 
+/* A recurring librdkafka error is said once, then summed up at most this
+ * often while it goes on. */
+#define KAFKA_REPEAT_WINDOW_MS 30000
+/* librdkafka's log levels are syslog's: 7 is debug. */
+#define RDKAFKA_LEVEL_DEBUG 7
+
 static void librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     const struct kafka *k = rd_kafka_opaque(rk);
+    /* A broker's failure is logged as FAIL and also reported to
+     * librdkafka_error() (with its code): said there, once. */
+    if (level < RDKAFKA_LEVEL_DEBUG && strcmp(fac, "FAIL") == 0)
+        return;
     enum log_level lvl = level <= 3   ? LOG_ERROR
                          : level <= 4 ? LOG_WARN
                          : level <= 6 ? LOG_INFO
@@ -128,6 +140,40 @@ static void librdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
 }
 
 static void producer_replace(struct loop *loop, void *ctx);
+
+/* Say the summaries of errors that went on (log_repeats.h) that are due. */
+static void say_repeats(struct kafka *k, int64_t now_ms)
+{
+    int err;
+    unsigned long count;
+    char last[LOG_REPEATS_TEXT_MAX];
+    while (log_repeats_due(&k->repeats, now_ms, &err, &count, last, sizeof(last)))
+        log_warn(k->log, "kafka", "%s: still failing, %lu more time(s) in %d s; the last: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), count, KAFKA_REPEAT_WINDOW_MS / 1000,
+                 last);
+}
+
+static void repeats_due(struct loop *loop, void *ctx)
+{
+    struct kafka *k = ctx;
+    say_repeats(k, clock_mono_ms());
+    int64_t next = log_repeats_next_due(&k->repeats);
+    if (next >= 0)
+        k->repeats_timer = loop_timer_after(loop, next - clock_mono_ms(), repeats_due, k);
+}
+
+/* An error librdkafka retries itself: said the first time, then counted. */
+static void say_error(struct kafka *k, int err, const char *reason)
+{
+    int64_t now = clock_mono_ms();
+    if (log_repeats_note(&k->repeats, err, reason, now)) {
+        log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        return;
+    }
+    int64_t next = log_repeats_next_due(&k->repeats);
+    if (!k->closing && next >= 0 && !loop_timer_pending(k->loop, k->repeats_timer))
+        k->repeats_timer = loop_timer_after(k->loop, next - now, repeats_due, k);
+}
 
 static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -153,7 +199,7 @@ static void librdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
         return;
     }
     /* Transport errors are retried by librdkafka itself. */
-    log_warn(k->log, "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    say_error(k, err, reason);
 }
 
 void kafka_consumer_fatal(struct kafka *k)
@@ -187,9 +233,10 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
     struct delivery *d = msg->_private;
     (void)rk;
     if (d) {
+        /* Its owner logs what it does about it. */
         if (msg->err)
-            log_warn(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-                     rd_kafka_err2str(msg->err));
+            log_debug(k->log, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+                      rd_kafka_err2str(msg->err));
         d->fn(d->opaque, (int)msg->err);
         free(d);
     } else if (msg->err && k->events.on_lost) {
@@ -295,11 +342,20 @@ static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
      * produce requests. */
     bool user_linger =
         kafka_user_property(k, "linger.ms") || kafka_user_property(k, "queue.buffering.max.ms");
+    /* queue.buffering.max.messages 1000 per slot, at least 10000 (librdkafka's
+     * 100000 is ~10 MiB of replies held while the broker is slow): intake
+     * pauses at half of it (kafka_producer_backlogged), so RSS stays flat. */
+    char max_queued[32];
+    int slots = k->cfg->llama.slots;
+    snprintf(max_queued, sizeof(max_queued), "%d", slots < 10 ? 10000 : 1000 * slots);
+    bool user_queue = kafka_user_property(k, "queue.buffering.max.messages");
     /* allow.auto.create.topics false: a job's reply_to (under a prefix entry
      * of the allowlist) can never create a topic on a broker that allows it. */
     if (kafka_set_conf(conf, "enable.idempotence", "true", err, err_len) ||
         kafka_set_conf(conf, "allow.auto.create.topics", "false", err, err_len) ||
-        (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len))) {
+        (!user_linger && kafka_set_conf(conf, "linger.ms", "0", err, err_len)) ||
+        (!user_queue &&
+         kafka_set_conf(conf, "queue.buffering.max.messages", max_queued, err, err_len))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -367,6 +423,7 @@ struct kafka *kafka_new(struct loop *loop, const struct llmq_config *cfg, const 
     k->log = log;
     k->events = *events;
     k->ctx = ctx;
+    log_repeats_init(&k->repeats, KAFKA_REPEAT_WINDOW_MS);
     k->consumer_pipe[0] = k->consumer_pipe[1] = -1;
     k->producer_pipe[0] = k->producer_pipe[1] = -1;
     k->control_pipe[0] = k->control_pipe[1] = -1;
@@ -501,6 +558,8 @@ void kafka_close(struct kafka *k, int flush_timeout_ms)
     kafka_consumer_free(k);
     kafka_control_free(k);
     loop_timer_cancel(k->loop, k->replace_producer);
+    loop_timer_cancel(k->loop, k->repeats_timer);
+    say_repeats(k, INT64_MAX); /* what was counted is said before the end */
     kafka_client_free(k, k->producer, k->producer_queue, k->producer_pipe);
     lanes_free(k->lanes);
     free(k);

@@ -12,6 +12,7 @@
 #include "kafka.h"
 #include "lanes.h"
 #include "log.h"
+#include "log_repeats.h"
 #include "loop.h"
 
 /* An assigned partition's message queue, not forwarded to the consumer queue:
@@ -45,6 +46,10 @@ struct kafka {
     loop_timer_id consumer_more; /* a batch left events behind */
 
     loop_timer_id replace_producer; /* a fatal error: make a new producer */
+    /* librdkafka's errors (a broker down, ...) said once, then summed up at
+     * most every KAFKA_REPEAT_WINDOW_MS while they go on (kafka.c). */
+    struct log_repeats repeats;
+    loop_timer_id repeats_timer;
     unsigned producers_replaced;
 
     /* The control topic's reader (kafka_control.c): a consumer outside the

@@ -12,6 +12,7 @@
  *                         event when generation fails after streaming started. */
 #include "llama_proto.h"
 
+#include "llama_fast.h"
 #include "logprobs.h"
 #include "mpjson.h"
 
@@ -385,6 +386,23 @@ static int parse_chat(const json_t *root, struct llama_event *ev, char *msg, siz
 
 int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len, struct llama_event *ev,
                       char *msg, size_t msg_len)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->prompt_tokens = -1;
+    ev->completion_tokens = -1;
+    switch (llama_fast_event(ep, data, len, ev)) {
+    case LLAMA_FAST_TAKEN:
+        return 0;
+    case LLAMA_FAST_NOMEM:
+        return fail(msg, msg_len, "out of memory");
+    case LLAMA_FAST_DECLINED:
+        break;
+    }
+    return llama_parse_event_tree(ep, data, len, ev, msg, msg_len);
+}
+
+int llama_parse_event_tree(enum llama_endpoint ep, const char *data, size_t len,
+                           struct llama_event *ev, char *msg, size_t msg_len)
 {
     memset(ev, 0, sizeof(*ev));
     ev->prompt_tokens = -1;

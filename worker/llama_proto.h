@@ -61,6 +61,11 @@ struct llama_event {
  * says why). An event carrying an "error" object returns -1 too. */
 int llama_parse_event(enum llama_endpoint ep, const char *data, size_t len, struct llama_event *ev,
                       char *msg, size_t msg_len);
+/* llama_parse_event's full parser alone (a jansson tree; llama_parse_event
+ * tries llama_fast.h's in-place reader first): the tests and the fuzzer
+ * check that the two agree. */
+int llama_parse_event_tree(enum llama_endpoint ep, const char *data, size_t len,
+                           struct llama_event *ev, char *msg, size_t msg_len);
 void llama_event_clear(struct llama_event *ev);
 
 /* Map an HTTP error response (status + body) to a code and message:

@@ -277,6 +277,17 @@ static void render_jobs(struct buf *t, const struct metrics *m, const struct met
     }
     single_u64(t, m, "llmq_jobs_in_flight", "gauge", "Jobs taken from Kafka and not yet ended.",
                s->jobs_in_flight);
+    single_u64(t, m, "llmq_jobs_finishing", "gauge",
+               "Jobs ended whose terminal reply or dead-letter copy the broker has not "
+               "acknowledged yet.",
+               s->jobs_finishing);
+    single_u64(t, m, "llmq_jobs_held_bytes", "gauge",
+               "Bytes of job messages held (queued, running, finishing); intake pauses at "
+               "limits.max_pending_bytes.",
+               s->held_bytes);
+    single_u64(t, m, "llmq_intake_held", "gauge",
+               "1 while finishing jobs hold intake (2 x slots jobs or limits.max_pending_bytes).",
+               s->intake_held);
     for (int h = 0; h < METRICS_HISTOGRAM_COUNT; h++) {
         render_histogram(t, m, histogram_families[h].name, histogram_families[h].help,
                          &m->histograms[h]);

@@ -44,6 +44,9 @@ struct metrics;
 struct metrics_sample {
     uint64_t jobs[LLMQ_CODE_COUNT]; /* jobs ended, by code; [LLMQ_OK] = ended ok */
     uint64_t jobs_in_flight;        /* jobs taken from Kafka and not yet ended */
+    uint64_t jobs_finishing;        /* ended, terminal messages not acknowledged yet */
+    uint64_t held_bytes;            /* job messages held (limits.max_pending_bytes) */
+    bool intake_held;               /* intake paused by finishing jobs (count or bytes) */
     uint64_t tokens_generated;
     uint64_t chunks_published;
     uint64_t dead_letters;

@@ -48,6 +48,9 @@ static void metrics_sample_fill(void *ctx, struct metrics_sample *out)
     for (int c = 1; c < LLMQ_CODE_COUNT; c++)
         out->jobs[c] = st.stats->jobs_error[c];
     out->jobs_in_flight = st.jobs_in_flight;
+    out->jobs_finishing = st.jobs_finishing;
+    out->held_bytes = st.held_bytes;
+    out->intake_held = st.intake_held;
     out->tokens_generated = st.stats->tokens_generated;
     out->chunks_published = st.stats->chunks_published;
     out->dead_letters = st.stats->dead_lettered;

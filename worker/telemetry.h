@@ -26,6 +26,9 @@ struct telemetry;
 struct telemetry_status {
     const struct worker_stats *stats;
     unsigned jobs_in_flight; /* taken from Kafka, not yet ended */
+    unsigned jobs_finishing; /* ended, terminal messages not acknowledged yet */
+    uint64_t held_bytes;     /* job messages of every live task (max_pending_bytes) */
+    bool intake_held;        /* finishing tasks hold intake (count or bytes) */
     unsigned slots_busy;
     const char *state;     /* "starting" | "ready" | "restarting" | "draining" */
     const char *not_ready; /* NULL when ready for jobs, else why not */

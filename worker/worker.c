@@ -22,6 +22,8 @@
 
 /* Waiting for in-flight replies when partitions are revoked. */
 #define REVOKE_FLUSH_MS 2000
+/* Intake held this long by unacknowledged terminal messages is logged. */
+#define HELD_LOG_MS 1000
 
 /* ---- the queue and capacity ---- */
 
@@ -80,6 +82,42 @@ static bool may_start(const struct worker *w)
     return true;
 }
 
+/* Held intake for HELD_LOG_MS: say so (not before, as under load it is
+ * held and freed within milliseconds, every few jobs). */
+static void held_long(struct loop *loop, void *ctx)
+{
+    struct worker *w = ctx;
+    (void)loop;
+    w->held_logged = true;
+    log_warn(w->log, "worker",
+             "taking no new job: %u job(s) wait for the broker to acknowledge their terminal "
+             "messages, %zu bytes of job messages held (limits: %u tasks, %zu bytes)",
+             w->n_tasks - w->n_unfinished, w->held_bytes, 2 * (unsigned)w->cfg->llama.slots,
+             w->cfg->limits.max_pending_bytes);
+}
+
+/* Finishing tasks (terminal reply or dead-letter copy not yet acknowledged)
+ * hold memory too: at most `slots` more tasks, and limits.max_pending_bytes
+ * in all. Whether they hold intake now (a dead-letter topic that is gone,
+ * say, keeps tasks finishing). */
+static bool intake_held(struct worker *w, int64_t now)
+{
+    unsigned slots = (unsigned)w->cfg->llama.slots;
+    bool held = w->n_tasks >= 2 * slots || w->held_bytes >= w->cfg->limits.max_pending_bytes;
+    if (held && !w->held_since_ms) {
+        w->held_since_ms = now;
+        w->held_timer = loop_timer_after(w->loop, HELD_LOG_MS, held_long, w);
+    } else if (!held && w->held_since_ms) {
+        if (w->held_logged)
+            log_info(w->log, "worker", "taking jobs again after %.1f s held",
+                     (double)(now - w->held_since_ms) / 1000.0);
+        loop_timer_cancel(w->loop, w->held_timer);
+        w->held_since_ms = 0;
+        w->held_logged = false;
+    }
+    return held;
+}
+
 /* Start what can start, then pause or resume consumption to match. */
 void worker_schedule(struct worker *w)
 {
@@ -98,11 +136,7 @@ void worker_schedule(struct worker *w)
     }
     if (!w->subscribed || w->stopped)
         return;
-    /* Finishing tasks (terminal reply not yet acknowledged) hold memory too:
-     * at most `slots` more of them, and limits.max_pending_bytes in all. */
-    unsigned slots = (unsigned)w->cfg->llama.slots;
-    bool full = w->n_unfinished >= slots || w->n_tasks >= 2 * slots ||
-                w->held_bytes >= w->cfg->limits.max_pending_bytes;
+    bool full = w->n_unfinished >= (unsigned)w->cfg->llama.slots || intake_held(w, now);
     if (w->draining || !w->backend_ready || full || telemetry_admission_paused(w->telemetry))
         kafka_pause(w->kafka);
     else
@@ -303,6 +337,9 @@ static void telemetry_status_fill(void *ctx, struct telemetry_status *out)
         out->gave_up[k] = w->stats.gave_up[k] + delivery_gave_up(w->delivery, (enum gave_up_kind)k);
     out->stats = &w->stats;
     out->jobs_in_flight = w->n_unfinished;
+    out->jobs_finishing = w->n_tasks - w->n_unfinished;
+    out->held_bytes = w->held_bytes;
+    out->intake_held = w->held_since_ms != 0;
     out->slots_busy = w->n_running;
     out->llama_up = w->backend_ready;
     out->llama_restarts = supervisor_restarts(w->sup);
@@ -498,6 +535,7 @@ void worker_free(struct worker *w)
         supervisor_free(w->sup);
     }
     loop_timer_cancel(w->loop, w->hold_timer);
+    loop_timer_cancel(w->loop, w->held_timer);
     loop_timer_cancel(w->loop, w->drain_timer);
     membership_free(w);
     telemetry_free(w->telemetry);

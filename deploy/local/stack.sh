@@ -85,13 +85,17 @@ up() {
     *) die "LLMQ_STACK_MODEL=$STACK_MODEL: expected smollm2 or gemma" ;;
   esac
   bash deploy/local/deps.sh >/dev/null
+  # The broker boots (the longest step) while llmq builds and the model is checked.
+  local kafka_pid
+  bash deploy/local/kafka.sh start &
+  kafka_pid=$!
   log "building llmq"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j "$(nproc)" >/dev/null
   llama=$(bash deploy/local/llama.sh path)
   model=$(bash deploy/local/models.sh "$STACK_MODEL")
-  bash deploy/local/kafka.sh start
-  create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1
+  wait "$kafka_pid" || die "the Kafka broker did not start (see above)"
+  create_topics llmq.jobs=4 llmq.replies=4 llmq.dead=1 llmq.metrics=1 llmq.control=1
 
   worker_config "$llama" "$model" "$template" >"$STACK/worker.cfg.new"
   if worker_running; then
@@ -106,11 +110,11 @@ up() {
     echo $! >"$PIDFILE"
   fi
   local i
-  for i in $(seq 1 600); do
+  for i in $(seq 1 1200); do
     grep -q "assigned" "$STACK/worker.log" && break
     worker_running || { tail -30 "$STACK/worker.log" >&2; die "llmq-worker exited"; }
-    [ $((i % 50)) -eq 0 ] && log "waiting for the worker to join (llama-server loading)..."
-    sleep 0.2
+    [ $((i % 100)) -eq 0 ] && log "waiting for the worker to join (llama-server loading)..."
+    sleep 0.1
   done
   grep -q "assigned" "$STACK/worker.log" || die "worker not ready after 120 s (log: $STACK/worker.log)"
   log "stack up in $((SECONDS - t0)) s ($STACK_MODEL); sending a sample job"
@@ -143,7 +147,7 @@ down() {
   if worker_running; then
     local pid; pid=$(cat "$PIDFILE")
     kill -TERM "$pid"
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     log "worker stopped"
   fi

@@ -169,12 +169,12 @@ def test_submit_steering_flags(llmq, kafka, topics):
                         (("--chunk-ms", "60001"), "chunk_ms: must be an integer"),
                         (("--lora", "style:x"), "expected NAME or NAME:SCALE"),
                         (("--lora", ":1"), "lora[0].name: must be a non-empty string"),
-                        (("--lora", "a", "--lora", "a:2"), "lora[1]: adapter given twice"),
+                        (("--lora", "a", "--lora", "a:2"), 'lora[1].name: "a" given twice'),
                         (("--lane", "no such/topic"), "--lane no such/topic: not a Kafka topic")]:
         r = llmq("submit", *args, "Hello")
         assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
     r = llmq("submit", *[a for n in range(17) for a in ("--lora", f"a{n}")], "Hello")
-    assert r.returncode == 2 and "lora: at most 16" in r.stderr, r.stderr
+    assert r.returncode == 2 and "lora: must be an array of at most 16" in r.stderr, r.stderr
 
 
 def test_batch_steering_defaults_and_line_checks(llmq, kafka, topics, tmp_path):

@@ -2,8 +2,8 @@
  * one-broker cluster with the topics "jobs", "replies" and "dead", a
  * configuration pointing at it (replies to "replies", dead letters to
  * "dead"), a loop, a logger writing to a temporary file, and kafka.c's
- * clients on top; reading a topic back. Header-only: each test program
- * includes it once. */
+ * clients on top; reading a topic and the group's committed offset back. Header-only: each test
+ * program includes it once. */
 #ifndef LLMQ_TEST_MOCK_KAFKA_H
 #define LLMQ_TEST_MOCK_KAFKA_H
 
@@ -114,14 +114,23 @@ static inline void mock_close(struct mock *m)
     rd_kafka_destroy(m->rk);
 }
 
-/* Whether the log written so far contains `needle`. */
-static inline bool mock_log_has(const struct mock *m, const char *needle)
+/* How many times the log written so far contains `needle`. */
+static inline unsigned mock_log_count(const struct mock *m, const char *needle)
 {
     static char text[1 << 20];
     fflush(m->log_file);
     size_t n = (size_t)pread(fileno(m->log_file), text, sizeof(text) - 1, 0);
     text[n < sizeof(text) ? n : 0] = '\0';
-    return strstr(text, needle) != NULL;
+    unsigned count = 0;
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        count++;
+    return count;
+}
+
+/* Whether the log written so far contains `needle`. */
+static inline bool mock_log_has(const struct mock *m, const char *needle)
+{
+    return mock_log_count(m, needle) > 0;
 }
 
 static inline void mock_give_up(struct loop *loop, void *ctx)
@@ -136,6 +145,35 @@ static inline void mock_run(struct mock *m)
     loop_timer_id guard = loop_timer_after(m->loop, MOCK_GIVE_UP_MS, mock_give_up, NULL);
     assert_int_equal(loop_run(m->loop), 0);
     loop_timer_cancel(m->loop, guard);
+}
+
+/* A consumer client of the configuration's group that does not join it:
+ * it reads the group's committed offsets as another member would. */
+static inline rd_kafka_t *mock_group_client(const struct mock *m)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", m->bootstraps, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", m->cfg.kafka.group_id, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(c);
+    return c;
+}
+
+/* The group's committed offset of jobs[0], read with `client` (from
+ * mock_group_client); -1 when there is none or the broker did not answer
+ * within timeout_ms. */
+static inline int64_t mock_committed(rd_kafka_t *client, int timeout_ms)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, "jobs", 0);
+    int64_t offset = -1;
+    if (rd_kafka_committed(client, parts, timeout_ms) == 0 && parts->elems[0].offset >= 0)
+        offset = parts->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return offset;
 }
 
 /* Keys "msg-0" .. "msg-7" that tests send and count. */

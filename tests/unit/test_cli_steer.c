@@ -76,7 +76,7 @@ static void test_bad_flags(void **state)
     assert_int_equal(cli_steer_option(&s, "t", CLI_OPT_LORA, "a:2"), -1);
     cli_steer_free(&s);
     char name[8];
-    for (int n = 0; n < CLI_LORA_MAX; n++) {
+    for (int n = 0; n < JOB_LORA_MAX; n++) {
         snprintf(name, sizeof(name), "a%d", n);
         assert_int_equal(cli_steer_option(&s, "t", CLI_OPT_LORA, name), 0);
     }

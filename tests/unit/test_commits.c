@@ -75,19 +75,8 @@ static void consuming_close(struct consuming *s)
  * -1 when there is none. */
 static int64_t committed(const struct mock *m)
 {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", m->bootstraps, err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", m->cfg.kafka.group_id, err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    assert_non_null(c);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, "jobs", 0);
-    assert_int_equal(rd_kafka_committed(c, parts, 5000), 0);
-    int64_t offset = parts->elems[0].offset >= 0 ? parts->elems[0].offset : -1;
-    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_t *c = mock_group_client(m);
+    int64_t offset = mock_committed(c, 5000);
     rd_kafka_destroy(c);
     return offset;
 }

@@ -141,6 +141,33 @@ static void test_retried_after_a_retriable_error(void **state)
     sending_close(&s);
 }
 
+/* The worker's own dead-letter topic refused for a while (deleted, or its
+ * ACLs) with several copies waiting: each is produced again every second
+ * until the broker takes it, none is given up, and the log says so once,
+ * not once a second for every copy. */
+static void test_waiting_copies_logged_once(void **state)
+{
+    (void)state;
+    static struct sending s;
+    static struct mock m;
+    sending_open(&s, &m, 3);
+    rd_kafka_mock_push_request_errors(
+        m.cluster, MOCK_API_KEY_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    send_one(&s, "dead", "job-a", "copy a", 6, NULL);
+    send_one(&s, "dead", "job-b", "copy b", 6, NULL);
+    send_one(&s, "dead", "job-c", "copy c", 6, NULL);
+    mock_run(&m);
+    assert_int_equal(s.acknowledged, 3);
+    assert_true(delivery_failures(s.d) >= 3);
+    assert_int_equal(delivery_gave_up(s.d, GAVE_UP_DEAD_NEVER_TAKEN), 0);
+    assert_int_equal(mock_log_count(&m, "the broker refuses messages to dead"), 1);
+    assert_int_equal(mock_log_count(&m, "not acknowledged"), 1);
+    assert_int_equal(mock_log_count(&m, "the broker takes messages to dead again"), 1);
+    assert_int_equal(mock_read_topic(&m, "dead", NULL, NULL), 3);
+    sending_close(&s);
+}
+
 /* A job's own reply_to the broker forbids will never take it: given up,
  * so that its job's offset does not hold the partition back. */
 static void test_given_up_on_a_permanent_error(void **state)
@@ -301,6 +328,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acknowledged),
         cmocka_unit_test(test_retried_after_a_retriable_error),
+        cmocka_unit_test(test_waiting_copies_logged_once),
         cmocka_unit_test(test_given_up_on_a_permanent_error),
         cmocka_unit_test(test_reply_to_refusals),
         cmocka_unit_test(test_oversized_done_shrinks),

@@ -4,7 +4,8 @@
  * message whose delivery failed is acknowledged once produced again, exactly
  * as the worker does with its replies; a partition paused and resumed goes
  * on at the next offset, never skipping or repeating one (the worker's
- * offset tracker relies on it). */
+ * offset tracker relies on it); a broker that is down is said once, not
+ * once per client and again by librdkafka's own logger. */
 #include "mock_kafka.h"
 
 #define N_MESSAGES MOCK_N_KEYS
@@ -196,11 +197,38 @@ static void test_pause_resume_never_skips_or_repeats(void **state)
     mock_close(&m);
 }
 
+/* ---- a broker that is down ---- */
+
+static void test_broker_down_said_once(void **state)
+{
+    (void)state;
+    static struct mock m;
+    memset(&m, 0, sizeof(m));
+    static const struct kafka_events no_events = {.on_message = NULL};
+    mock_open(&m, &no_events, NULL);
+    assert_int_equal(rd_kafka_mock_broker_set_down(m.cluster, 1), 0);
+    struct kafka_message msg = {.topic = "replies", .payload = "x", .len = 1};
+    assert_int_equal(kafka_produce(m.kafka, &msg, NULL, NULL), 0);
+    char err[256];
+    assert_int_equal(kafka_subscribe(m.kafka, err, sizeof(err)), 0);
+    /* Both clients fail to connect, again and again, for 3 s. */
+    assert_true(loop_timer_after(m.loop, 3000, mock_give_up, NULL));
+    assert_int_equal(loop_run(m.loop), 0);
+    mock_close_kafka(&m);
+    assert_int_equal(mock_log_count(&m, "FAIL:"), 0); /* librdkafka's own line */
+    /* Said once; the repeats summed up in one line when the clients close. */
+    unsigned summaries = mock_log_count(&m, "_TRANSPORT: still failing");
+    assert_true(summaries <= 1);
+    assert_int_equal(mock_log_count(&m, "_TRANSPORT: ") - summaries, 1);
+    mock_close(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fatal_producer_error_replaces_producer),
         cmocka_unit_test(test_pause_resume_never_skips_or_repeats),
+        cmocka_unit_test(test_broker_down_said_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llama_fast.h"
 #include "llama_proto.h"
 
 /* POST /completion, n_predict 3: three tokens, then the final event (stop_type limit). */
@@ -497,6 +498,108 @@ static void test_malformed_events(void **state)
     assert_int_equal(llama_parse_event(LLAMA_CHAT, "x", 1, &ev, NULL, 0), -1);
 }
 
+/* ---- the in-place reader (llama_fast.c) ---- */
+
+static enum llama_fast_result fast(enum llama_endpoint ep, const char *data)
+{
+    struct llama_event ev = {0};
+    llama_event_clear(&ev);
+    enum llama_fast_result r = llama_fast_event(ep, data, strlen(data), &ev);
+    if (r == LLAMA_FAST_TAKEN) {
+        /* what it takes, the full parser decodes the same way */
+        struct llama_event tree;
+        char msg[128] = "";
+        assert_int_equal(llama_parse_event_tree(ep, data, strlen(data), &tree, msg, sizeof(msg)),
+                         0);
+        assert_int_equal(!ev.text, !tree.text);
+        if (ev.text) {
+            assert_int_equal(ev.text_len, tree.text_len);
+            assert_memory_equal(ev.text, tree.text, ev.text_len);
+        }
+        assert_false(tree.final);
+        assert_int_equal(ev.prompt_tokens, tree.prompt_tokens);
+        assert_int_equal(ev.completion_tokens, tree.completion_tokens);
+        llama_event_clear(&tree);
+    } else {
+        assert_null(ev.text);
+    }
+    llama_event_clear(&ev);
+    return r;
+}
+
+static void test_fast_reader_takes_plain_pieces(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fast(LLAMA_COMPLETION, completion_stream[i]), LLAMA_FAST_TAKEN);
+        assert_int_equal(fast(LLAMA_CHAT, chat_stream[i]), LLAMA_FAST_TAKEN);
+    }
+    assert_int_equal(fast(LLAMA_COMPLETION, " {\"content\" : \"a\" ,\n\"stop\":false} \r\n"),
+                     LLAMA_FAST_TAKEN);
+    assert_int_equal(fast(LLAMA_COMPLETION, "{\"stop\":false,\"n\":[1.5,-2,{},[],true,null]}"),
+                     LLAMA_FAST_TAKEN);
+    /* the fast fake's piece (tests/tools/fast_fake_llama.c) */
+    assert_int_equal(fast(LLAMA_COMPLETION, "{\"index\":0,\"content\":\"tok1\",\"tokens\":[1],"
+                                            "\"stop\":false,\"tokens_predicted\":1}"),
+                     LLAMA_FAST_TAKEN);
+}
+
+static void test_fast_reader_declines_the_rest(void **state)
+{
+    (void)state;
+    static const char *const completion_declined[] = {
+        /* for the full parser to decode or refuse */
+        "{\"content\":\"a\\nb\",\"stop\":false}",
+        "{\"content\":\"a\",\"stop\":true}",
+        "{\"stop\":false,\"error\":{}}",
+        "{\"stop\":false,\"completion_probabilities\":[]}",
+        "{\"stop\":false,\"timings\":{}}",
+        "{\"stop\":false,\"stop\":false}",
+        "{\"content\":1,\"stop\":false}",
+        "{\"stop\":false,\"tokens_predicted\":-0}",
+        "{\"stop\":false,\"tokens_predicted\":1.0}",
+        "{\"stop\":false,\"x\":1e5}",
+        "{\"stop\":false,\"x\":12345678901234567890}",
+        "{\"stop\":false,\"x\":01}",
+        "{\"stop\":false,\"x\":\"\x01\"}",
+        "{\"stop\":false,\"x\":\"\xc3\"}",
+        /* not JSON, though jsmn alone would take some */
+        "{\"content\":\"a\",\"stop\":false,}",
+        "{\"content\" \"a\",\"stop\":false}",
+        "{\"content\":\"a\" \"stop\":false}",
+        "{\"stop\":false,\"x\":[1,]}",
+        "{\"stop\":false,\"x\":[1 2]}",
+        "{\"stop\":false,,\"x\":1}",
+        "{\"stop\":false}x",
+        "{\"stop\":false}{}",
+        "{\"stop\":false,\"x\":tru}",
+        "{\"stop\":false,\"x\":-}",
+        "{\"stop\":false,\"x\":1.}",
+        "{\"stop\":false,\"x\":{\"a\"}}",
+        "{\"stop\":false",
+    };
+    for (size_t i = 0; i < sizeof(completion_declined) / sizeof(completion_declined[0]); i++)
+        if (fast(LLAMA_COMPLETION, completion_declined[i]) != LLAMA_FAST_DECLINED)
+            fail_msg("taken: %s", completion_declined[i]);
+    static const char *const chat_declined[] = {
+        "{\"choices\":[],\"usage\":{}}",
+        "{\"choices\":[{},{}]}",
+        "{\"choices\":[{\"finish_reason\":\"stop\"}]}",
+        "{\"choices\":[{\"logprobs\":{\"content\":[]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\\"\"}}]}",
+        "{\"choices\":[{\"delta\":[]}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}",
+    };
+    for (size_t i = 0; i < sizeof(chat_declined) / sizeof(chat_declined[0]); i++)
+        if (fast(LLAMA_CHAT, chat_declined[i]) != LLAMA_FAST_DECLINED)
+            fail_msg("taken: %s", chat_declined[i]);
+    /* declined events still decode through the full parser */
+    struct llama_event ev = parse_ok(LLAMA_COMPLETION, "{\"content\":\"a\\nb\",\"stop\":false}");
+    assert_string_equal(ev.text, "a\nb");
+    llama_event_clear(&ev);
+    expect_bad_event(LLAMA_COMPLETION, "{\"content\":\"a\",\"stop\":false,}", "not JSON");
+}
+
 /* ---- errors ---- */
 
 static void expect_error(long status, const char *body, enum llmq_code code, const char *msg_has)
@@ -568,6 +671,8 @@ int main(void)
         cmocka_unit_test(test_text_with_nul),
         cmocka_unit_test(test_error_event),
         cmocka_unit_test(test_malformed_events),
+        cmocka_unit_test(test_fast_reader_takes_plain_pieces),
+        cmocka_unit_test(test_fast_reader_declines_the_rest),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_error_message_truncation),
     };

@@ -228,6 +228,9 @@ static void test_gpu_series_leave_out_unknown_values(void **state)
     g->temp_mem_c = 60;
     g->busy_percent = 37;
     w.sample.admission_paused = true;
+    w.sample.jobs_finishing = 8;
+    w.sample.held_bytes = 7983786;
+    w.sample.intake_held = true;
     page = render(m);
     assert_family(page, "llmq_gpu_vram_total_bytes",
                   "# HELP llmq_gpu_vram_total_bytes GPU memory in all.\n"
@@ -242,6 +245,9 @@ static void test_gpu_series_leave_out_unknown_values(void **state)
     assert_null(strstr(page, "llmq_gpu_power_watts"));
     assert_non_null(strstr(page, "llmq_gpu_busy_ratio{" BASE "} 0.37\n"));
     assert_non_null(strstr(page, "llmq_admission_paused{" BASE "} 1\n"));
+    assert_non_null(strstr(page, "llmq_jobs_finishing{" BASE "} 8\n"));
+    assert_non_null(strstr(page, "llmq_jobs_held_bytes{" BASE "} 7983786\n"));
+    assert_non_null(strstr(page, "llmq_intake_held{" BASE "} 1\n"));
     free(page);
     metrics_free(m);
 }

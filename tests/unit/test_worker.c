@@ -49,40 +49,16 @@ static void produce_job(struct mock *m, const char *id, const char *prompt)
     msgpack_sbuffer_destroy(&sb);
 }
 
-static int64_t committed(struct run *r)
-{
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, "jobs", 0);
-    int64_t offset = -1;
-    if (rd_kafka_committed(r->reader, parts, 2000) == 0)
-        offset = parts->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
-    return offset;
-}
-
 /* Once both jobs are committed, drain: the worker stops the loop. */
 static void poll_committed(struct loop *loop, void *ctx)
 {
     struct run *r = ctx;
-    if (committed(r) == 2) {
+    if (mock_committed(r->reader, 2000) == 2) {
         r->drained = true;
         worker_drain(r->w);
         return;
     }
     assert_true(loop_timer_after(loop, POLL_MS, poll_committed, r));
-}
-
-static rd_kafka_t *group_reader(const struct mock *m)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", m->bootstraps, err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", m->cfg.kafka.group_id, err, sizeof(err)),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    assert_non_null(c);
-    return c;
 }
 
 /* What the reply topic holds, by llmq-type. */
@@ -133,7 +109,7 @@ static void test_jobs_end_with_replies_and_commits(void **state)
 
     char err[512];
     r.m = &m;
-    r.reader = group_reader(&m);
+    r.reader = mock_group_client(&m);
     r.w = worker_new(m.loop, &m.cfg, &m.log, err, sizeof(err));
     if (!r.w)
         fail_msg("worker_new: %s", err);

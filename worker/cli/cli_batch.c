@@ -169,24 +169,19 @@ static int option(void *ctx, int opt, const char *arg)
 static int parse(struct batch *b, int argc, char **argv)
 {
     static const struct option options[] = {
-        CLI_GLOBAL_OPTIONS,
         CLI_STEER_OPTIONS,
         {"concurrency", required_argument, NULL, 'c'},
         {"output", required_argument, NULL, 'o'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"retry-failed", required_argument, NULL, OPT_RETRY_FAILED},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const struct cli_command command = {"batch", CLI_GLOBAL_SHORT "c:o:h", options, usage,
-                                               option};
+    static const struct cli_command command = {"batch", "c:o:", options, usage, option};
     int rc = cli_parse_options(b->g, &command, b, argc, argv);
     if (rc != -1)
         return rc;
-    if (argc - optind > 1) {
-        fprintf(stderr, "llmq batch: one INPUT file at most\nTry 'llmq batch --help'.\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (argc - optind > 1)
+        return cli_usage_error("batch", "one INPUT file at most");
     b->input_path = optind < argc ? argv[optind] : "-";
     return -1;
 }

@@ -179,23 +179,18 @@ static int send_all(struct cli_global *g, struct cancel *c, int n, char **ids)
 int cli_cancel(struct cli_global *g, int argc, char **argv)
 {
     static const struct option options[] = {
-        CLI_GLOBAL_OPTIONS,
         {"run", required_argument, NULL, OPT_RUN},
         {"reason", required_argument, NULL, OPT_REASON},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const struct cli_command command = {"cancel", CLI_GLOBAL_SHORT "h", options, usage,
-                                               option};
+    static const struct cli_command command = {"cancel", "", options, usage, option};
     struct cancel c = {0};
     char err[512];
     int rc = cli_parse_options(g, &command, &c, argc, argv);
     if (rc != -1)
         return rc;
-    if (optind == argc) {
-        fprintf(stderr, "llmq cancel: ID is missing\nTry 'llmq cancel --help'.\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (optind == argc)
+        return cli_usage_error("cancel", "ID is missing");
     if (cli_kafka_check_props(g, err, sizeof(err)) != 0) {
         fprintf(stderr, "llmq cancel: %s\n", err);
         return CLI_EXIT_USAGE;

@@ -7,12 +7,16 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { READ_CHUNK = 4096 }; /* bytes read at a time */
+enum {
+    READ_CHUNK = 4096,    /* bytes read at a time */
+    CLI_MAX_OPTIONS = 48, /* long options of one command, global ones and the end included */
+};
 
 #define CLI_DEFAULT_BROKERS "127.0.0.1:19092"
 
@@ -46,12 +50,40 @@ void cli_global_init(struct cli_global *g)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The global options and -h/--help, put before each command's own. */
+static const struct option global_options[] = {CLI_GLOBAL_OPTIONS,
+                                               {"help", no_argument, NULL, 'h'}};
+
+/* The whole getopt tables of cmd (global options, help, its own) in `all`
+ * (CLI_MAX_OPTIONS entries) and `shorts`; false when they do not fit. */
+static bool full_tables(const struct cli_command *cmd, struct option *all, char *shorts,
+                        size_t shorts_len)
+{
+    size_t n = sizeof(global_options) / sizeof(global_options[0]);
+    memcpy(all, global_options, sizeof(global_options));
+    for (const struct option *o = cmd->options; o->name; o++) {
+        if (n + 1 >= CLI_MAX_OPTIONS)
+            return false;
+        all[n++] = *o;
+    }
+    all[n] = (struct option){NULL, 0, NULL, 0};
+    int len = snprintf(shorts, shorts_len, "%sh%s", CLI_GLOBAL_SHORT, cmd->short_options);
+    return len > 0 && (size_t)len < shorts_len;
+}
+
 int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void *ctx, int argc,
                       char **argv)
 {
+    struct option options[CLI_MAX_OPTIONS];
+    char shorts[2 * CLI_MAX_OPTIONS];
+    if (!full_tables(cmd, options, shorts, sizeof(shorts))) {
+        fprintf(stderr, "llmq %s: internal error: more than %d options\n", cmd->name,
+                CLI_MAX_OPTIONS);
+        return CLI_EXIT_USAGE;
+    }
     int opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, cmd->short_options, cmd->options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, shorts, options, NULL)) != -1) {
         if (opt == 'h') {
             cmd->usage(stdout);
             return CLI_EXIT_OK;
@@ -65,6 +97,17 @@ int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void 
         }
     }
     return -1;
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "llmq %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'llmq %s --help'.\n", command);
+    return CLI_EXIT_USAGE;
 }
 
 /* Set *topic to arg when it is a topic name. */

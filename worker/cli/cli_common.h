@@ -81,9 +81,10 @@ void cli_global_init(struct cli_global *g);
  * topic names must be Kafka topic names, the connect timeout seconds. */
 int cli_global_option(struct cli_global *g, int opt, const char *arg);
 
-/* One subcommand's command line: its name, its getopt tables (with
- * CLI_GLOBAL_OPTIONS and CLI_GLOBAL_SHORT in them, and 'h' for help), its
- * --help text, and what to do with each of its own options (0 = fine). */
+/* One subcommand's command line: its name, its own options (short ones in
+ * getopt's notation, long ones in a table ending with a {NULL} entry; the
+ * global options and -h/--help are added to both), its --help text, and
+ * what to do with each of its own options (0 = fine). */
 struct cli_command {
     const char *name;
     const char *short_options;
@@ -92,12 +93,21 @@ struct cli_command {
     int (*option)(void *ctx, int opt, const char *arg);
 };
 
-/* Run getopt_long over argv: -h prints the usage and gives CLI_EXIT_OK, a
- * bad option CLI_EXIT_USAGE (with a hint on stderr); global options go to g,
- * the rest to cmd->option. Returns -1 when parsing may go on, with optind at
- * the first operand. */
+/* Run getopt_long over argv with cmd's options, the global ones and
+ * -h/--help: -h prints the usage and gives CLI_EXIT_OK, a bad option
+ * CLI_EXIT_USAGE (with a hint on stderr); global options go to g, the rest
+ * to cmd->option. Returns -1 when parsing may go on, with optind at the
+ * first operand. */
 int cli_parse_options(struct cli_global *g, const struct cli_command *cmd, void *ctx, int argc,
                       char **argv);
+
+/* Say "llmq COMMAND: MESSAGE" and the hint to read COMMAND's --help on
+ * stderr; returns CLI_EXIT_USAGE. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int
+cli_usage_error(const char *command, const char *fmt, ...);
 
 /* Whether SIGINT or SIGTERM has arrived (never blocks). The first one is
  * kept in g->stopped_by, so later calls keep answering true. */

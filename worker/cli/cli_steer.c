@@ -1,11 +1,13 @@
 /* cli_steer.c — the steering flags of `llmq submit` and `llmq batch`
- * (--lane, --logprobs, --lora, --chunk-ms) and the CLI's own check of the
- * job fields they set, worded as a worker words its verdicts. */
+ * (--lane, --logprobs, --lora, --chunk-ms). The job fields they set are
+ * checked by the wire library's decoder, so a flag is refused with the
+ * words a worker would use. */
 #include "cli_steer.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_job.h"
 #include "kafka_names.h"
 
 const char cli_steer_help[] =
@@ -18,71 +20,22 @@ const char cli_steer_help[] =
     "      --chunk-ms N        merge streamed output for at most N ms per chunk\n"
     "                          (0..60000; 0: a chunk per token)\n";
 
-static enum llmq_code invalid(struct job_verdict *why, const char *message)
+/* Check the fields the flags set as a worker would: a probe job carrying
+ * them goes through cli_job_build(), that is the wire's job_decode(). */
+static enum llmq_code check_fields(json_t *fields, struct job_verdict *why)
 {
-    why->code = LLMQ_INVALID_FIELD;
-    snprintf(why->message, sizeof(why->message), "%s", message);
-    return why->code;
-}
-
-/* The field `name` of job, when present, is an int in 0..max. */
-static bool in_range(const json_t *job, const char *name, json_int_t max)
-{
-    const json_t *x = json_object_get(job, name);
-    return !x || (json_is_integer(x) && json_integer_value(x) >= 0 && json_integer_value(x) <= max);
-}
-
-/* One lora entry (index i); `names` holds the entries before it. */
-static enum llmq_code check_lora_entry(const json_t *lora, size_t i, struct job_verdict *why)
-{
-    char message[sizeof(why->message)];
-    const json_t *entry = json_array_get(lora, i);
-    const json_t *name = json_object_get(entry, "name");
-    const json_t *scale = json_object_get(entry, "scale");
-    const char *problem = NULL, *where = "";
-    if (!json_is_object(entry))
-        problem = "must be a map";
-    else if (!name)
-        problem = "missing", where = ".name";
-    else if (!json_is_string(name) || json_string_length(name) == 0 ||
-             strlen(json_string_value(name)) != json_string_length(name))
-        problem = "must be a non-empty string without NUL", where = ".name";
-    else if (scale && !json_is_number(scale))
-        problem = "must be a number", where = ".scale";
-    for (size_t k = 0; !problem && k < i; k++)
-        if (json_equal(name, json_object_get(json_array_get(lora, k), "name")))
-            problem = "adapter given twice";
-    if (!problem)
-        return LLMQ_OK;
-    snprintf(message, sizeof(message), "lora[%zu]%s: %s", i, where, problem);
-    return invalid(why, message);
-}
-
-enum llmq_code cli_steer_check(const json_t *job, struct job_verdict *why)
-{
-    char message[sizeof(why->message)];
-    if (!in_range(job, "logprobs", CLI_LOGPROBS_MAX)) {
-        snprintf(message, sizeof(message), "logprobs: must be an integer between 0 and %d",
-                 CLI_LOGPROBS_MAX);
-        return invalid(why, message);
+    json_t *probe = json_pack("{s:s, s:s}", "id", "steer-check", "prompt", "-");
+    enum llmq_code code = LLMQ_INTERNAL;
+    snprintf(why->message, sizeof(why->message), "out of memory");
+    if (probe && json_object_update(probe, fields) == 0) {
+        struct cli_job built;
+        code = cli_job_build(probe, NULL, "llmq.replies", &built, why);
+        if (code == LLMQ_OK)
+            cli_job_free(&built);
     }
-    const json_t *lora = json_object_get(job, "lora");
-    if (lora && !json_is_array(lora))
-        return invalid(why, "lora: must be an array of {name, scale} maps");
-    if (json_array_size(lora) > CLI_LORA_MAX) {
-        snprintf(message, sizeof(message), "lora: at most %d {name, scale} maps (got %zu)",
-                 CLI_LORA_MAX, json_array_size(lora));
-        return invalid(why, message);
-    }
-    for (size_t i = 0; i < json_array_size(lora); i++)
-        if (check_lora_entry(lora, i, why) != LLMQ_OK)
-            return why->code;
-    if (!in_range(job, "chunk_ms", CLI_CHUNK_MS_MAX)) {
-        snprintf(message, sizeof(message), "chunk_ms: must be an integer between 0 and %d",
-                 CLI_CHUNK_MS_MAX);
-        return invalid(why, message);
-    }
-    return LLMQ_OK;
+    json_decref(probe);
+    why->code = code;
+    return code;
 }
 
 /* --lora NAME[:SCALE] as one {name, scale} entry (scale left out when not given). */
@@ -143,7 +96,7 @@ int cli_steer_option(struct cli_steer *s, const char *command, int opt, const ch
         return 1;
     }
     struct job_verdict why = {LLMQ_OK, ""};
-    if (rc == 0 && (!s->fields || cli_steer_check(s->fields, &why) == LLMQ_OK))
+    if (rc == 0 && (!s->fields || check_fields(s->fields, &why) == LLMQ_OK))
         return 0;
     static const char *const flags[] = {"--lane", "--logprobs", "--lora", "--chunk-ms"};
     fprintf(stderr, "llmq %s: %s %s: %s\n", command, flags[opt - CLI_OPT_LANE], arg,

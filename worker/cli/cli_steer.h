@@ -1,6 +1,6 @@
 /* cli_steer.h — the job fields added to v1 after its first release that
- * the CLI sets from flags and checks itself (spec.md: `logprobs`, `lora`,
- * `chunk_ms`), and the priority lane a job is sent to.
+ * the CLI sets from flags (spec.md: `logprobs`, `lora`, `chunk_ms`), checked
+ * by the wire library's job decoder, and the priority lane a job is sent to.
  *
  * A lane is a jobs topic (spec.md, "Priority lanes"): --lane TOPIC sends
  * the job there instead of --jobs-topic; the job message is the same in
@@ -16,12 +16,6 @@
 #include <jansson.h>
 
 #include "cli_common.h"
-#include "codes.h"
-#include "job.h"
-
-#define CLI_LOGPROBS_MAX 20
-#define CLI_LORA_MAX     16
-#define CLI_CHUNK_MS_MAX 60000
 
 /* getopt_long entries of the steering flags, for a command's table. */
 #define CLI_STEER_OPTIONS                                                                          \
@@ -41,7 +35,8 @@ struct cli_steer {
 };
 
 /* Apply one steering flag. Returns 0, 1 when `opt` is not one, -1 when its
- * argument is bad (said on stderr, prefixed by `command`). */
+ * argument is bad or makes a field the wire's job_decode() refuses (said
+ * on stderr, prefixed by `command`, in the decoder's words). */
 int cli_steer_option(struct cli_steer *s, const char *command, int opt, const char *arg);
 
 /* Set in `job` each field the flags gave that it does not have. Returns 0,
@@ -52,10 +47,5 @@ int cli_steer_apply(const struct cli_steer *s, json_t *job);
 const char *cli_steer_topic(const struct cli_steer *s, const struct cli_global *g);
 
 void cli_steer_free(struct cli_steer *s);
-
-/* Check `logprobs`, `lora` and `chunk_ms` of a job object as spec.md says
- * (in that order). Returns LLMQ_OK, or LLMQ_INVALID_FIELD with a message
- * starting with the field's name in `why`. */
-enum llmq_code cli_steer_check(const json_t *job, struct job_verdict *why);
 
 #endif

@@ -258,7 +258,6 @@ static int set_prompt(struct submit *s, const char *arg)
 static int parse(struct cli_global *g, struct submit *s, int argc, char **argv)
 {
     static const struct option options[] = {
-        CLI_GLOBAL_OPTIONS,
         CLI_STEER_OPTIONS,
         {"chat", no_argument, NULL, OPT_CHAT},
         {"system", required_argument, NULL, OPT_SYSTEM},
@@ -275,19 +274,15 @@ static int parse(struct cli_global *g, struct submit *s, int argc, char **argv)
         {"deadline-ms", required_argument, NULL, OPT_DEADLINE_MS},
         {"ttl-ms", required_argument, NULL, OPT_TTL_MS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const struct cli_command command = {"submit", CLI_GLOBAL_SHORT "h", options, usage,
-                                               option};
+    static const struct cli_command command = {"submit", "", options, usage, option};
     int rc = cli_parse_options(g, &command, s, argc, argv);
     if (rc != -1)
         return rc;
-    if (optind != argc - 1) {
-        fprintf(stderr, "llmq submit: %s\nTry 'llmq submit --help'.\n",
-                optind == argc ? "PROMPT is missing" : "one PROMPT only (quote it)");
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc - 1)
+        return cli_usage_error("submit", "%s",
+                               optind == argc ? "PROMPT is missing" : "one PROMPT only (quote it)");
     if (set_prompt(s, argv[optind]) != 0)
         return CLI_EXIT_USAGE;
     return -1;

@@ -165,25 +165,19 @@ static int option(void *ctx, int opt, const char *arg)
 static int parse(struct cli_global *g, struct tail *t, int argc, char **argv)
 {
     static const struct option options[] = {
-        CLI_GLOBAL_OPTIONS,
         {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
         {"type", required_argument, NULL, OPT_TYPE},
         {"id", required_argument, NULL, OPT_ID},
         {"json", no_argument, NULL, OPT_JSON},
         {"count", required_argument, NULL, OPT_COUNT},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const struct cli_command command = {"tail", CLI_GLOBAL_SHORT "h", options, usage,
-                                               option};
+    static const struct cli_command command = {"tail", "", options, usage, option};
     int rc = cli_parse_options(g, &command, t, argc, argv);
     if (rc != -1)
         return rc;
-    if (optind != argc) {
-        fprintf(stderr, "llmq tail: unexpected argument %s\nTry 'llmq tail --help'.\n",
-                argv[optind]);
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc)
+        return cli_usage_error("tail", "unexpected argument %s", argv[optind]);
     return -1;
 }
 

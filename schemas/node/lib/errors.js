@@ -13,6 +13,8 @@
 // A JobFailed whose code this library does not know is a plain JobFailed;
 // its `retryable` (set by the worker) says whether submitting again may help.
 
+import { KNOWN_CODES } from "./codec.js";
+
 export class JobFailed extends Error {
   constructor(reply) {
     super(`job ${reply.id}: ${reply.code}: ${reply.message}`);
@@ -50,22 +52,14 @@ export class ClientClosed extends Error {
   }
 }
 
-const REJECTED = [
-  "malformed",
-  "unsupported_version",
-  "invalid_id",
-  "invalid_field",
-  "invalid_input",
-  "prompt_too_large",
-  "reply_to_denied",
-  "model_mismatch",
-  "context_exceeded",
-];
+/** Errors of the worker or llama-server; every other known code not named
+ * here (expired, cancelled) means the job was refused as submitted. */
+const WORKER_FAILURES = ["backend_error", "backend_failed", "internal"];
 const BY_CODE = new Map([
-  ...REJECTED.map((code) => [code, JobRejected]),
+  ...[...KNOWN_CODES].map((code) => [code, JobRejected]),
   ["expired", JobExpired],
-  ...["backend_error", "backend_failed", "internal"].map((code) => [code, WorkerFailure]),
   ["cancelled", JobCancelled],
+  ...WORKER_FAILURES.map((code) => [code, WorkerFailure]), // later entries win
 ]);
 
 /** The JobFailed subclass for an error reply (JobFailed itself for unknown codes). */
