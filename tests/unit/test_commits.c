@@ -1,9 +1,9 @@
 /* test_commits.c — commits.c on librdkafka's mock cluster: jobs done out of
- * order commit only their contiguous done prefix, shortly after, and a flush
- * commits it at once; a done commits at once unless a commit went out less
- * than 50 ms before, then 50 ms after it; when the partition is revoked (the consumer leaves),
- * its done prefix is committed in the rebalance, and a ticket of the
- * revoked partition marks nothing. */
+ * order commit only their contiguous done prefix, and a flush commits it at
+ * once; a done commits at once unless a commit went out less than 50 ms
+ * before, then 50 ms after it; when the partition is revoked (the consumer
+ * leaves), its done prefix is committed in the rebalance, and a ticket of
+ * the revoked partition marks nothing. */
 #include "mock_kafka.h"
 
 #include "commits.h"
@@ -81,7 +81,7 @@ static int64_t committed(const struct mock *m)
     return offset;
 }
 
-/* Let the loop run long enough for a scheduled commit (200 ms) to go. */
+/* Let the loop run long enough for a scheduled commit (50 ms) to go. */
 static void settle(struct mock *m)
 {
     assert_true(loop_timer_after(m->loop, 600, mock_give_up, NULL));
