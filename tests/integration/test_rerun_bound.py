@@ -216,7 +216,10 @@ def run_shape(bootstrap, pool):
     replies.settle(2.0)
     assert [e[0] for e in kills.events] == ["llama-server", "worker", "worker"], kills.events
     replies.check_delivery(ids, expect=None)  # one terminal reply per run at most
-    return numbers(replies, ids, kills, placed, workers, elapsed)
+    try:
+        return numbers(replies, ids, kills, placed, workers, elapsed)
+    finally:
+        replies.close()
 
 
 def numbers(replies, ids, kills, placed, workers, elapsed):
@@ -227,19 +230,21 @@ def numbers(replies, ids, kills, placed, workers, elapsed):
     late = uncommitted_ends(kills, runs, placed)
     lost_ids, logged_last, counted_last = gave_up_chunks(workers)
     gaps = check_chunks(replies, ids, lost_ids)
+    times = [e[1] for e in kills.events]
+    firsts = {i: replies.first_terminal(i)["run"] for i in ended_twice}
     got = {"s": round(elapsed, 1), "ran_twice": len(ran_twice), "ended_twice": len(ended_twice),
            "bound_runs": len(may_rerun), "bound_ends": len(may_end_twice),
-           "in_flight": [len(runs.in_flight(a, b)) for a, b in zip(
-               [0.0] + [e[1] for e in kills.events], [e[1] for e in kills.events])],
-           "uncommitted_ends": len(late), "ages_ms": end_ages_ms(kills, runs, {i: replies.first_terminal(i)["run"] for i in ended_twice}), "chunk_gaps": len(gaps),
-           "chunks_given_up": len(lost_ids)}
+           "in_flight": [len(runs.in_flight(a, b)) for a, b in zip([0.0] + times, times)],
+           "uncommitted_ends": len(late), "ages_ms": end_ages_ms(kills, runs, firsts),
+           "chunk_gaps": len(gaps), "chunks_given_up": len(lost_ids)}
     print(f"\nrerun bound: {got}")
     assert counted_last == logged_last, "the last worker's chunk give-ups: metric != log"
-    assert ended_twice <= late, f"ended twice though committed: {sorted(ended_twice - late)}"
+    assert ended_twice <= late, \
+        f"ended twice though committed:\n{story(ended_twice - late, kills, runs, placed)}"
     assert ran_twice <= may_rerun, \
         f"ran twice beyond the bound:\n{story(ran_twice - may_rerun, kills, runs, placed)}"
     assert ended_twice <= may_end_twice, \
-        f"ended twice beyond the bound: {sorted(ended_twice - may_end_twice)}"
+        f"ended twice beyond the bound:\n{story(ended_twice - may_end_twice, kills, runs, placed)}"
     return got
 
 
