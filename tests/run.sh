@@ -108,9 +108,13 @@ if [ "$unit_only" -eq 0 ]; then
     for f in "$ROOT"/build-fuzz/fuzz_*; do
       [ -x "$f" ] || continue
       name=$(basename "$f")
-      local corpus="$ROOT/tests/fuzz/corpus/$name"
+      # The seeds (tests/fuzz/seeds/NAME: valid inputs the mutations start
+      # from) are copied: libFuzzer writes what it finds into the corpus.
+      local corpus="$RESULTS/fuzz/corpus-$name"
+      mkdir -p "$corpus"
+      if [ -d "$ROOT/tests/fuzz/seeds/$name" ]; then cp "$ROOT/tests/fuzz/seeds/$name"/* "$corpus"/; fi
       if "$f" -max_total_time="${LLMQ_FUZZ_SECONDS:-30}" -print_final_stats=0 \
-          -artifact_prefix="$RESULTS/fuzz/" $( [ -d "$corpus" ] && echo "$corpus" ) \
+          -artifact_prefix="$RESULTS/fuzz/" "$corpus" \
           >"$RESULTS/fuzz/$name.log" 2>&1; then
         log "fuzz $name: no findings"
         cases+="<testcase classname=\"fuzz\" name=\"$name\"/>"

@@ -342,12 +342,15 @@ static rd_kafka_t *producer_new(struct kafka *k, char *err, size_t err_len)
      * produce requests. */
     bool user_linger =
         kafka_user_property(k, "linger.ms") || kafka_user_property(k, "queue.buffering.max.ms");
-    /* queue.buffering.max.messages 1000 per slot, at least 10000 (librdkafka's
-     * 100000 is ~10 MiB of replies held while the broker is slow): intake
-     * pauses at half of it (kafka_producer_backlogged), so RSS stays flat. */
+    /* queue.buffering.max.messages 250 per slot, at least 4000 (librdkafka's
+     * 100000 held up to ~10 MiB of replies while the broker was slower than
+     * the worker): intake pauses at half of it (kafka_producer_backlogged),
+     * so RSS stays flat (FINDINGS.md, "The worker's cost per job, cut"). A
+     * longer broker stall fills it sooner: token-by-token chunks beyond it
+     * are lost and counted; kafka.properties can raise it. */
     char max_queued[32];
     int slots = k->cfg->llama.slots;
-    snprintf(max_queued, sizeof(max_queued), "%d", slots < 10 ? 10000 : 1000 * slots);
+    snprintf(max_queued, sizeof(max_queued), "%d", slots < 16 ? 4000 : 250 * slots);
     bool user_queue = kafka_user_property(k, "queue.buffering.max.messages");
     /* allow.auto.create.topics false: a job's reply_to (under a prefix entry
      * of the allowlist) can never create a topic on a broker that allows it. */
