@@ -1,16 +1,22 @@
 /* commits.c — a list of the assigned partitions, each with its offset
- * tracker and the done prefix last handed to Kafka, and the timer of the
- * next commit. */
+ * tracker and the done prefix last handed to Kafka, when the last commit
+ * went out, and the timer of the next commit. */
 #include "commits.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "loop.h"
 #include "offsets.h"
 
-/* How soon done offsets are committed after a job is done. */
-#define COMMIT_DELAY_MS 200
+/* The shortest time between two commits of done offsets. A job's offset is
+ * committed as soon as it is done if the last commit went out at least this
+ * long ago, else when this much time has passed since it: a burst of
+ * finished jobs costs one commit per gap, and a worker that dies loses at
+ * most this long's finished jobs to a rerun (issue 16 point 5, FINDINGS.md
+ * "Point 5"). It was a fixed 200 ms delay after each done before. */
+#define COMMIT_GAP_MS 50
 /* How soon a failed commit is tried again. */
 #define COMMIT_RETRY_MS 1000
 
@@ -31,7 +37,8 @@ struct commits {
     size_t n_partitions;
     uint64_t last_id;
     loop_timer_id timer;
-    bool retry; /* a commit failed: the next one goes even if nothing moved */
+    int64_t last_commit_ms; /* monotonic */
+    bool retry;             /* a commit failed: the next one goes even if nothing moved */
 };
 
 struct commits *commits_new(struct loop *loop, struct kafka *kafka, const struct logger *log)
@@ -39,7 +46,10 @@ struct commits *commits_new(struct loop *loop, struct kafka *kafka, const struct
     struct commits *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    *c = (struct commits){.loop = loop, .kafka = kafka, .log = log};
+    *c = (struct commits){.loop = loop,
+                          .kafka = kafka,
+                          .log = log,
+                          .last_commit_ms = clock_mono_ms() - COMMIT_GAP_MS};
     return c;
 }
 
@@ -138,6 +148,7 @@ static void commit_now(struct commits *c, bool sync)
         if (p->committed >= 0)
             list[n++] = (struct kafka_partition){p->topic, p->partition, p->committed};
     if (n > 0) {
+        c->last_commit_ms = clock_mono_ms();
         int err = kafka_commit(c->kafka, list, n, sync);
         if (err && kafka_error_kind(err) != KAFKA_ERR_NO_OFFSET)
             log_warn(c->log, "commits", "commit failed: %s", kafka_error_str(err));
@@ -169,9 +180,14 @@ void commits_done(struct commits *c, const struct commits_ticket *ticket)
     struct partition *p = c->partitions;
     while (p && p->id != ticket->partition_id)
         p = p->next;
-    if (p && offsets_done(p->offsets, ticket->offset) == 0 &&
-        !loop_timer_pending(c->loop, c->timer))
-        c->timer = loop_timer_after(c->loop, COMMIT_DELAY_MS, commit_due, c);
+    if (!p || offsets_done(p->offsets, ticket->offset) != 0 ||
+        loop_timer_pending(c->loop, c->timer))
+        return;
+    int64_t since = clock_mono_ms() - c->last_commit_ms;
+    if (since >= COMMIT_GAP_MS)
+        commit_now(c, false);
+    else
+        c->timer = loop_timer_after(c->loop, COMMIT_GAP_MS - since, commit_due, c);
 }
 
 static void partition_remove(struct commits *c, struct partition *p)

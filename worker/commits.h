@@ -2,10 +2,11 @@
  *
  * One offset tracker (offsets.h) per assigned partition: each job message's
  * offset is tracked when it is taken and marked done when its terminal
- * messages are acknowledged; a done mark schedules a commit of every
- * partition's done prefix shortly after, so a burst of finished jobs costs one
- * commit. When partitions are revoked their done prefix is handed to the
- * rebalance's synchronous commit and their trackers are forgotten.
+ * messages are acknowledged; a done mark commits every partition's done
+ * prefix at once, or, when the last commit went out less than 50 ms ago, 50
+ * ms after it, so a burst of finished jobs costs one commit per 50 ms. When
+ * partitions are revoked their done prefix is handed to the rebalance's
+ * synchronous commit and their trackers are forgotten.
  *
  * A job holds a ticket, not a pointer: a ticket whose partition was revoked
  * (even if it was assigned again since) marks nothing, so a job finishing
@@ -44,7 +45,8 @@ void commits_assigned(struct commits *c, const struct kafka_partition *parts, si
 int commits_track(struct commits *c, const char *topic, int32_t partition, int64_t offset,
                   struct commits_ticket *ticket);
 
-/* The ticket's job is done; a commit follows soon if the done prefix moved.
+/* The ticket's job is done; if the done prefix moved, a commit follows at
+ * once, or 50 ms after the last commit when that was less than 50 ms ago.
  * A ticket of a revoked partition, or one already done, is ignored. */
 void commits_done(struct commits *c, const struct commits_ticket *ticket);
 

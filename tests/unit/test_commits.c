@@ -1,8 +1,9 @@
 /* test_commits.c — commits.c on librdkafka's mock cluster: jobs done out of
- * order commit only their contiguous done prefix, shortly after, and a flush
- * commits it at once; when the partition is revoked (the consumer leaves),
- * its done prefix is committed in the rebalance, and a ticket of the
- * revoked partition marks nothing. */
+ * order commit only their contiguous done prefix, and a flush commits it at
+ * once; a done commits at once unless a commit went out less than 50 ms
+ * before, then 50 ms after it; when the partition is revoked (the consumer
+ * leaves), its done prefix is committed in the rebalance, and a ticket of
+ * the revoked partition marks nothing. */
 #include "mock_kafka.h"
 
 #include "commits.h"
@@ -80,7 +81,7 @@ static int64_t committed(const struct mock *m)
     return offset;
 }
 
-/* Let the loop run long enough for a scheduled commit (200 ms) to go. */
+/* Let the loop run long enough for a scheduled commit (50 ms) to go. */
 static void settle(struct mock *m)
 {
     assert_true(loop_timer_after(m->loop, 600, mock_give_up, NULL));
@@ -112,6 +113,36 @@ static void test_done_prefix_committed_soon(void **state)
     consuming_close(&s);
 }
 
+/* The committed offset of jobs[0] once it is `want` (polled, no loop turn:
+ * a commit that needs a timer cannot happen here). */
+static int64_t committed_soon(const struct mock *m, int64_t want)
+{
+    int64_t got = committed(m);
+    for (int i = 0; i < 40 && got != want; i++) {
+        usleep(50 * 1000);
+        got = committed(m);
+    }
+    return got;
+}
+
+static void test_done_commits_at_once_then_one_per_gap(void **state)
+{
+    (void)state;
+    static struct consuming s;
+    static struct mock m;
+    consuming_open(&s, &m);
+    /* The first done commits without waiting for a timer; the second, right
+     * behind it, waits for the 50 ms gap, so it needs the loop. */
+    commits_done(s.c, &s.tickets[0]);
+    commits_done(s.c, &s.tickets[1]);
+    assert_int_equal(committed_soon(&m, 1), 1);
+    usleep(100 * 1000);
+    assert_int_equal(committed(&m), 1);
+    settle(&m);
+    assert_int_equal(committed(&m), 2);
+    consuming_close(&s);
+}
+
 static void test_revoked_partition_commits_its_prefix(void **state)
 {
     (void)state;
@@ -137,6 +168,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_done_prefix_committed_soon),
+        cmocka_unit_test(test_done_commits_at_once_then_one_per_gap),
         cmocka_unit_test(test_revoked_partition_commits_its_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
