@@ -24,7 +24,8 @@ enum {
     MAX_TOKENS = 64,        /* a plain event has 10-25; the final one more (declined) */
     MAX_EVENT_BYTES = 4096, /* a plain event is a few hundred bytes */
     MAX_DEPTH = 8,
-    MAX_NUMBER_CHARS = 18, /* fits int64 and a double exactly: jansson takes it too */
+    MAX_INT_DIGITS = 18,   /* fits int64, and no double overflows: jansson takes it too */
+    MAX_NUMBER_CHARS = 64, /* a fraction's length cannot overflow (timings have ~17) */
 };
 
 struct doc {
@@ -80,7 +81,8 @@ static bool digits(const char *s, size_t n, size_t *i)
     return *i > from;
 }
 
-/* true, false, null, or a short JSON number without an exponent. */
+/* true, false, null, or a JSON number without an exponent and with at most
+ * MAX_INT_DIGITS before its point. */
 static bool primitive_ok(const struct doc *d, int i)
 {
     const jsmntok_t *t = &d->tok[i];
@@ -93,7 +95,8 @@ static bool primitive_ok(const struct doc *d, int i)
     if (s[at] == '-')
         at++;
     size_t int_start = at;
-    if (!digits(s, n, &at) || (s[int_start] == '0' && at - int_start > 1))
+    if (!digits(s, n, &at) || (s[int_start] == '0' && at - int_start > 1) ||
+        at - int_start > MAX_INT_DIGITS)
         return false;
     if (at < n && s[at] == '.') {
         at++;
@@ -208,7 +211,7 @@ static bool count_of(const struct doc *d, int i, int64_t *out)
         return false;
     const char *s = d->js + d->tok[i].start;
     size_t n = (size_t)(d->tok[i].end - d->tok[i].start), at = 0;
-    if (!digits(s, n, &at) || at != n)
+    if (!digits(s, n, &at) || at != n || n > MAX_INT_DIGITS)
         return false;
     *out = strtoll(s, NULL, 10);
     return true;
@@ -230,25 +233,49 @@ static enum llama_fast_result take(const struct doc *d, int i, struct llama_even
     return LLAMA_FAST_TAKEN;
 }
 
-/* {"content": "...", "stop": false, "tokens_predicted": N, ...}, nothing final. */
+/* A final event's finish from its "stop_type" (llama-server's own OpenAI
+ * mapping: eos and word are "stop", limit and none "length"); false when
+ * absent or another value (the full parser says why). */
+static bool finish_of(const struct doc *d, int stop_type, struct llama_event *ev)
+{
+    static const struct {
+        const char *type, *finish;
+    } map[] = {{"eos", "stop"}, {"word", "stop"}, {"limit", "length"}, {"none", "length"}};
+    if (stop_type < 0 || d->tok[stop_type].type != JSMN_STRING)
+        return false;
+    const char *s = d->js + d->tok[stop_type].start;
+    size_t n = (size_t)(d->tok[stop_type].end - d->tok[stop_type].start);
+    for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
+        if (strlen(map[k].type) == n && memcmp(s, map[k].type, n) == 0) {
+            memcpy(ev->finish, map[k].finish, strlen(map[k].finish) + 1);
+            ev->final = true;
+            return true;
+        }
+    return false;
+}
+
+/* {"content": "...", "stop": false|true, "tokens_predicted": N, ...}; a final
+ * one ("stop": true) with its "stop_type" (its "timings" are not read). */
 static enum llama_fast_result completion_event(const struct doc *d, struct llama_event *ev)
 {
-    static const char *const declined[] = {"error", "completion_probabilities", "stop_type",
-                                           "timings"};
-    for (size_t k = 0; k < sizeof(declined) / sizeof(declined[0]); k++)
-        if (member(d, 0, declined[k]) != ABSENT)
-            return LLAMA_FAST_DECLINED;
+    if (member(d, 0, "error") != ABSENT || member(d, 0, "completion_probabilities") != ABSENT)
+        return LLAMA_FAST_DECLINED;
     int stop = member(d, 0, "stop"), content = member(d, 0, "content");
     int64_t prompt = -1, generated = -1;
-    if (stop < 0 || !literal_is(d, stop, "false") || content == TWICE ||
-        (content >= 0 && d->tok[content].type != JSMN_STRING) ||
+    struct llama_event final = {.final = false};
+    if (stop < 0 || content == TWICE || (content >= 0 && d->tok[content].type != JSMN_STRING) ||
         !count_of(d, member(d, 0, "tokens_evaluated"), &prompt) ||
         !count_of(d, member(d, 0, "tokens_predicted"), &generated))
+        return LLAMA_FAST_DECLINED;
+    if (!literal_is(d, stop, "false") &&
+        !(literal_is(d, stop, "true") && finish_of(d, member(d, 0, "stop_type"), &final)))
         return LLAMA_FAST_DECLINED;
     enum llama_fast_result r = take(d, content, ev);
     if (r == LLAMA_FAST_TAKEN) {
         ev->prompt_tokens = prompt;
         ev->completion_tokens = generated;
+        ev->final = final.final;
+        memcpy(ev->finish, final.finish, sizeof(ev->finish));
     }
     return r;
 }

@@ -37,8 +37,9 @@ static void check_fast_agrees(enum llama_endpoint ep, const char *data, size_t s
             abort(); /* a declined event is left untouched */
         return;
     }
-    if (llama_parse_event_tree(ep, data, size, &tree, msg, sizeof(msg)) != 0 || tree.final ||
-        tree.logprobs || !fast.text != !tree.text ||
+    if (llama_parse_event_tree(ep, data, size, &tree, msg, sizeof(msg)) != 0 ||
+        fast.final != tree.final || strcmp(fast.finish, tree.finish) != 0 || tree.logprobs ||
+        !fast.text != !tree.text ||
         (fast.text &&
          (fast.text_len != tree.text_len || memcmp(fast.text, tree.text, fast.text_len) != 0)) ||
         fast.prompt_tokens != tree.prompt_tokens ||

@@ -516,7 +516,8 @@ static enum llama_fast_result fast(enum llama_endpoint ep, const char *data)
             assert_int_equal(ev.text_len, tree.text_len);
             assert_memory_equal(ev.text, tree.text, ev.text_len);
         }
-        assert_false(tree.final);
+        assert_int_equal(ev.final, tree.final);
+        assert_string_equal(ev.finish, tree.finish);
         assert_int_equal(ev.prompt_tokens, tree.prompt_tokens);
         assert_int_equal(ev.completion_tokens, tree.completion_tokens);
         llama_event_clear(&tree);
@@ -538,6 +539,23 @@ static void test_fast_reader_takes_plain_pieces(void **state)
                      LLAMA_FAST_TAKEN);
     assert_int_equal(fast(LLAMA_COMPLETION, "{\"stop\":false,\"n\":[1.5,-2,{},[],true,null]}"),
                      LLAMA_FAST_TAKEN);
+    /* the final event as llama_request_json's response_fields trims it */
+    assert_int_equal(fast(LLAMA_COMPLETION, trimmed_final), LLAMA_FAST_TAKEN);
+    assert_int_equal(fast(LLAMA_COMPLETION,
+                          "{\"content\":\"\",\"stop\":true,\"stop_type\":\"word\","
+                          "\"timings\":{\"a\":0.048310344827586206}}"),
+                     LLAMA_FAST_TAKEN);
+    assert_int_equal(fast(LLAMA_COMPLETION, "{\"stop\":false,\"timings\":{}}"), LLAMA_FAST_TAKEN);
+    /* the fast fake's final event (tests/tools/fast_fake_llama.c) */
+    assert_int_equal(fast(LLAMA_COMPLETION,
+                          "{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,"
+                          "\"tokens_predicted\":10,\"tokens_evaluated\":4,\"stop_type\":\"eos\","
+                          "\"stopping_word\":\"\",\"timings\":{\"cache_n\":0,\"prompt_n\":4,"
+                          "\"prompt_ms\":0.1,\"predicted_n\":10,\"predicted_ms\":0.1}}"),
+                     LLAMA_FAST_TAKEN);
+    /* the untrimmed final events carry escapes: the full parser's */
+    assert_int_equal(fast(LLAMA_COMPLETION, word_final), LLAMA_FAST_DECLINED);
+    assert_int_equal(fast(LLAMA_COMPLETION, completion_stream[3]), LLAMA_FAST_DECLINED);
     /* the fast fake's piece (tests/tools/fast_fake_llama.c) */
     assert_int_equal(fast(LLAMA_COMPLETION, "{\"index\":0,\"content\":\"tok1\",\"tokens\":[1],"
                                             "\"stop\":false,\"tokens_predicted\":1}"),
@@ -553,7 +571,11 @@ static void test_fast_reader_declines_the_rest(void **state)
         "{\"content\":\"a\",\"stop\":true}",
         "{\"stop\":false,\"error\":{}}",
         "{\"stop\":false,\"completion_probabilities\":[]}",
-        "{\"stop\":false,\"timings\":{}}",
+        "{\"stop\":true,\"stop_type\":\"odd\"}",
+        "{\"stop\":true,\"stop_type\":1}",
+        "{\"stop\":true,\"stop_type\":\"eos\",\"stop_type\":\"eos\"}",
+        "{\"stop\":1,\"stop_type\":\"eos\"}",
+        "{\"stop\":false,\"x\":1234567890123456789.5}",
         "{\"stop\":false,\"stop\":false}",
         "{\"content\":1,\"stop\":false}",
         "{\"stop\":false,\"tokens_predicted\":-0}",
