@@ -180,21 +180,21 @@ static int skip(const struct doc *d, int i)
     return i;
 }
 
-/* The value token of `name` in object token obj, ABSENT or TWICE. */
-static int member(const struct doc *d, int obj, const char *name)
+/* The value tokens of `names` (n of them) in object token obj, into at[]
+ * (ABSENT or TWICE where so), in one pass over its members. */
+static void members(const struct doc *d, int obj, const char *const *names, int *at, size_t n)
 {
-    int found = ABSENT, i = obj + 1;
-    size_t n = strlen(name);
-    for (int k = 0; k < d->tok[obj].size; k++) {
+    for (size_t k = 0; k < n; k++)
+        at[k] = ABSENT;
+    int i = obj + 1;
+    for (int m = 0; m < d->tok[obj].size; m++) {
         const jsmntok_t *key = &d->tok[i];
-        if ((size_t)(key->end - key->start) == n && memcmp(d->js + key->start, name, n) == 0) {
-            if (found != ABSENT)
-                return TWICE;
-            found = i + 1;
-        }
+        size_t len = (size_t)(key->end - key->start);
+        for (size_t k = 0; k < n; k++)
+            if (strlen(names[k]) == len && memcmp(d->js + key->start, names[k], len) == 0)
+                at[k] = at[k] == ABSENT ? i + 1 : TWICE;
         i = skip(d, i + 1);
     }
-    return found;
 }
 
 static bool absent_or_null(const struct doc *d, int i)
@@ -233,49 +233,53 @@ static enum llama_fast_result take(const struct doc *d, int i, struct llama_even
     return LLAMA_FAST_TAKEN;
 }
 
-/* A final event's finish from its "stop_type" (llama-server's own OpenAI
- * mapping: eos and word are "stop", limit and none "length"); false when
- * absent or another value (the full parser says why). */
-static bool finish_of(const struct doc *d, int stop_type, struct llama_event *ev)
+/* A final event's finish from its "stop_type" token (llama-server's own
+ * OpenAI mapping: eos and word are "stop", limit and none "length"); NULL
+ * when absent or another value (the full parser says why). */
+static const char *finish_of(const struct doc *d, int stop_type)
 {
     static const struct {
         const char *type, *finish;
     } map[] = {{"eos", "stop"}, {"word", "stop"}, {"limit", "length"}, {"none", "length"}};
     if (stop_type < 0 || d->tok[stop_type].type != JSMN_STRING)
-        return false;
+        return NULL;
     const char *s = d->js + d->tok[stop_type].start;
     size_t n = (size_t)(d->tok[stop_type].end - d->tok[stop_type].start);
     for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++)
-        if (strlen(map[k].type) == n && memcmp(s, map[k].type, n) == 0) {
-            memcpy(ev->finish, map[k].finish, strlen(map[k].finish) + 1);
-            ev->final = true;
-            return true;
-        }
-    return false;
+        if (strlen(map[k].type) == n && memcmp(s, map[k].type, n) == 0)
+            return map[k].finish;
+    return NULL;
 }
 
 /* {"content": "...", "stop": false|true, "tokens_predicted": N, ...}; a final
  * one ("stop": true) with its "stop_type" (its "timings" are not read). */
 static enum llama_fast_result completion_event(const struct doc *d, struct llama_event *ev)
 {
-    if (member(d, 0, "error") != ABSENT || member(d, 0, "completion_probabilities") != ABSENT)
-        return LLAMA_FAST_DECLINED;
-    int stop = member(d, 0, "stop"), content = member(d, 0, "content");
+    enum { ERROR, PROBS, STOP, CONTENT, EVALUATED, PREDICTED, STOP_TYPE, N_KEYS };
+    static const char *const names[N_KEYS] = {
+        "error",    "completion_probabilities", "stop",
+        "content",  "tokens_evaluated",         "tokens_predicted",
+        "stop_type"};
+    int at[N_KEYS];
+    members(d, 0, names, at, N_KEYS);
+    int stop = at[STOP], content = at[CONTENT];
     int64_t prompt = -1, generated = -1;
-    struct llama_event final = {.final = false};
-    if (stop < 0 || content == TWICE || (content >= 0 && d->tok[content].type != JSMN_STRING) ||
-        !count_of(d, member(d, 0, "tokens_evaluated"), &prompt) ||
-        !count_of(d, member(d, 0, "tokens_predicted"), &generated))
+    const char *finish = NULL;
+    if (at[ERROR] != ABSENT || at[PROBS] != ABSENT || stop < 0 || content == TWICE ||
+        (content >= 0 && d->tok[content].type != JSMN_STRING) ||
+        !count_of(d, at[EVALUATED], &prompt) || !count_of(d, at[PREDICTED], &generated))
         return LLAMA_FAST_DECLINED;
     if (!literal_is(d, stop, "false") &&
-        !(literal_is(d, stop, "true") && finish_of(d, member(d, 0, "stop_type"), &final)))
+        !(literal_is(d, stop, "true") && (finish = finish_of(d, at[STOP_TYPE]))))
         return LLAMA_FAST_DECLINED;
     enum llama_fast_result r = take(d, content, ev);
     if (r == LLAMA_FAST_TAKEN) {
         ev->prompt_tokens = prompt;
         ev->completion_tokens = generated;
-        ev->final = final.final;
-        memcpy(ev->finish, final.finish, sizeof(ev->finish));
+        if (finish) {
+            memcpy(ev->finish, finish, strlen(finish) + 1);
+            ev->final = true;
+        }
     }
     return r;
 }
@@ -283,20 +287,25 @@ static enum llama_fast_result completion_event(const struct doc *d, struct llama
 /* {"choices": [{"delta": {"content": "..."}, "finish_reason": null}], ...}, no usage. */
 static enum llama_fast_result chat_event(const struct doc *d, struct llama_event *ev)
 {
-    int choices = member(d, 0, "choices");
-    if (member(d, 0, "error") != ABSENT || !absent_or_null(d, member(d, 0, "usage")) ||
-        choices < 0 || d->tok[choices].type != JSMN_ARRAY || d->tok[choices].size != 1)
+    enum { ERROR, USAGE, CHOICES, N_ROOT };
+    enum { FINISH, LOGPROBS, DELTA, N_CHOICE };
+    static const char *const root_names[N_ROOT] = {"error", "usage", "choices"};
+    static const char *const choice_names[N_CHOICE] = {"finish_reason", "logprobs", "delta"};
+    static const char *const content_name = "content";
+    int root[N_ROOT], choice[N_CHOICE], content = ABSENT;
+    members(d, 0, root_names, root, N_ROOT);
+    int choices = root[CHOICES];
+    if (root[ERROR] != ABSENT || !absent_or_null(d, root[USAGE]) || choices < 0 ||
+        d->tok[choices].type != JSMN_ARRAY || d->tok[choices].size != 1 ||
+        d->tok[choices + 1].type != JSMN_OBJECT)
         return LLAMA_FAST_DECLINED;
-    int choice = choices + 1;
-    if (d->tok[choice].type != JSMN_OBJECT ||
-        !absent_or_null(d, member(d, choice, "finish_reason")) ||
-        !absent_or_null(d, member(d, choice, "logprobs")))
-        return LLAMA_FAST_DECLINED;
-    int delta = member(d, choice, "delta"), content = ABSENT;
-    if (delta == TWICE || (delta >= 0 && d->tok[delta].type != JSMN_OBJECT))
+    members(d, choices + 1, choice_names, choice, N_CHOICE);
+    int delta = choice[DELTA];
+    if (!absent_or_null(d, choice[FINISH]) || !absent_or_null(d, choice[LOGPROBS]) ||
+        delta == TWICE || (delta >= 0 && d->tok[delta].type != JSMN_OBJECT))
         return LLAMA_FAST_DECLINED;
     if (delta >= 0) {
-        content = member(d, delta, "content");
+        members(d, delta, &content_name, &content, 1);
         if (content >= 0 && literal_is(d, content, "null"))
             content = ABSENT;
         if (content == TWICE || (content >= 0 && d->tok[content].type != JSMN_STRING))
