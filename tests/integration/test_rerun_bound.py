@@ -1,6 +1,6 @@
 """test_rerun_bound.py — how many jobs run twice when workers die (issue 16
 point 5), on a private broker: 300 jobs of 48 tokens through one worker of 4
-slots (the scripted fake llama-server), its llama-server SIGKILLed once and
+slots (the real llama-server and tiny model), its llama-server SIGKILLed once and
 the worker SIGKILLed twice and started again; once on a fresh broker and once
 right after that broker was SIGKILLed and restarted.
 
@@ -27,9 +27,9 @@ TOKENS = 48
 PARTITIONS = 4
 LLAMA_KILL_AT = 40  # jobs ended when llama-server is SIGKILLed
 WORKER_KILLS_AT = (120, 210)  # jobs ended when the worker is SIGKILLed
-# LLMQ_RERUN_REAL=1: the real llama-server and tiny model instead of the fake
-# (for measurements; slower).
-REAL = os.environ.get("LLMQ_RERUN_REAL") == "1"
+# LLMQ_RERUN_FAKE=1: the scripted fake llama-server instead of the real one
+# (a quicker rehearsal while changing the test; the suite runs the real one).
+REAL = os.environ.get("LLMQ_RERUN_FAKE") != "1"
 TIME_LIMIT_S = 600 if REAL else 150
 # worker/commits.c: a done offset is committed at once, or COMMIT_GAP_MS after
 # the last commit. The window adds the terminal reply's acknowledgement and
