@@ -42,7 +42,9 @@ struct http_req_opts {
     long timeout_ms;         /* whole transfer, 0: none */
 };
 
-struct http *http_new(struct loop *loop);
+/* A client on the loop that keeps up to max_connections idle connections
+ * open for the next requests (at least 1); NULL if curl cannot start. */
+struct http *http_new(struct loop *loop, long max_connections);
 /* Cancels every live request (no callbacks) and frees the client. */
 void http_free(struct http *http);
 

@@ -474,7 +474,10 @@ struct worker *worker_new(struct loop *loop, const struct llmq_config *cfg,
         .on_lost = on_lost,
     };
     static const struct supervisor_events sup_events = {backend_ready, backend_down};
-    w->http = http_new(loop);
+    /* A connection per slot, one for the health probe: no more, since
+     * llama-server's HTTP threads are about slots + 2 and an idle
+     * keep-alive connection holds one. */
+    w->http = http_new(loop, cfg->llama.slots + 1L);
     if (!w->http) {
         snprintf(err, err_len, "cannot create the HTTP client");
         goto fail;

@@ -468,7 +468,7 @@ static int setup(void **state)
     server_start(&env->srv);
     env->loop = loop_new();
     assert_non_null(env->loop);
-    env->http = http_new(env->loop);
+    env->http = http_new(env->loop, 8);
     assert_non_null(env->http);
     *state = env;
     return 0;

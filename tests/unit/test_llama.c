@@ -195,7 +195,7 @@ static void run_job(struct seen *s, int port, const struct job *job, const char 
     struct llama_target target = {.base_url = base, .api_key = api_key};
     s->loop = loop_new();
     assert_non_null(s->loop);
-    s->http = http_new(s->loop);
+    s->http = http_new(s->loop, 8);
     assert_non_null(s->http);
     s->run = llama_run_start(s->http, &target, job, &caps, &events, s);
     assert_non_null(s->run);
@@ -482,7 +482,7 @@ static void test_cancel_before_answer(void **state)
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", sc.port);
     struct llama_target target = {.base_url = base};
     s.loop = loop_new();
-    s.http = http_new(s.loop);
+    s.http = http_new(s.loop, 8);
     s.run = llama_run_start(s.http, &target, &prompt_job, &caps, &events, &s);
     assert_non_null(s.run);
     assert_int_equal(http_live(s.http), 1);
@@ -500,7 +500,7 @@ static void test_start_fails(void **state)
 {
     (void)state;
     struct loop *loop = loop_new();
-    struct http *http = http_new(loop);
+    struct http *http = http_new(loop, 8);
     static const struct llama_run_events events = {on_text, on_done, NULL};
     struct llama_target target = {.base_url = "http://127.0.0.1:1"};
     struct job bad = {.prompt = "x", .prompt_len = 1, .json_schema_json = "{not json"};

@@ -67,7 +67,7 @@ static int setup(void **state)
     assert_non_null(h);
     h->loop = loop_new();
     assert_non_null(h->loop);
-    h->http = http_new(h->loop);
+    h->http = http_new(h->loop, 8);
     assert_non_null(h->http);
     logger_init(&h->log, LOG_INFO, false, 2);
     h->cfg.llama.binary = FAKE;
