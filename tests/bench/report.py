@@ -47,13 +47,16 @@ def render(res):
                 f"| {s['model']} | {s['jobs']} x {s['max_tokens']} | {s['slots']} "
                 f"| {s.get('threads', 'default')} "
                 f"| {f(s.get('direct_tok_s'))} | {f(s.get('llmq_tok_s'))} "
-                f"| {f(s.get('python_tok_s'))} | {f(s.get('ratio_llmq_direct'), 3)} "
-                f"({per_rep}) | {f(s.get('ratio_python_direct'), 3)} "
+                f"| {f(s.get('python_tok_s'))} "
+                f"| **{f(s.get('ratio_llmq_direct_paired_median'), 3)}** paired "
+                f"({per_rep}); {f(s.get('ratio_llmq_direct'), 3)} of medians "
+                f"| {f(s.get('ratio_python_direct'), 3)} "
                 f"| {f(s.get('ratio_llmq_python'), 3)} "
                 f"| {f(s.get('llmq_worker_cpu_ms_per_1k_tok'))} / "
                 f"{f(s.get('python_worker_cpu_ms_per_1k_tok'))} |")
-        out += ["", "Medians over the reps (llmq/direct per rep in brackets). CPU seconds per "
-                "run, by process:", ""]
+        out += ["", "llmq/direct: the median of the reps' ratios (each rep runs the modes back "
+                "to back), each rep's in brackets, then the ratio of the modes' median rates. "
+                "CPU seconds per run, by process:", ""]
         for s in tp:
             for r in s["runs"]:
                 cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu"].items()
