@@ -1,5 +1,5 @@
 """test_dlq_unavailable.py — issue 16 point 2's fault test (real broker, the
-fake llama-server): the dead-letter topic is deleted while 1 MB invalid jobs
+real llama-server with the tiny model, one thread): the dead-letter topic is deleted while 1 MB invalid jobs
 and normal jobs keep arriving for a minute. The worker must stop taking jobs
 instead of growing (its RSS stays under the bound derived below, consumer lag
 grows instead), and once the topic is created again every job ends with its
@@ -20,7 +20,7 @@ import uuid
 import msgpack
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from fault_tools import (FAKE_LLAMA, ReplyTracker, committed, free_port, group_of, new_topics,
+from fault_tools import (ONE_THREAD, ReplyTracker, committed, free_port, group_of, new_topics,
                          pool, read_topic, wait_for)  # noqa: F401
 
 SLOTS = 4
@@ -32,7 +32,6 @@ JOB_BYTES = 998_000
 FEED_S = 60                    # how long jobs arrive while the topic is gone
 INVALID_PER_S = 1              # 1 MB/s of invalid jobs ...
 NORMAL_PER_S = 2               # ... and two normal ones
-FAKE_ENV = {"FAKE_LLAMA_TOKEN_MS": "5"}
 MIB = 1 << 20
 
 # The bound on RSS growth over the worker's RSS before the outage (KiB):
@@ -150,8 +149,9 @@ class Feed:
 def test_dead_letter_topic_deleted_while_large_invalid_jobs_arrive(kafka, bootstrap, pool):
     topics = new_topics(kafka, PARTITIONS)
     port = free_port()
-    w = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                   **{"llama.slots": str(SLOTS), "metrics.listen": f'"127.0.0.1:{port}"',
+    w = pool.start(topics, bootstrap,
+                   **{"llama.slots": str(SLOTS), "llama.context": "512",
+                      "llama.extra_args": ONE_THREAD, "metrics.listen": f'"127.0.0.1:{port}"',
                       "logging.level": '"info"'})
     replies = ReplyTracker(bootstrap, topics["replies"])
     feed = Feed(bootstrap, topics["jobs"])

@@ -1,13 +1,21 @@
-"""test_fleet.py — the topologies fleets run (real broker, the fake
-llama-server): two models' workers, each model with its own jobs topic, in ONE
-group id, with a worker joining and one leaving; the assignment strategy
+"""test_fleet.py — the topologies fleets run (real broker, the real
+llama-server with the tiny model, one thread each): two models' workers, each
+model with its own jobs topic, in ONE group id, with a worker joining and one
+leaving (both "models" are the tiny model: what is tested is the topics and
+the group, not the weights); the assignment strategy
 chosen for the linked librdkafka (and kafka.properties winning); a worker
 whose slots are all busy for longer than max.poll.interval.ms with
 statistics off stays in the group; a worker whose llama-server can no longer
 start leaves the group so the healthy one takes every job, and rejoins once
 its llama-server is back; static membership (a restart within the session
 timeout moves no partition; a second member with the same id is fenced and
-the fenced one exits 4)."""
+the fenced one exits 4); a poison job fails alone.
+
+The scripted fake llama-server (tests/fakes/fake_llama_server.py) is used in
+ONE test only, test_a_poison_job_fails_alone: it needs a llama-server that
+dies whenever it generates for one particular prompt, which the real one never
+does. The sick worker's "llama-server that cannot start any more" is the real
+one behind a wrapper script that refuses to start it while a flag file exists."""
 import json
 import os
 import re
@@ -19,11 +27,14 @@ import uuid
 
 from confluent_kafka import KafkaException
 
-from fault_tools import (FAKE_LLAMA, FAST_SESSION, ReplyTracker, Submitter, llama_child,
-                         new_topics, pool, wait_for)  # noqa: F401
+from fault_tools import (FAKE_LLAMA, FAST_SESSION, ONE_THREAD, ReplyTracker, Submitter,
+                         llama_child, new_topics, pool, wait_for)  # noqa: F401
 from llmq_harness import job
 
-FAKE_ENV = {"FAKE_LLAMA_TOKEN_MS": "5"}
+# Several real llama-servers share the two cores: one thread each, and a
+# context just large enough for the short jobs (the per-slot context is
+# llama.context / llama.slots).
+REAL = {"llama.extra_args": ONE_THREAD, "llama.context": "1024"}
 
 
 def cpu_seconds(pid):
@@ -60,12 +71,12 @@ def group_assignor(kafka, group):
 def test_two_models_share_one_group_through_a_join_and_a_leave(kafka, bootstrap, pool):
     group = f"fleet-{uuid.uuid4().hex[:8]}"
     model_a, model_b = new_topics(kafka, partitions=4), new_topics(kafka, partitions=4)
-    cfg = {"kafka.group_id": f'"{group}"', "kafka.properties": FAST_SESSION,
+    cfg = {**REAL, "kafka.group_id": f'"{group}"', "kafka.properties": FAST_SESSION,
            "llama.slots": "2"}
     start = time.time()
-    a1 = pool.start(model_a, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV, **cfg)
-    a2 = pool.start(model_a, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV, **cfg)
-    b1 = pool.start(model_b, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV, **cfg)
+    a1 = pool.start(model_a, bootstrap, **cfg)
+    a2 = pool.start(model_a, bootstrap, **cfg)
+    b1 = pool.start(model_b, bootstrap, **cfg)
     assert "partition.assignment.strategy range,roundrobin: librdkafka 2.0." in a1.log_text() \
         or "partition.assignment.strategy cooperative-sticky" in a1.log_text()
     replies = {m["jobs"]: ReplyTracker(bootstrap, m["replies"]) for m in (model_a, model_b)}
@@ -79,7 +90,7 @@ def test_two_models_share_one_group_through_a_join_and_a_leave(kafka, bootstrap,
             waves[topic] += wave
 
     send(30, "before")
-    b2 = pool.start(model_b, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV, **cfg)  # join
+    b2 = pool.start(model_b, bootstrap, **cfg)  # join
     send(30, "after the join")
     a1.stop()  # leave
     send(30, "after the leave")
@@ -105,34 +116,65 @@ def test_two_models_share_one_group_through_a_join_and_a_leave(kafka, bootstrap,
 
 
 def test_kafka_properties_choose_the_assignment_strategy(kafka, bootstrap, topics, pool):
-    w = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                   **{"kafka.properties": '{ partition_assignment_strategy = "roundrobin"; }'})
+    w = pool.start(topics, bootstrap,
+                   **{**REAL,
+                      "kafka.properties": '{ partition_assignment_strategy = "roundrobin"; }'})
     assert "partition.assignment.strategy roundrobin (from kafka.properties)" in w.log_text()
     group = f"g-{topics['jobs']}"
     assert wait_for(lambda: group_assignor(kafka, group) == "roundrobin", 20,
                     "the group's assignor to be roundrobin")
 
 
+MAX_POLL_S = 10       # max.poll.interval.ms of the busy test
+BUSY_CAP = 40_000     # the most tokens a busy job asks for (the slot's context fits it)
+
+
+def both_busy_s(replies, ids):
+    """How long the runs of these jobs all ran at once, from the reply stream:
+    from the last one's first message to the first one's terminal reply (the
+    producer's CreateTime), in s; and how long the longest of them ran."""
+    spans = {}
+    for msg, r in replies.messages:
+        if r.get("id") in ids:
+            ts = msg.timestamp()[1] / 1000
+            first, last = spans.get(r["id"], (ts, ts))
+            spans[r["id"]] = (min(first, ts), max(last, ts))
+    overlap = min(last for _, last in spans.values()) - max(f for f, _ in spans.values())
+    longest = max(last - first for first, last in spans.values())
+    return overlap, longest
+
+
 def test_busy_worker_stays_in_the_group_without_statistics(bootstrap, topics, pool):
-    # Both slots busy for ~14 s, longer than max.poll.interval.ms (10 s), no
+    # Both slots busy for longer than max.poll.interval.ms (10 s), no
     # statistics events to wake the consumer: only the worker's own poll timer
-    # keeps it in the group.
-    props = ("{ statistics_interval_ms = 0; max_poll_interval_ms = 10000; "
-             "session_timeout_ms = 6000; heartbeat_interval_ms = 1000; }")
-    env = {"FAKE_LLAMA_TOKEN_MS": "20", "FAKE_LLAMA_TOKENS": "100000"}
-    w = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=env,
+    # keeps it in the group. The real tiny model's speed varies several-fold
+    # with the machine's load, so the job length is derived from it: a first
+    # pair of jobs measures the rate, and the next pair asks for 1.5 x
+    # max.poll.interval.ms of tokens at that rate (at most 3 pairs, until one
+    # pair kept both slots busy for longer than max.poll.interval.ms).
+    props = ("{ statistics_interval_ms = 0; max_poll_interval_ms = %d; "
+             "session_timeout_ms = 6000; heartbeat_interval_ms = 1000; }" % (MAX_POLL_S * 1000))
+    w = pool.start(topics, bootstrap,
                    **{"kafka.properties": props, "llama.slots": "2",
-                      "limits.max_tokens": "4096"})
+                      "llama.extra_args": ONE_THREAD, "llama.context": str(2 * (BUSY_CAP + 64)),
+                      "limits.max_tokens": str(BUSY_CAP)})
     replies = ReplyTracker(bootstrap, topics["replies"])
-    jobs = [job(f"long {i}", max_tokens=700) for i in range(2)]
-    Submitter(bootstrap).send(topics["jobs"], jobs)
-    ids = [j["id"] for j in jobs]
-    replies.wait(ids, timeout=90)
-    replies.settle(2.0)
-    firsts = replies.check_delivery(ids)
-    for i in ids:
-        assert len(replies.runs(i)) == 1, f"{i} ran twice"
-        assert firsts[i]["usage"]["completion_tokens"] == 700
+    tokens, busy, pairs = 2000, 0.0, []
+    while busy <= MAX_POLL_S and len(pairs) < 3:
+        jobs = [job(f"long {len(pairs)} {i}", max_tokens=tokens) for i in range(2)]
+        Submitter(bootstrap).send(topics["jobs"], jobs)
+        ids = [j["id"] for j in jobs]
+        replies.wait(ids, timeout=90 + 3 * MAX_POLL_S)
+        replies.settle(1.0)
+        firsts = replies.check_delivery(ids)
+        for i in ids:
+            assert len(replies.runs(i)) == 1, f"{i} ran twice"
+            assert firsts[i]["usage"]["completion_tokens"] == tokens
+        busy, longest = both_busy_s(replies, set(ids))
+        pairs.append((tokens, round(busy, 1)))
+        tokens = min(BUSY_CAP, max(tokens, int(tokens * 1.5 * MAX_POLL_S / max(longest, 0.1))))
+    print(f"\nbusy worker: (tokens per job, both slots busy s) {pairs}")
+    assert busy > MAX_POLL_S, f"no pair kept both slots busy over {MAX_POLL_S} s: {pairs}"
     log = w.log_text()
     assert "evicted" not in log and "MAX_POLL" not in log and "revoked" not in log, log[-3000:]
 
@@ -144,12 +186,12 @@ def test_a_worker_that_cannot_serve_hands_its_partitions_back(kafka, bootstrap, 
     flag = tmp_path / "broken"
     wrapper = tmp_path / "llama-wrapper.sh"
     wrapper.write_text(f"#!/bin/sh\n[ -e '{flag}' ] && {{ echo 'GPU lost' >&2; exit 1; }}\n"
-                       f"exec '{FAKE_LLAMA}' \"$@\"\n")
+                       f"exec '{pool.llama_bin}' \"$@\"\n")
     wrapper.chmod(0o755)
-    cfg = {"kafka.properties": FAST_SESSION, "llama.unready_leave_s": "3",
+    cfg = {**REAL, "kafka.properties": FAST_SESSION, "llama.unready_leave_s": "3",
            "llama.restart_backoff_max_s": "2", "metrics.listen": '"127.0.0.1:0"'}
-    sick = pool.start(topics, bootstrap, llama_bin=str(wrapper), env=FAKE_ENV, **cfg)
-    healthy = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV, **cfg)
+    sick = pool.start(topics, bootstrap, llama_bin=str(wrapper), **cfg)
+    healthy = pool.start(topics, bootstrap, **cfg)
     wait_for(lambda: sick.log_text().count("assigned") >= 2, 30, "the group to settle")
     flag.write_text("")
     os.kill(llama_child(sick), signal.SIGKILL)
@@ -178,19 +220,16 @@ def test_a_worker_that_cannot_serve_hands_its_partitions_back(kafka, bootstrap, 
 
 def test_static_membership(kafka, bootstrap, topics, pool):
     props = "{ session_timeout_ms = 20000; heartbeat_interval_ms = 1000; }"
-    cfg = {"kafka.static_membership": "true", "kafka.properties": props}
-    a = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                   **{**cfg, "worker.id": '"static-a"'})
-    b = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                   **{**cfg, "worker.id": '"static-b"'})
+    cfg = {**REAL, "kafka.static_membership": "true", "kafka.properties": props}
+    a = pool.start(topics, bootstrap, **{**cfg, "worker.id": '"static-a"'})
+    b = pool.start(topics, bootstrap, **{**cfg, "worker.id": '"static-b"'})
     wait_for(lambda: "assigned 2 partition(s)" in b.log_text()
              and a.log_text().count("assigned") >= 2, 30, "two members, two partitions each")
     b_before = b.log_text().count("assigned")
     # A restart within session.timeout.ms: the same member id comes back and
     # gets its partitions without a rebalance (b sees no revocation).
     a.stop()
-    a2 = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                    **{**cfg, "worker.id": '"static-a"'})
+    a2 = pool.start(topics, bootstrap, **{**cfg, "worker.id": '"static-a"'})
     assert "assigned 2 partition(s)" in a2.log_text()
     time.sleep(3)
     assert b.log_text().count("assigned") == b_before and "revoked" not in b.log_text()
@@ -200,8 +239,7 @@ def test_static_membership(kafka, bootstrap, topics, pool):
     replies.wait([j["id"] for j in jobs], timeout=60)
     # A second member with the same id fences the first: a fatal consumer
     # error, and the fenced worker exits 4 for its service manager.
-    twin = pool.start(topics, bootstrap, llama_bin=str(FAKE_LLAMA), env=FAKE_ENV,
-                      wait_ready=False, **{**cfg, "worker.id": '"static-a"'})
+    twin = pool.start(topics, bootstrap, wait_ready=False, **{**cfg, "worker.id": '"static-a"'})
     fenced = wait_for(lambda: next((w for w in (a2, twin) if w.proc.poll() is not None), None),
                       60, "one of the two static-a members to exit")
     assert fenced.proc.returncode == 4, fenced.log_text()[-2000:]
@@ -210,6 +248,8 @@ def test_static_membership(kafka, bootstrap, topics, pool):
 
 
 def test_a_poison_job_fails_alone(bootstrap, topics, pool):
+    """On the fake llama-server: a real one has no prompt that kills it, and a
+    backend that dies on one prompt is the condition tested here."""
     # llama-server dies whenever it generates for the poison prompt, with 3
     # other jobs in flight: the lost runs rerun one at a time, the innocent
     # ones complete, the poison one ends backend_failed after retries + 1 crashes.
