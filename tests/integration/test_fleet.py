@@ -159,7 +159,7 @@ def test_busy_worker_stays_in_the_group_without_statistics(bootstrap, topics, po
                       "llama.extra_args": ONE_THREAD, "llama.context": str(2 * (BUSY_CAP + 64)),
                       "limits.max_tokens": str(BUSY_CAP)})
     replies = ReplyTracker(bootstrap, topics["replies"])
-    tokens, busy, pairs = 2000, 0.0, []
+    tokens, busy, pairs = 1000, 0.0, []
     while busy <= MAX_POLL_S and len(pairs) < 3:
         jobs = [job(f"long {len(pairs)} {i}", max_tokens=tokens) for i in range(2)]
         Submitter(bootstrap).send(topics["jobs"], jobs)
