@@ -126,7 +126,15 @@ def test_kafka_properties_choose_the_assignment_strategy(kafka, bootstrap, topic
 
 
 MAX_POLL_S = 10       # max.poll.interval.ms of the busy test
-BUSY_CAP = 40_000     # the most tokens a busy job asks for (the slot's context fits it)
+BUSY_CAP = 40_000     # the most tokens a busy job asks for
+# The busy jobs are longer than a slot's context: the busy test's llama-server
+# shifts the context instead of stopping. A small context (512 tokens a slot)
+# keeps the token rate even along a job (measured: 2 slots, 1 thread, about
+# 530 tokens/s each at every 1,000 tokens of 8,000; with 4,096 tokens a slot
+# it fell from 415 to 150 as the context filled), so the rate of a short job
+# predicts a long one's.
+BUSY_ARGS = '["--threads", "1", "--context-shift"]'
+BUSY_CONTEXT = "1024"
 
 
 def both_busy_s(replies, ids):
@@ -156,15 +164,15 @@ def test_busy_worker_stays_in_the_group_without_statistics(bootstrap, topics, po
              "session_timeout_ms = 6000; heartbeat_interval_ms = 1000; }" % (MAX_POLL_S * 1000))
     w = pool.start(topics, bootstrap,
                    **{"kafka.properties": props, "llama.slots": "2",
-                      "llama.extra_args": ONE_THREAD, "llama.context": str(2 * (BUSY_CAP + 64)),
+                      "llama.extra_args": BUSY_ARGS, "llama.context": BUSY_CONTEXT,
                       "limits.max_tokens": str(BUSY_CAP)})
     replies = ReplyTracker(bootstrap, topics["replies"])
-    tokens, busy, pairs = 1000, 0.0, []
+    tokens, busy, pairs, wait_s = 1000, 0.0, [], 90.0
     while busy <= MAX_POLL_S and len(pairs) < 3:
         jobs = [job(f"long {len(pairs)} {i}", max_tokens=tokens) for i in range(2)]
         Submitter(bootstrap).send(topics["jobs"], jobs)
         ids = [j["id"] for j in jobs]
-        replies.wait(ids, timeout=90 + 3 * MAX_POLL_S)
+        replies.wait(ids, timeout=wait_s)
         replies.settle(1.0)
         firsts = replies.check_delivery(ids)
         for i in ids:
@@ -172,7 +180,9 @@ def test_busy_worker_stays_in_the_group_without_statistics(bootstrap, topics, po
             assert firsts[i]["usage"]["completion_tokens"] == tokens
         busy, longest = both_busy_s(replies, set(ids))
         pairs.append((tokens, round(busy, 1)))
-        tokens = min(BUSY_CAP, max(tokens, int(tokens * 1.5 * MAX_POLL_S / max(longest, 0.1))))
+        rate = tokens / max(longest, 0.1)  # tokens/s of one job
+        tokens = min(BUSY_CAP, max(tokens, int(1.5 * MAX_POLL_S * rate)))
+        wait_s = 60 + 3 * tokens / rate
     print(f"\nbusy worker: (tokens per job, both slots busy s) {pairs}")
     assert busy > MAX_POLL_S, f"no pair kept both slots busy over {MAX_POLL_S} s: {pairs}"
     log = w.log_text()
