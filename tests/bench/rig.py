@@ -212,8 +212,10 @@ class Topics:
 
 def job_producer(bootstrap):
     # linger.ms 0: a job leaves at once, so the latency stage times the worker, not batching.
+    # batch.size as llmq's producers set it (the Python client, the CLI):
+    # with librdkafka's 1 MB the worker holds whole 1 MB fetched batches.
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 0,
-                     "queue.buffering.max.messages": 1_000_000})
+                     "queue.buffering.max.messages": 1_000_000, "batch.size": 65536})
 
 
 def produce_jobs(producer, topic, jobs):

@@ -5,7 +5,11 @@
  * as the worker does with its replies; a partition paused and resumed goes
  * on at the next offset, never skipping or repeating one (the worker's
  * offset tracker relies on it); a broker that is down is said once, not
- * once per client and again by librdkafka's own logger. */
+ * once per client and again by librdkafka's own logger; librdkafka's threads
+ * of the worker's clients run SCHED_BATCH, the loop thread does not. */
+#include <dirent.h>
+#include <sched.h>
+
 #include "mock_kafka.h"
 
 #define N_MESSAGES MOCK_N_KEYS
@@ -223,12 +227,57 @@ static void test_broker_down_said_once(void **state)
     mock_close(&m);
 }
 
+/* ---- librdkafka's threads yield to the loop ---- */
+
+/* How many of this process's threads named rdk:* run SCHED_BATCH. */
+static unsigned rdk_threads_batch(void)
+{
+    unsigned n = 0;
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    for (struct dirent *d; (d = readdir(dir));) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* "." and "..", or a thread that just ended */
+        if (fgets(comm, sizeof(comm), f) && strncmp(comm, "rdk:", 4) == 0 &&
+            sched_getscheduler((pid_t)strtol(d->d_name, NULL, 10)) == SCHED_BATCH)
+            n++;
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+static void test_librdkafka_threads_yield_to_the_loop(void **state)
+{
+    (void)state;
+    static struct mock m;
+    memset(&m, 0, sizeof(m));
+    static const struct kafka_events no_events = {.on_message = NULL};
+    unsigned before = rdk_threads_batch(); /* the mock cluster's own client: none */
+    mock_open(&m, &no_events, NULL);
+    char err[256];
+    assert_int_equal(kafka_subscribe(m.kafka, err, sizeof(err)), 0);
+    /* Each thread sets its policy as it starts: give them a moment. */
+    int64_t deadline = clock_mono_ms() + 5000;
+    while (rdk_threads_batch() - before < 4 && clock_mono_ms() < deadline)
+        usleep(10000);
+    /* The producer's and the consumer's main and broker threads at least. */
+    assert_true(rdk_threads_batch() - before >= 4);
+    assert_int_equal(before, 0);
+    assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+    mock_close(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fatal_producer_error_replaces_producer),
         cmocka_unit_test(test_pause_resume_never_skips_or_repeats),
         cmocka_unit_test(test_broker_down_said_once),
+        cmocka_unit_test(test_librdkafka_threads_yield_to_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

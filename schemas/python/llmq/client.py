@@ -247,6 +247,10 @@ class Client:
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "linger.ms": 5,
+            # A worker fetches a record batch whole and holds it until its
+            # last job is read: 64 KiB batches (librdkafka's default is
+            # 1 MB) keep a worker's RSS flat (FINDINGS, "cost per job").
+            "batch.size": 65536,
             "message.timeout.ms": int(ack_timeout * 1000),
             **kafka_config,
         })
