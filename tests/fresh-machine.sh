@@ -22,7 +22,9 @@
 #                   or `deps`: deploy/local/deps.sh alone (minutes: a check of the install
 #                   step after deps.sh changed, not instead of the full run)
 # Needs root and about 15 GB of free disk. The broker inside listens on
-# LLMQ_FRESH_KAFKA_PORT (default 39092) so it can run beside the host's rig.
+# LLMQ_FRESH_KAFKA_PORT (default 39092), its controller on
+# LLMQ_FRESH_KAFKA_CONTROLLER_PORT (39093) and its SASL_SSL listener on
+# LLMQ_FRESH_KAFKA_SASL_PORT (39094), so it can run beside the host's rig.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/deploy/local/common.sh"
@@ -113,6 +115,7 @@ in_root() {
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LLMQ_CACHE="$cache" LLMQ_KAFKA_PORT="${LLMQ_FRESH_KAFKA_PORT:-39092}" \
     LLMQ_KAFKA_CONTROLLER_PORT="${LLMQ_FRESH_KAFKA_CONTROLLER_PORT:-39093}" \
+    LLMQ_KAFKA_SASL_PORT="${LLMQ_FRESH_KAFKA_SASL_PORT:-39094}" \
     bash -c "cd /root/llmq && $*"
 }
 
