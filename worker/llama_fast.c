@@ -191,7 +191,7 @@ static void members(const struct doc *d, int obj, const char *const *names, int 
         const jsmntok_t *key = &d->tok[i];
         size_t len = (size_t)(key->end - key->start);
         for (size_t k = 0; k < n; k++)
-            if (strlen(names[k]) == len && memcmp(d->js + key->start, names[k], len) == 0)
+            if (strncmp(names[k], d->js + key->start, len) == 0 && names[k][len] == '\0')
                 at[k] = at[k] == ABSENT ? i + 1 : TWICE;
         i = skip(d, i + 1);
     }

@@ -136,9 +136,9 @@ static int signals_open(void)
 /* How often freed heap memory goes back to the system. */
 enum { TRIM_EVERY_MS = 5000 };
 
-/* A burst (the broker stalls for a moment and replies queue up) grows the
- * heaps of every thread that allocated in it, and glibc gives a heap back
- * only from its top: RSS stayed 6-9 MiB up for the rest of a ceiling run.
+/* A burst (a large fetched batch of jobs, replies queued while the broker
+ * pauses) grows the heaps of every thread that allocated in it, and glibc
+ * gives a heap back only from its top: RSS stayed up 6-9 MiB for seconds.
  * malloc_trim() also returns the free pages in the middle of every arena;
  * it walks the free lists, well under a millisecond at this size. */
 static void trim_heaps(struct loop *loop, void *ctx)

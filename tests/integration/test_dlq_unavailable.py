@@ -1,10 +1,10 @@
 """test_dlq_unavailable.py — issue 16 point 2's fault test (real broker, the
-real llama-server with the tiny model, one thread): the dead-letter topic is deleted while 1 MB invalid jobs
-and normal jobs keep arriving for a minute. The worker must stop taking jobs
-instead of growing (its RSS stays under the bound derived below, consumer lag
-grows instead), and once the topic is created again every job ends with its
-replies and every invalid job with its dead-letter copy, nothing lost, every
-offset committed.
+real llama-server with the tiny model, one thread): the dead-letter topic is
+deleted while 1 MB invalid jobs and normal jobs keep arriving for a minute.
+The worker must stop taking jobs instead of growing (its RSS stays under the
+bound derived below, consumer lag grows instead), and once the topic is
+created again every job ends with its replies and every invalid job with its
+dead-letter copy, nothing lost, every offset committed.
 
 Why a deleted topic and not an ACL denial: both are waited out for the
 worker's own dead-letter topic (delivery.c `permanent`: a missing or
