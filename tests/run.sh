@@ -86,6 +86,10 @@ if [ "$unit_only" -eq 0 ]; then
   }
   stage rig rig
   export LLMQ_BUILD_DIR="$ROOT/build" LLMQ_KAFKA_BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
+  # A broker this script started serves no other run: the suite may delete the
+  # topics earlier runs left (each run deletes its own at the end; one that was
+  # killed cannot, and a broker loads every partition it keeps at each start).
+  [ "$kafka_was_running" -eq 1 ] || export LLMQ_SWEEP_SUITE_TOPICS=1
   stage integration python -m pytest -v -p no:cacheprovider --timeout 600 \
     --junitxml="$RESULTS/pytest.xml" "${pytest_args[@]}" tests/integration
   [ "$kafka_was_running" -eq 1 ] || bash deploy/local/kafka.sh stop || true

@@ -11,7 +11,8 @@
 #   kafka.sh sasl-info                   print the secured listener's address, CA file and client
 #                                        properties file (librdkafka names) as NAME=VALUE lines
 # Jars live in $LLMQ_CACHE/kafka-$KAFKA_VERSION/libs; data, config, pid and log in $LLMQ_STATE/kafka.
-# LLMQ_KAFKA_WAIT_S bounds the start/wait time (default 60).
+# LLMQ_KAFKA_WAIT_S bounds the start/wait time (default 300: a broker loads every partition
+# it keeps before it answers, ~55 s at 19,500 of them on a 2-core machine).
 # Quick start: the broker's application classes are kept in a CDS archive ($LLMQ_STATE/kafka/
 # kafka.jsa, written when the first broker of a jar set and JVM stops through kafka.sh stop,
 # used by every later start: about half the boot CPU); "answers" is one Kafka Metadata request
@@ -41,7 +42,7 @@ PIDFILE="$STATE/kafka.pid"
 LOGFILE="$STATE/kafka.log"
 CLUSTER_ID_FILE="$STATE/cluster.id"
 BOOTSTRAP="127.0.0.1:$LLMQ_KAFKA_PORT"
-WAIT_S=${LLMQ_KAFKA_WAIT_S:-60}
+WAIT_S=${LLMQ_KAFKA_WAIT_S:-300}
 STOP_WAIT_S=30
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 SASL=${LLMQ_KAFKA_SASL:-0}
@@ -327,9 +328,21 @@ show_log_tail() {
   tail -25 "$LOGFILE" >&2
 }
 
+# How far the broker's log loading is: its log's last "(N/M completed in DIR)" (one per
+# partition loaded) or "Loaded M logs" (all loaded; then it replays its metadata).
+loaded_logs() {
+  local line
+  line=$(grep -o '[0-9]*/[0-9]* completed in\|Loaded [0-9]* logs' "$LOGFILE" 2>/dev/null | tail -1)
+  case "$line" in
+    '') echo "its log: $LOGFILE" ;;
+    Loaded*) echo "${line#Loaded } loaded, replaying its metadata" ;;
+    *) echo "logs loaded: ${line% completed in}" ;;
+  esac
+}
+
 # Wait until the broker answers a metadata request; fail early if the process dies.
 wait_ready() {
-  local t0 deadline pid
+  local t0 deadline pid next_progress=$((SECONDS + 30))
   t0=$(now_ms)
   deadline=$((SECONDS + WAIT_S))
   while [ "$SECONDS" -lt "$deadline" ]; do
@@ -341,6 +354,10 @@ wait_ready() {
     if answers; then
       log "kafka: broker pid $pid answers on $BOOTSTRAP ($(took "$t0"))"
       return 0
+    fi
+    if [ "$SECONDS" -ge "$next_progress" ]; then
+      next_progress=$((SECONDS + 30))
+      log "kafka: broker pid $pid still starting ($(took "$t0")); $(loaded_logs)"
     fi
     sleep 0.1
   done

@@ -3,6 +3,7 @@ wrapper (topics, producing jobs, collecting replies) and a Worker that runs
 build/llmq-worker with a generated config and captures its log."""
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import threading
@@ -10,10 +11,14 @@ import time
 import uuid
 
 import msgpack
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# The names of the topics the suite makes (a random 8-hex tag in each): what
+# Kafka.sweep_suite_topics may delete. Nothing else on the broker matches.
+SUITE_TOPIC = re.compile(r"^(t[0-9a-f]{8}\.|(allowed|evil)\.t?[0-9a-f]{8}$|rig-[0-9a-f]{8}$)")
 
 
 def job(prompt=None, messages=None, **fields):
@@ -28,10 +33,15 @@ def job(prompt=None, messages=None, **fields):
 
 
 class Kafka:
+    """The suite's view of the broker. Every topic made through create_topic is
+    deleted again by delete_created: a broker that kept them would load each
+    run's ~1,300 partitions at every start (55 s at 19,500 of them)."""
+
     def __init__(self, bootstrap):
         self.bootstrap = bootstrap
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+        self.created = []
 
     def wait_ready(self, timeout):
         deadline = time.time() + timeout
@@ -47,6 +57,7 @@ class Kafka:
                              "start it with deploy/local/kafka.sh start")
 
     def create_topic(self, name, partitions):
+        self.created.append(name)
         fs = self.admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
         fs[name].result(timeout=30)
         deadline = time.time() + 30
@@ -72,6 +83,33 @@ class Kafka:
         md = self.admin.list_topics(topic, timeout=10).topics[topic]
         c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
         return c
+
+    def delete_topics(self, names, timeout=120):
+        """Delete `names` (in requests of 500); returns {name: why} for each
+        one the broker did not delete (one already gone counts as deleted)."""
+        failed = {}
+        for i in range(0, len(names), 500):
+            fs = self.admin.delete_topics(names[i:i + 500], operation_timeout=timeout)
+            for name, f in fs.items():
+                try:
+                    f.result(timeout=timeout)
+                except KafkaException as e:
+                    if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        failed[name] = str(e)
+        return failed
+
+    def delete_created(self):
+        """Delete the topics this run made; {name: why} for any left."""
+        names, self.created = sorted(set(self.created)), []
+        return self.delete_topics(names) if names else {}
+
+    def sweep_suite_topics(self):
+        """Delete the topics that earlier runs of the suite left (names of the
+        SUITE_TOPIC shape): only safe while no other run uses the broker.
+        Returns (how many were found, {name: why} for any left)."""
+        names = sorted(t for t in self.admin.list_topics(timeout=30).topics
+                       if SUITE_TOPIC.match(t))
+        return len(names), (self.delete_topics(names) if names else {})
 
     def close(self):
         self.producer.flush(10)

@@ -1,7 +1,9 @@
 """test_rig.py — the rig itself works: the real broker round-trips a message
 through librdkafka from C, the real llama-server streams a completion with
-the tiny model through libcurl (tests/tools/rig_smoke.c), and the local
-stack's model (deploy/local/models.sh smollm2) answers a chat question."""
+the tiny model through libcurl (tests/tools/rig_smoke.c), the local
+stack's model (deploy/local/models.sh smollm2) answers a chat question, and
+the suite deletes the topics it makes (a broker keeping every run's
+partitions took 55 s to start, then more than tests/run.sh waited)."""
 import contextlib
 import json
 import pathlib
@@ -13,6 +15,8 @@ import urllib.request
 import uuid
 
 import pytest
+
+from llmq_harness import SUITE_TOPIC, Kafka
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -63,6 +67,27 @@ def test_kafka_roundtrip_from_c(kafka, build_dir):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "consumed it back" in out.stdout
+
+
+def test_suite_topics_are_deleted(kafka):
+    """delete_created removes what create_topic made; every name the suite
+    makes has the shape that LLMQ_SWEEP_SUITE_TOPICS sweeps, and nothing else
+    (the local stack's llmq.jobs, a bench run's topics) has it."""
+    tag = uuid.uuid4().hex[:8]
+    mine = Kafka(kafka.bootstrap)
+    names = [f"t{tag}.jobs", f"t{tag}.jobs.urgent", f"allowed.t{tag}", f"evil.{tag}", f"rig-{tag}"]
+    for name in names:
+        mine.create_topic(name, 1)
+    assert all(SUITE_TOPIC.match(n) for n in names)
+    assert not any(SUITE_TOPIC.match(n) for n in
+                   ("llmq.jobs", "llmq.replies", f"bench{tag}.jobs", f"t{tag}", "__consumer_offsets"))
+    assert mine.delete_created() == {}
+    assert mine.created == []
+    deadline = time.time() + 30
+    while set(names) & set(kafka.admin.list_topics(timeout=10).topics) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not set(names) & set(kafka.admin.list_topics(timeout=10).topics)
+    mine.close()
 
 
 def test_llama_stream_from_c(llama_server, build_dir):
