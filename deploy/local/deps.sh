@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # deps.sh — install what llmq needs to build, run its rig and run its tests:
-# Debian packages (skipped when already present) and a Python virtualenv in
-# the cache with tests/requirements.txt. Safe to run again; prints the venv.
-#   deps.sh          everything
-#   deps.sh --apt    Debian packages only
+# Debian packages (skipped when already present), a Python virtualenv in the
+# cache with tests/requirements.txt, and kustomize (built once with Go, from
+# the Go module proxy, for the render test of deploy/k8s). Safe to run again;
+# prints the venv.
+#   deps.sh            everything
+#   deps.sh --apt      Debian packages only
+#   deps.sh kustomize  kustomize only; prints its path
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -14,7 +17,12 @@ APT_PACKAGES=(
   clang clang-format clang-tidy
   openjdk-17-jdk-headless maven
   python3 python3-venv python3-pip nodejs npm
+  systemd # systemd-analyze verify checks deploy/systemd's unit
 )
+
+# kustomize renders deploy/k8s in tests; a pinned version (its go.mod asks for Go
+# 1.22.7, which bookworm-backports' 1.23 has), rather than whatever kubectl embeds.
+KUSTOMIZE_VERSION=v5.7.1
 
 install_apt() {
   local missing=() installed
@@ -114,8 +122,22 @@ install_venv() {
   echo "$venv"
 }
 
+# install_kustomize: build kustomize into the cache once (go install, ~2 min of
+# CPU the first time); print its path.
+install_kustomize() {
+  local dir="$LLMQ_CACHE/kustomize-$KUSTOMIZE_VERSION"
+  if [ ! -x "$dir/kustomize" ]; then
+    command -v go >/dev/null || die "go is needed to build kustomize (deps.sh --apt installs it)"
+    log "kustomize: building $KUSTOMIZE_VERSION into $dir (go install)"
+    GOBIN="$dir" GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2 ||
+      die "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION failed"
+  fi
+  echo "$dir/kustomize"
+}
+
 case "${1:-all}" in
   --apt) install_apt ;;
-  all) install_apt; install_venv ;;
-  *) die "usage: $0 [--apt]" ;;
+  kustomize) install_kustomize ;;
+  all) install_apt; install_kustomize >/dev/null; install_venv ;;
+  *) die "usage: $0 [--apt | kustomize]" ;;
 esac

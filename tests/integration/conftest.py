@@ -8,7 +8,6 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -30,31 +29,38 @@ def bootstrap():
 
 
 @pytest.fixture(scope="session")
-def kafka(bootstrap):
+def kafka(bootstrap, pytestconfig):
     """The broker, for the whole session. With LLMQ_SWEEP_SUITE_TOPICS=1 (tests/run.sh
     sets it when it started the broker itself, so no other run is using it) the topics
     that earlier runs left are deleted first; the topics this run makes are deleted at
     its end (LLMQ_KEEP_TOPICS=1 keeps them, to read after a failure)."""
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def say(line):  # to the terminal: pytest captures what a fixture prints
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}", flush=True)
     k = Kafka(bootstrap)
     k.wait_ready(timeout=30)
     if os.environ.get("LLMQ_SWEEP_SUITE_TOPICS") == "1":
         t0 = time.monotonic()
         found, left = k.sweep_suite_topics()
-        # sys.__stderr__: pytest captures what a session fixture prints.
-        print(f"\nconftest: deleted {found - len(left)} of {found} topics left by earlier runs"
-              f" ({time.monotonic() - t0:.1f} s)", file=sys.__stderr__)
-        _report_left(left)
+        say(f"conftest: deleted {found - len(left)} of {found} topics left by earlier runs"
+            f" ({time.monotonic() - t0:.1f} s)")
+        _report_left(say, left)
     yield k
     odd = sorted({n for n in k.created if not SUITE_TOPIC.match(n)})
     if os.environ.get("LLMQ_KEEP_TOPICS") != "1":
-        _report_left(k.delete_created())
+        made = len(set(k.created))
+        left = k.delete_created()
+        say(f"conftest: deleted {made - len(left)} of the {made} topics this run made")
+        _report_left(say, left)
     k.close()
     assert not odd, f"topics a sweep would miss after a killed run (widen SUITE_TOPIC): {odd}"
 
 
-def _report_left(left):
+def _report_left(say, left):
     for name, why in sorted(left.items()):
-        print(f"conftest: topic {name} not deleted: {why}", file=sys.__stderr__)
+        say(f"conftest: topic {name} not deleted: {why}")
 
 
 @pytest.fixture(scope="session")
