@@ -219,12 +219,21 @@ export class Client {
     }
     const trackers = prepared.map((p) => new Tracker(p.id, stream || null));
     for (const t of trackers) this.#pending.set(t.id, t);
+    // One send per slice of at most JOB_BATCH_BYTES: one send is one record
+    // batch per partition, and a worker holds a fetched batch whole until its
+    // last job is read (FINDINGS, "The worker's cost per job"); a batch over
+    // the broker's message.max.bytes would be refused whole. In order, so a
+    // partition's jobs keep the order they were given in.
+    let sent = 0;
     try {
-      await this.#producer.send({
-        messages: prepared.map(({ id, value }) => ({ topic, key: Buffer.from(id), value })),
-      });
+      for (const slice of slicesBySize(prepared, JOB_BATCH_BYTES)) {
+        await this.#producer.send({
+          messages: slice.map(({ id, value }) => ({ topic, key: Buffer.from(id), value })),
+        });
+        sent += slice.length;
+      }
     } catch (e) {
-      for (const t of trackers) {
+      for (const t of trackers.slice(sent)) {
         this.#forget(t.id);
         t.settle(new DeliveryFailed(t.id, e.message));
       }
@@ -274,6 +283,30 @@ export class Client {
       t.settle(reply.type === "error" ? jobFailed(reply) : null, reply);
     }
   }
+}
+
+/** The most job bytes (encoded values) that one send carries: 64 KiB, as the
+ * Python client's and the CLI's producers batch jobs (librdkafka's default is
+ * 1 MB). */
+export const JOB_BATCH_BYTES = 64 * 1024;
+
+/** `items` ({value: Buffer}) cut, in order, into slices whose values add up
+ * to at most `maxBytes`; an item larger than that is a slice of its own. */
+export function slicesBySize(items, maxBytes) {
+  const slices = [];
+  let slice = [];
+  let bytes = 0;
+  for (const item of items) {
+    if (slice.length > 0 && bytes + item.value.length > maxBytes) {
+      slices.push(slice);
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(item);
+    bytes += item.value.length;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
 }
 
 /** The jobs topic of `lane` (undefined: the client's jobs topic); RangeError

@@ -1,5 +1,6 @@
 // steering.test.js — the steering job fields (logprobs, lora, chunk_ms),
-// logprobs in replies, partialText on JobFailed, and lane selection, without Kafka.
+// logprobs in replies, partialText on JobFailed, lane selection, and how
+// submitMany slices its jobs, without Kafka.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
@@ -7,7 +8,7 @@ import { test } from "node:test";
 import { decode, encode } from "@msgpack/msgpack";
 
 import { InvalidJob, JobCancelled, decodeReply, encodeJob, jobFailed, validateJob } from "../index.js";
-import { laneTopic } from "../lib/client.js";
+import { JOB_BATCH_BYTES, laneTopic, slicesBySize } from "../lib/client.js";
 
 const VECTORS = new URL("../../vectors/", import.meta.url);
 const reply = (name) => decodeReply(new Uint8Array(readFileSync(new URL(`${name}.msgpack`, VECTORS))));
@@ -103,4 +104,18 @@ test("a lane names its jobs topic", () => {
   assert.equal(laneTopic(opts, undefined), "llmq.jobs");
   assert.equal(laneTopic(opts, "urgent"), "llmq.jobs.urgent");
   assert.throws(() => laneTopic(opts, "vip"), /^RangeError: lane vip: not one of this client's lanes \[batch,urgent\]/);
+});
+
+test("submitMany's jobs go out in slices of at most 64 KiB, in order", () => {
+  const job = (id, size) => ({ id, value: Buffer.alloc(size) });
+  const jobs = [job("a", 40_000), job("b", 20_000), job("c", 10_000), job("d", 100_000), job("e", 1)];
+  const slices = slicesBySize(jobs, JOB_BATCH_BYTES);
+  assert.equal(JOB_BATCH_BYTES, 65536);
+  assert.deepEqual(slices.map((s) => s.map((j) => j.id)), [["a", "b"], ["c"], ["d"], ["e"]]);
+  assert.deepEqual(slicesBySize([], JOB_BATCH_BYTES), []);
+  const many = Array.from({ length: 1000 }, (_, i) => job(`j${i}`, 1000));
+  const cut = slicesBySize(many, JOB_BATCH_BYTES);
+  assert.deepEqual(cut.flat().map((j) => j.id), many.map((j) => j.id));
+  assert.ok(cut.every((s) => s.reduce((n, j) => n + j.value.length, 0) <= JOB_BATCH_BYTES));
+  assert.equal(cut.length, Math.ceil(1000 / 65));
 });
