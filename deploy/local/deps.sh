@@ -122,15 +122,19 @@ install_venv() {
   echo "$venv"
 }
 
-# install_kustomize: build kustomize into the cache once (go install, ~2 min of
-# CPU the first time); print its path.
+# install_kustomize: build kustomize into the cache once (go install: 45 s on a
+# fresh machine, downloads included); print its path.
 install_kustomize() {
   local dir="$LLMQ_CACHE/kustomize-$KUSTOMIZE_VERSION"
   if [ ! -x "$dir/kustomize" ]; then
     command -v go >/dev/null || die "go is needed to build kustomize (deps.sh --apt installs it)"
     log "kustomize: building $KUSTOMIZE_VERSION into $dir (go install)"
-    GOBIN="$dir" GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2 ||
-      die "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION failed"
+    mkdir -p "$dir"
+    if ! GOBIN="$dir" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" \
+      >"$dir/install.log" 2>&1; then
+      tail -20 "$dir/install.log" >&2
+      die "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION failed (log: $dir/install.log)"
+    fi
   fi
   echo "$dir/kustomize"
 }
