@@ -49,6 +49,8 @@ host_mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
+# The commit the root gets, taken at the start: HEAD may move during the run.
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD)
 FRESH=$(mktemp -d /var/tmp/llmq-fresh.XXXXXX)
 ROOTFS="$FRESH/root"
 REPORT="$FRESH/report.txt"
@@ -90,8 +92,9 @@ debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOTFS" "$mir
   { tail -20 "$FRESH/debootstrap.log"; die "debootstrap failed"; }
 bootstrap_s=$((SECONDS - t0))
 
-git clone -q "file://$REPO" "$ROOTFS/root/llmq" || die "cannot clone $REPO"
-log "clean clone of $(git -C "$REPO" rev-parse --short HEAD) in /root/llmq"
+{ git clone -q "file://$REPO" "$ROOTFS/root/llmq" &&
+  git -C "$ROOTFS/root/llmq" checkout -q --detach "$COMMIT"; } || die "cannot clone $REPO at $COMMIT"
+log "clean clone of $COMMIT in /root/llmq"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # The network this machine reaches the registries through is part of the
 # machine, not of what llmq installs: where its egress re-signs TLS with a
@@ -142,6 +145,6 @@ run_step suite-cold /root/.cache/llmq-suite ./tests/run.sh
 run_step suite-warm /root/.cache/llmq-suite ./tests/run.sh
 
 echo
-echo "fresh bookworm rehearsal of $(git -C "$REPO" rev-parse --short HEAD) on $(nproc) cores, $(date -u +%F):"
+echo "fresh bookworm rehearsal of $COMMIT on $(nproc) cores, $(date -u +%F):"
 cat "$REPORT"
 exit $failed
