@@ -182,6 +182,33 @@ def test_wrong_password_cli_and_python_fail_within_bounds(secured, topics, llmq_
     assert "\n" not in str(e.value)
 
 
+REFUSED_CLIENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import llmq
+props = dict(arg.split("=", 1) for arg in sys.argv[3:])
+try:
+    llmq.Client(sys.argv[2], jobs_topic="j", reply_topic="r", **props)
+except llmq.errors.LlmqError as e:
+    kept = e  # its traceback holds the half-made client, as pytest.raises would
+    print("RAISED", file=sys.stderr, flush=True)
+time.sleep(3)
+"""
+
+
+def test_a_refused_python_client_leaves_nothing_connecting(secured):
+    """A Client whose broker refused it lets its producer go at once: kept
+    alive by the exception's traceback, it went on retrying the broker (one
+    refused SASL handshake every 0.5 s, logged) until a GC pass, through the
+    tests that came after."""
+    props = [f"{k}={v}" for k, v in secured.client_props(**{"sasl.password": "wrong"}).items()]
+    r = subprocess.run([sys.executable, "-c", REFUSED_CLIENT, str(ROOT / "schemas" / "python"),
+                        secured.bootstrap, *props], capture_output=True, text=True, timeout=60)
+    assert "RAISED" in r.stderr, r.stderr
+    after = r.stderr.split("RAISED", 1)[1]
+    assert "FAIL" not in after, f"the refused client still connects:{after}"
+
+
 @pytest.mark.parametrize("command", [["tail", "--count", "1"], ["submit", "hello"]])
 def test_wrong_password_cli_names_authentication(secured, topics, llmq_cli, command):
     """A refused login ends any command at once (exit 4) with one line naming

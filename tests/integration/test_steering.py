@@ -127,7 +127,11 @@ def test_cancel_running_frees_the_slot(kafka, topics, control, start_worker, lla
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print(f"\ncancel -> slot free over {len(latencies)} cancels: p50 {p50*1000:.1f} ms, "
           f"p99 {p99*1000:.1f} ms, max {latencies[-1]*1000:.1f} ms")
-    assert latencies[-1] < 1.0
+    # A cancel frees the slot at once, not when the 4,000-token job would have
+    # ended (~2.6 s at the tiny model's 1,500 tokens/s): the median says so.
+    # Single cancels have a tail (FINDINGS, "Steering in the worker": medians
+    # 10-15 ms, but 1.35-1.39 s twice in ~320 cancels), so the max is looser.
+    assert p50 < 0.5 and latencies[-1] < 2.5
 
 
 def test_cancel_before_consumption_and_behind_a_running_job(kafka, topics, control, start_worker,

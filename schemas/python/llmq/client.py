@@ -264,7 +264,11 @@ class Client:
             self._consumer.assign(self._reply_partitions())
         except BaseException:
             self._consumer.close()
+            # Dropped, not just flushed: the error callback holds self, and a
+            # traceback that holds self would keep the producer alive, still
+            # reconnecting (with refused credentials, say) until a GC pass.
             self._producer.flush(0)
+            self._producer = None
             raise
         self._thread = threading.Thread(target=self._read_replies, name="llmq-replies",
                                         daemon=True)
