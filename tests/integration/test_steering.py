@@ -108,8 +108,11 @@ def test_cancel_running_frees_the_slot(kafka, topics, control, start_worker, lla
             assert replies.poll_until(lambda r: any(x["type"] == "chunk" for x in r.by_id.get(jid, [])),
                                       60), "no chunk"
             assert slot_busy(llama)
-            t0 = time.monotonic()
+            # From the broker's ack of the cancel: the produce itself stalled
+            # for 0.3-0.6 s now and then (the worker read each cancel within
+            # ms of its ack; FINDINGS, "Steering in the worker").
             cancel(kafka, control, jid, reason="stop it")
+            t0 = time.monotonic()
             while slot_busy(llama):
                 assert time.monotonic() - t0 < 5, "slot still busy after 5 s"
                 time.sleep(0.005)
@@ -125,12 +128,11 @@ def test_cancel_running_frees_the_slot(kafka, topics, control, start_worker, lla
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    print(f"\ncancel -> slot free over {len(latencies)} cancels: p50 {p50*1000:.1f} ms, "
+    print(f"\ncancel acked -> slot free over {len(latencies)} cancels: p50 {p50*1000:.1f} ms, "
           f"p99 {p99*1000:.1f} ms, max {latencies[-1]*1000:.1f} ms")
     # A cancel frees the slot at once, not when the 4,000-token job would have
     # ended (~2.6 s at the tiny model's 1,500 tokens/s): the median says so.
-    # Single cancels have a tail (FINDINGS, "Steering in the worker": medians
-    # 10-15 ms, but 1.35-1.39 s twice in ~320 cancels), so the max is looser.
+    # llama-server itself takes up to ~0.4 s now and then to free the slot.
     assert p50 < 0.5 and latencies[-1] < 2.5
 
 
