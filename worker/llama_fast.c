@@ -190,8 +190,10 @@ static void members(const struct doc *d, int obj, const char *const *names, int 
     for (int m = 0; m < d->tok[obj].size; m++) {
         const jsmntok_t *key = &d->tok[i];
         size_t len = (size_t)(key->end - key->start);
+        /* strnlen reads a name no further than len + 1 bytes, whatever
+         * bytes the key holds: no strlen of every name per member. */
         for (size_t k = 0; k < n; k++)
-            if (strncmp(names[k], d->js + key->start, len) == 0 && names[k][len] == '\0')
+            if (strnlen(names[k], len + 1) == len && memcmp(d->js + key->start, names[k], len) == 0)
                 at[k] = at[k] == ABSENT ? i + 1 : TWICE;
         i = skip(d, i + 1);
     }
